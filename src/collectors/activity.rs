@@ -1,0 +1,205 @@
+//! `activity`: sessions, long queries, idle transactions, lock waits and what
+//! holds back the xmin horizon.
+//! Source: pg_stat_activity, pg_locks, pg_prepared_xacts, pg_replication_slots.
+//! Scope: cluster. PostgreSQL ≥ 14 (`pg_locks.waitstart`).
+//!
+//! Without pg_monitor/pg_read_all_stats PostgreSQL shows other roles'
+//! sessions with NULL state and times: they count under `state=""` and are
+//! missing from ages (see `pgmaint_exporter_role_privilege`). No query text is
+//! ever used as a label.
+
+use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Param, Query, Scope, Source};
+use crate::error::CollectError;
+use crate::metrics::{Family, Sink};
+
+/// One row per (database, state, backend type) with its session count.
+const CONNECTIONS_SQL: &str = "SELECT coalesce(datname, '')::text, coalesce(state, '')::text,
+       coalesce(backend_type, '')::text, count(*)::float8
+  FROM pg_stat_activity
+ WHERE pid <> pg_backend_pid()
+ GROUP BY 1, 2, 3";
+
+/// One row per database: lock waiters, the oldest running query, the longest
+/// idle-in-transaction spell, and how many queries run longer than $1 seconds.
+/// Our own session is excluded.
+const SESSIONS_SQL: &str = "SELECT coalesce(datname, '')::text,
+       count(*) FILTER (WHERE wait_event_type = 'Lock')::float8,
+       extract(epoch FROM max(clock_timestamp() - query_start) FILTER (WHERE state = 'active'))::float8,
+       extract(epoch FROM max(clock_timestamp() - state_change) FILTER (WHERE state LIKE 'idle in transaction%'))::float8,
+       count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend'
+                          AND clock_timestamp() - query_start > make_interval(secs => $1))::float8
+  FROM pg_stat_activity
+ WHERE pid <> pg_backend_pid() AND datname IS NOT NULL
+ GROUP BY 1";
+
+/// One row per (database, transaction state): age of the oldest open transaction.
+const XACTS_SQL: &str = "SELECT coalesce(datname, '')::text, state::text,
+       extract(epoch FROM max(clock_timestamp() - xact_start))::float8
+  FROM pg_stat_activity
+ WHERE pid <> pg_backend_pid() AND xact_start IS NOT NULL
+   AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
+ GROUP BY 1, 2";
+
+/// One row per database with a session waiting on a heavyweight lock: the
+/// longest current wait. Lock waits on transaction ids have no `database` in
+/// pg_locks, so the waiter's database comes from pg_stat_activity.
+const LOCK_WAITS_SQL: &str = "SELECT coalesce(a.datname, '')::text,
+       extract(epoch FROM max(clock_timestamp() - l.waitstart))::float8
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE NOT l.granted AND l.waitstart IS NOT NULL
+ GROUP BY 1";
+
+/// One row per kind of xmin holder: the age (in transactions) of the oldest
+/// one. Any of them keeps VACUUM from removing dead rows newer than it.
+const HORIZON_SQL: &str = "SELECT 'backend_xmin', max(age(backend_xmin))::float8 FROM pg_stat_activity
+UNION ALL SELECT 'prepared_xact', max(age(transaction))::float8 FROM pg_prepared_xacts
+UNION ALL SELECT 'replication_slot_xmin', max(age(xmin))::float8 FROM pg_replication_slots
+UNION ALL SELECT 'replication_slot_catalog_xmin', max(age(catalog_xmin))::float8 FROM pg_replication_slots";
+
+/// One row: prepared transactions and the age of the oldest.
+const PREPARED_SQL: &str = "SELECT count(*)::float8,
+       extract(epoch FROM clock_timestamp() - min(prepared))::float8
+  FROM pg_prepared_xacts";
+
+/// One row: the connection limits.
+const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::float8,
+       current_setting('superuser_reserved_connections')::float8
+         + coalesce(current_setting('reserved_connections', true), '0')::float8";
+
+static CONNECTIONS: Family = Family::gauge(
+    "pg_activity_connections",
+    "Sessions by database, state and backend_type (pg_stat_activity; state is empty for background processes and for sessions hidden by missing privileges).",
+    &["datname", "state", "backend_type"],
+);
+static MAX_CONNECTIONS: Family = Family::gauge(
+    "pg_activity_max_connections",
+    "The max_connections setting: the server's connection limit.",
+    &[],
+);
+static RESERVED_CONNECTIONS: Family = Family::gauge(
+    "pg_activity_reserved_connections",
+    "Connections reserved for superusers and pg_use_reserved_connections (superuser_reserved_connections + reserved_connections).",
+    &[],
+);
+static LOCK_WAITING: Family = Family::gauge(
+    "pg_activity_lock_waiting_sessions",
+    "Sessions waiting on a heavyweight lock (pg_stat_activity.wait_event_type = 'Lock').",
+    &["datname"],
+);
+static LOCK_WAIT_MAX: Family = Family::gauge(
+    "pg_activity_lock_wait_max_seconds",
+    "Longest current wait for a heavyweight lock (pg_locks.waitstart); absent when nobody waits.",
+    &["datname"],
+);
+static OLDEST_QUERY: Family = Family::gauge(
+    "pg_activity_oldest_query_age_seconds",
+    "Age of the oldest running query (state 'active', now - query_start); absent when none runs.",
+    &["datname"],
+);
+static IDLE_IN_XACT: Family = Family::gauge(
+    "pg_activity_idle_in_transaction_max_seconds",
+    "Longest time a session has sat idle inside an open transaction (now - state_change for 'idle in transaction%').",
+    &["datname"],
+);
+static LONG_QUERIES: Family = Family::gauge(
+    "pg_activity_long_running_queries",
+    "Client queries running longer than PGMAINT_LONG_QUERY_SECONDS.",
+    &["datname"],
+);
+static OLDEST_XACT: Family = Family::gauge(
+    "pg_activity_oldest_xact_age_seconds",
+    "Age of the oldest open transaction by session state (now - xact_start).",
+    &["datname", "state"],
+);
+static HORIZON: Family = Family::gauge(
+    "pg_xmin_horizon_age",
+    "Age in transactions of the oldest xmin held by each kind of holder (backend_xmin, prepared_xact, replication_slot_xmin, replication_slot_catalog_xmin); VACUUM cannot remove rows newer than it.",
+    &["holder"],
+);
+static PREPARED: Family = Family::gauge(
+    "pg_prepared_xacts",
+    "Prepared (two-phase) transactions waiting for COMMIT/ROLLBACK PREPARED (pg_prepared_xacts).",
+    &[],
+);
+static PREPARED_AGE: Family = Family::gauge(
+    "pg_prepared_xacts_oldest_age_seconds",
+    "Age of the oldest prepared transaction; absent when there is none.",
+    &[],
+);
+
+static FAMILIES: &[&Family] = &[
+    &CONNECTIONS,
+    &MAX_CONNECTIONS,
+    &RESERVED_CONNECTIONS,
+    &LOCK_WAITING,
+    &LOCK_WAIT_MAX,
+    &OLDEST_QUERY,
+    &IDLE_IN_XACT,
+    &LONG_QUERIES,
+    &OLDEST_XACT,
+    &HORIZON,
+    &PREPARED,
+    &PREPARED_AGE,
+];
+
+pub struct Activity;
+
+impl Collector for Activity {
+    fn name(&self) -> &'static str {
+        "activity"
+    }
+    fn description(&self) -> &'static str {
+        "Sessions by state, long queries, idle transactions, lock waits, xmin horizon holders."
+    }
+    fn scope(&self) -> Scope {
+        Scope::Cluster
+    }
+    fn families(&self) -> &'static [&'static Family] {
+        FAMILIES
+    }
+    fn source(&self, ctx: &Ctx) -> Source {
+        if ctx.server.major() < 14 {
+            return Source::NotApplicable;
+        }
+        Source::Sql(vec![
+            Query::new("connections", CONNECTIONS_SQL),
+            Query::new("sessions", SESSIONS_SQL).param(Param::Float(ctx.config.long_query_seconds)),
+            Query::new("xacts", XACTS_SQL),
+            Query::new("lock_waits", LOCK_WAITS_SQL),
+            Query::new("horizon", HORIZON_SQL),
+            Query::new("prepared", PREPARED_SQL),
+            Query::new("limits", LIMITS_SQL),
+        ])
+    }
+    fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
+        for row in input.rows("connections")? {
+            let (db, state, kind) = (text(row, 0)?, text(row, 1)?, text(row, 2)?);
+            out.gauge(&CONNECTIONS, &[&db, &state, &kind], num0(row, 3)?);
+        }
+        for row in input.rows("sessions")? {
+            let db = text(row, 0)?;
+            out.gauge(&LOCK_WAITING, &[&db], num0(row, 1)?);
+            out.gauge_opt(&OLDEST_QUERY, &[&db], num(row, 2)?);
+            out.gauge_opt(&IDLE_IN_XACT, &[&db], num(row, 3)?);
+            out.gauge(&LONG_QUERIES, &[&db], num0(row, 4)?);
+        }
+        for row in input.rows("xacts")? {
+            out.gauge_opt(&OLDEST_XACT, &[&text(row, 0)?, &text(row, 1)?], num(row, 2)?);
+        }
+        for row in input.rows("lock_waits")? {
+            out.gauge_opt(&LOCK_WAIT_MAX, &[&text(row, 0)?], num(row, 1)?);
+        }
+        for row in input.rows("horizon")? {
+            out.gauge_opt(&HORIZON, &[&text(row, 0)?], num(row, 1)?);
+        }
+        for row in input.rows("prepared")? {
+            out.gauge(&PREPARED, &[], num0(row, 0)?);
+            out.gauge_opt(&PREPARED_AGE, &[], num(row, 1)?);
+        }
+        for row in input.rows("limits")? {
+            out.gauge(&MAX_CONNECTIONS, &[], num0(row, 0)?);
+            out.gauge(&RESERVED_CONNECTIONS, &[], num0(row, 1)?);
+        }
+        Ok(())
+    }
+}

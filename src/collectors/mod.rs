@@ -1,0 +1,227 @@
+//! The collector framework: what a collector declares and the list that
+//! registers them.
+//!
+//! A collector does no I/O. It says which queries it needs for a server
+//! version (`source`), and turns their rows into samples (`map`). The
+//! orchestrator (`scrape.rs`) owns connections, fan-out across databases,
+//! deadlines, caches and the `pg_scrape_collector_*` metrics. A query marked
+//! `optional` may fail (e.g. `pg_ls_waldir` without privilege) while the rest
+//! of the collector still works. A new collector is one file plus one line in
+//! `ALL`; its name matches the file, `PGMAINT_COLLECTORS` and the `collector`
+//! label.
+
+use std::time::Duration;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use crate::config::Config;
+use crate::error::CollectError;
+use crate::metrics::{Family, Sink};
+
+pub mod activity;
+pub mod archiver;
+pub mod checkpointer;
+pub mod database;
+pub mod locks;
+pub mod replication;
+pub mod settings;
+pub mod vacuum_progress;
+
+/// Every collector, in output order.
+pub const ALL: &[&dyn Collector] = &[
+    &activity::Activity,
+    &database::Database,
+    &settings::Settings,
+    &vacuum_progress::VacuumProgress,
+    &replication::Replication,
+    &archiver::Archiver,
+    &locks::Locks,
+    &checkpointer::Checkpointer,
+];
+
+/// Looks a collector up by name.
+pub fn by_name(name: &str) -> Option<&'static dyn Collector> {
+    ALL.iter().copied().find(|c| c.name() == name)
+}
+
+/// Where a collector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Once per scrape, in the DSN's database (cluster-wide views).
+    Cluster,
+    /// Once per discovered database (`pg_stat_user_tables` and friends only
+    /// show the database you are connected to).
+    PerDatabase,
+}
+
+/// Facts about the server, read once per scrape before collectors run.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    /// `server_version_num`, e.g. 150004.
+    pub version_num: i32,
+    /// `server_version`, e.g. "15.4 (Debian 15.4-1)".
+    pub version: String,
+    pub in_recovery: bool,
+    /// Member of pg_monitor or pg_read_all_stats (or superuser): sees every session.
+    pub read_all_stats: bool,
+    pub superuser: bool,
+}
+
+impl ServerInfo {
+    /// Major version: 15 for 150004.
+    pub fn major(&self) -> i32 {
+        self.version_num / 10000
+    }
+}
+
+/// What a collector sees while planning and mapping.
+pub struct Ctx<'a> {
+    /// The database this run is for ("" never happens: cluster collectors get
+    /// the DSN's database).
+    pub datname: &'a str,
+    pub server: &'a ServerInfo,
+    pub config: &'a Config,
+}
+
+/// A query parameter, bound as `$n` (never formatted into SQL).
+#[derive(Debug, Clone)]
+pub enum Param {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Param {
+    pub fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Int(v) => v,
+            Param::Float(v) => v,
+            Param::Text(v) => v,
+        }
+    }
+}
+
+/// One named query of a collector.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub name: &'static str,
+    pub sql: &'static str,
+    pub params: Vec<Param>,
+    /// May fail without failing the collector (its families are then absent).
+    pub optional: bool,
+}
+
+impl Query {
+    pub fn new(name: &'static str, sql: &'static str) -> Query {
+        Query {
+            name,
+            sql,
+            params: vec![],
+            optional: false,
+        }
+    }
+    pub fn optional(mut self) -> Query {
+        self.optional = true;
+        self
+    }
+    pub fn param(mut self, p: Param) -> Query {
+        self.params.push(p);
+        self
+    }
+}
+
+/// What a collector needs for this server.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Run these queries (pipelined on one connection), then `map`.
+    Sql(Vec<Query>),
+    /// Does not apply (version, recovery state, …): skipped, not a failure.
+    NotApplicable,
+}
+
+/// The results of a collector's queries, by name.
+#[derive(Default)]
+pub struct Fetched {
+    pub results: Vec<(&'static str, Result<Vec<Row>, String>)>,
+}
+
+impl Fetched {
+    /// Rows of a required query; its failure fails the collector.
+    pub fn rows(&self, name: &'static str) -> Result<&[Row], CollectError> {
+        match self.results.iter().find(|(n, _)| *n == name) {
+            Some((_, Ok(rows))) => Ok(rows),
+            Some((_, Err(e))) => Err(CollectError::Query {
+                query: name,
+                message: e.clone(),
+            }),
+            None => Err(CollectError::Missing(name)),
+        }
+    }
+
+    /// Rows of an optional query, or `None` when it failed or was not run.
+    pub fn optional(&self, name: &'static str) -> Option<&[Row]> {
+        self.results
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, r)| r.as_ref().ok())
+            .map(Vec::as_slice)
+    }
+}
+
+/// A collector: declarations plus a pure row → sample mapping.
+pub trait Collector: Send + Sync {
+    /// Name used in `PGMAINT_COLLECTORS` and the `collector` label.
+    fn name(&self) -> &'static str;
+    /// One line for the landing page.
+    fn description(&self) -> &'static str;
+    fn scope(&self) -> Scope;
+    fn default_enabled(&self) -> bool {
+        true
+    }
+    /// Every family this collector can emit (docs and lint tests walk these).
+    fn families(&self) -> &'static [&'static Family];
+    /// The queries for this server, or `NotApplicable`.
+    fn source(&self, ctx: &Ctx) -> Source;
+    /// Rows → samples.
+    fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError>;
+    /// How long a result may be reused (zero: every scrape). Slow, slowly
+    /// changing data (sizes, bloat) is cached; the HELP text says so.
+    fn cache_ttl(&self, _config: &Config) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// Reads an optional numeric column as f64 whatever its SQL type
+/// (int2/int4/int8/float4/float8/numeric-as-float8/oid).
+pub fn num(row: &Row, idx: usize) -> Result<Option<f64>, CollectError> {
+    use tokio_postgres::types::Type;
+    let ty = row.columns()[idx].type_().clone();
+    Ok(match ty {
+        Type::INT2 => row.try_get::<_, Option<i16>>(idx)?.map(f64::from),
+        Type::INT4 => row.try_get::<_, Option<i32>>(idx)?.map(f64::from),
+        Type::INT8 => row.try_get::<_, Option<i64>>(idx)?.map(|v| v as f64),
+        Type::FLOAT4 => row.try_get::<_, Option<f32>>(idx)?.map(f64::from),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(idx)?,
+        Type::OID => row.try_get::<_, Option<u32>>(idx)?.map(f64::from),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(idx)?
+            .map(|b| if b { 1.0 } else { 0.0 }),
+        other => {
+            return Err(CollectError::Other(format!(
+                "column {} has type {other}, cast it to float8 in SQL",
+                row.columns()[idx].name()
+            )))
+        }
+    })
+}
+
+/// Reads a numeric column that must not be NULL.
+pub fn num0(row: &Row, idx: usize) -> Result<f64, CollectError> {
+    Ok(num(row, idx)?.unwrap_or(0.0))
+}
+
+/// Reads an optional text column; NULL becomes "".
+pub fn text(row: &Row, idx: usize) -> Result<String, CollectError> {
+    Ok(row.try_get::<_, Option<String>>(idx)?.unwrap_or_default())
+}

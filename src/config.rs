@@ -1,0 +1,445 @@
+//! `PGMAINT_*` environment variables → a typed, validated `Config`.
+//!
+//! envy reads every variable as text; each is then parsed here so that a bad
+//! value stops the exporter with one line naming the variable, the value
+//! (passwords redacted) and what is accepted. See `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::collectors;
+use crate::dsn::{self, Dsn};
+use crate::error::ConfigError;
+
+/// Variables as text, exactly as envy finds them (prefix `PGMAINT_` removed).
+#[derive(Debug, Default, Deserialize)]
+struct Raw {
+    database_url: Option<String>,
+    database_password_file: Option<String>,
+    listen_address: Option<String>,
+    collectors: Option<String>,
+    statement_timeout: Option<String>,
+    lock_timeout: Option<String>,
+    scrape_timeout: Option<String>,
+    long_query_seconds: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    max_connections: Option<String>,
+    include_databases: Option<String>,
+    exclude_databases: Option<String>,
+    database_refresh_interval: Option<String>,
+    include_schemas: Option<String>,
+    exclude_schemas: Option<String>,
+    exclude_tables: Option<String>,
+    max_tables_per_database: Option<String>,
+    bloat_cache_seconds: Option<String>,
+    bloat_exact: Option<String>,
+    statements_limit: Option<String>,
+    statements_query_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The exporter's settings. `Debug` shows the DSN redacted.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dsn: Dsn,
+    pub listen_address: SocketAddr,
+    /// Names of enabled collectors, in `collectors::ALL` order.
+    pub collectors: Vec<&'static str>,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub scrape_timeout: Duration,
+    pub long_query_seconds: f64,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub max_connections: usize,
+    pub include_databases: Vec<Regex>,
+    pub exclude_databases: Vec<Regex>,
+    pub database_refresh_interval: Duration,
+    pub include_schemas: Vec<Regex>,
+    pub exclude_schemas: Vec<Regex>,
+    pub exclude_tables: Vec<Regex>,
+    pub max_tables_per_database: usize,
+    pub bloat_cache: Duration,
+    pub bloat_exact: bool,
+    pub statements_limit: usize,
+    pub statements_query_text: bool,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Parses the given variables (tests pass their own).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let raw: Raw = envy::prefixed("PGMAINT_")
+            .from_iter(vars.iter().cloned())
+            .map_err(|e| ConfigError::Env(e.to_string()))?;
+        let dsn_var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+
+        let (dsn_name, dsn_raw) = match (&raw.database_url, dsn_var("DATA_SOURCE_NAME")) {
+            (Some(u), _) => ("PGMAINT_DATABASE_URL", u.clone()),
+            (None, Some(u)) => ("DATA_SOURCE_NAME", u),
+            (None, None) => return Err(ConfigError::MissingDatabaseUrl),
+        };
+        let mut dsn = Dsn::parse(&dsn_raw).map_err(|reason| ConfigError::Bad {
+            var: dsn_name,
+            reason: format!("{reason} in {}", dsn::redact(&dsn_raw, None)),
+        })?;
+        if let Some(path) = &raw.database_password_file {
+            let pw = std::fs::read_to_string(path).map_err(|e| ConfigError::Bad {
+                var: "PGMAINT_DATABASE_PASSWORD_FILE",
+                reason: format!("cannot read {path:?}: {e}"),
+            })?;
+            dsn.password = Some(pw.trim_end_matches(['\n', '\r']).to_string());
+        }
+
+        let listen = raw.listen_address.as_deref().unwrap_or("0.0.0.0:9188");
+        let listen_address = listen.parse().map_err(|_| ConfigError::Invalid {
+            var: "PGMAINT_LISTEN_ADDRESS",
+            value: listen.into(),
+            expected: "an address:port such as 0.0.0.0:9188 or 127.0.0.1:9188".into(),
+        })?;
+
+        let statement_timeout = duration("PGMAINT_STATEMENT_TIMEOUT", &raw.statement_timeout, "5s")?;
+        let lock_timeout = duration("PGMAINT_LOCK_TIMEOUT", &raw.lock_timeout, "1s")?;
+        let scrape_timeout = duration("PGMAINT_SCRAPE_TIMEOUT", &raw.scrape_timeout, "10s")?;
+        for (var, d) in [
+            ("PGMAINT_STATEMENT_TIMEOUT", statement_timeout),
+            ("PGMAINT_LOCK_TIMEOUT", lock_timeout),
+            ("PGMAINT_SCRAPE_TIMEOUT", scrape_timeout),
+        ] {
+            if d < Duration::from_millis(1) {
+                return Err(ConfigError::Bad {
+                    var,
+                    reason: "must be at least 1ms".into(),
+                });
+            }
+        }
+
+        let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "PGMAINT_LOG_FORMAT",
+                    value: other.into(),
+                    expected: "one of text, json".into(),
+                })
+            }
+        };
+        let log_level = raw.log_level.clone().unwrap_or_else(|| "info".into());
+        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+            return Err(ConfigError::Invalid {
+                var: "PGMAINT_LOG_LEVEL",
+                value: log_level,
+                expected: "one of error, warn, info, debug, trace".into(),
+            });
+        }
+
+        Ok(Config {
+            dsn,
+            listen_address,
+            collectors: parse_collectors(raw.collectors.as_deref())?,
+            statement_timeout,
+            lock_timeout,
+            scrape_timeout,
+            long_query_seconds: number("PGMAINT_LONG_QUERY_SECONDS", &raw.long_query_seconds, 300.0)?,
+            log_format,
+            log_level,
+            max_connections: count("PGMAINT_MAX_CONNECTIONS", &raw.max_connections, 4, 1)?,
+            include_databases: regexes("PGMAINT_INCLUDE_DATABASES", &raw.include_databases)?,
+            exclude_databases: regexes("PGMAINT_EXCLUDE_DATABASES", &raw.exclude_databases)?,
+            database_refresh_interval: duration(
+                "PGMAINT_DATABASE_REFRESH_INTERVAL",
+                &raw.database_refresh_interval,
+                "60s",
+            )?,
+            include_schemas: regexes("PGMAINT_INCLUDE_SCHEMAS", &raw.include_schemas)?,
+            exclude_schemas: regexes("PGMAINT_EXCLUDE_SCHEMAS", &raw.exclude_schemas)?,
+            exclude_tables: regexes("PGMAINT_EXCLUDE_TABLES", &raw.exclude_tables)?,
+            max_tables_per_database: count(
+                "PGMAINT_MAX_TABLES_PER_DATABASE",
+                &raw.max_tables_per_database,
+                1000,
+                1,
+            )?,
+            bloat_cache: Duration::from_secs(count(
+                "PGMAINT_BLOAT_CACHE_SECONDS",
+                &raw.bloat_cache_seconds,
+                300,
+                0,
+            )? as u64),
+            bloat_exact: boolean("PGMAINT_BLOAT_EXACT", &raw.bloat_exact, false)?,
+            statements_limit: count("PGMAINT_STATEMENTS_LIMIT", &raw.statements_limit, 50, 1)?,
+            statements_query_text: boolean(
+                "PGMAINT_STATEMENTS_QUERY_TEXT",
+                &raw.statements_query_text,
+                false,
+            )?,
+        })
+    }
+
+    /// The database named in the DSN: cluster-wide collectors run there.
+    pub fn main_database(&self) -> String {
+        self.dsn.dbname_or_default()
+    }
+
+    pub fn collector_enabled(&self, name: &str) -> bool {
+        self.collectors.contains(&name)
+    }
+
+    /// Include/exclude rules for databases (full-match regexes).
+    pub fn database_wanted(&self, datname: &str) -> bool {
+        (self.include_databases.is_empty() || self.include_databases.iter().any(|r| r.is_match(datname)))
+            && !self.exclude_databases.iter().any(|r| r.is_match(datname))
+    }
+}
+
+/// `5s`, `250ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn duration(var: &'static str, v: &Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let s = v.as_deref().unwrap_or(default);
+    parse_duration(s).ok_or_else(|| ConfigError::Invalid {
+        var,
+        value: s.into(),
+        expected: "a duration (e.g. 5s, 500ms, 2m, 1h)".into(),
+    })
+}
+
+fn number(var: &'static str, v: &Option<String>, default: f64) -> Result<f64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .ok_or_else(|| ConfigError::Invalid {
+                var,
+                value: s.clone(),
+                expected: "a number of seconds (e.g. 300)".into(),
+            }),
+    }
+}
+
+fn count(var: &'static str, v: &Option<String>, default: usize, min: usize) -> Result<usize, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= min)
+            .ok_or_else(|| ConfigError::Invalid {
+                var,
+                value: s.clone(),
+                expected: format!("a whole number ≥ {min}"),
+            }),
+    }
+}
+
+fn boolean(var: &'static str, v: &Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match v.as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("on" | "true" | "1" | "yes") => Ok(true),
+        Some("off" | "false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            var,
+            value: other.into(),
+            expected: "on or off (also true/false, 1/0, yes/no)".into(),
+        }),
+    }
+}
+
+/// Comma-separated names or regexes, each matching the whole name.
+fn regexes(var: &'static str, v: &Option<String>) -> Result<Vec<Regex>, ConfigError> {
+    let Some(s) = v else { return Ok(vec![]) };
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| ConfigError::Invalid {
+                var,
+                value: p.into(),
+                expected: format!(
+                    "a name or regular expression ({})",
+                    e.to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid")
+                        .trim()
+                        .trim_start_matches("error: ")
+                ),
+            })
+        })
+        .collect()
+}
+
+/// `PGMAINT_COLLECTORS`: either a plain list (exactly these), or `+name`/`-name`
+/// items that change the defaults (e.g. `-bloat,+statements`).
+fn parse_collectors(v: Option<&str>) -> Result<Vec<&'static str>, ConfigError> {
+    let all = collectors::ALL;
+    let defaults = all.iter().filter(|c| c.default_enabled()).map(|c| c.name());
+    let Some(s) = v.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(defaults.collect());
+    };
+    let known: Vec<&'static str> = all.iter().map(|c| c.name()).collect();
+    let items: Vec<&str> = s.split(',').map(str::trim).filter(|i| !i.is_empty()).collect();
+    let signed = items.iter().filter(|i| i.starts_with(['+', '-'])).count();
+    if signed != 0 && signed != items.len() {
+        return Err(ConfigError::Invalid {
+            var: "PGMAINT_COLLECTORS",
+            value: s.into(),
+            expected: "either a plain list of collector names or only +name/-name changes to the defaults"
+                .into(),
+        });
+    }
+    let lookup = |name: &str| {
+        known
+            .iter()
+            .copied()
+            .find(|k| *k == name)
+            .ok_or_else(|| ConfigError::Invalid {
+                var: "PGMAINT_COLLECTORS",
+                value: name.into(),
+                expected: format!("a collector name: one of {}", known.join(", ")),
+            })
+    };
+    let mut enabled: Vec<&'static str> = if signed == 0 { vec![] } else { defaults.collect() };
+    for item in items {
+        match item.split_at(if signed == 0 { 0 } else { 1 }) {
+            ("-", name) => {
+                let n = lookup(name)?;
+                enabled.retain(|e| *e != n);
+            }
+            (_, name) => {
+                let n = lookup(name)?;
+                if !enabled.contains(&n) {
+                    enabled.push(n);
+                }
+            }
+        }
+    }
+    // Keep `ALL` order so output is stable.
+    Ok(known.into_iter().filter(|k| enabled.contains(k)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !pairs
+            .iter()
+            .any(|(k, _)| k.contains("DATABASE_URL") || *k == "DATA_SOURCE_NAME")
+        {
+            v.push(("PGMAINT_DATABASE_URL".into(), "postgresql://u:pw@h/db".into()));
+        }
+        v
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("banana"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.listen_address.to_string(), "0.0.0.0:9188");
+        assert_eq!(c.statement_timeout, Duration::from_secs(5));
+        assert_eq!(c.lock_timeout, Duration::from_secs(1));
+        assert_eq!(c.max_connections, 4);
+        assert_eq!(c.main_database(), "db");
+        assert!(c.collector_enabled("activity"));
+        assert!(!format!("{c:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn data_source_name_is_accepted() {
+        let c = Config::from_vars(vars(&[("DATA_SOURCE_NAME", "host=x dbname=y")])).unwrap();
+        assert_eq!(c.main_database(), "y");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Config::from_vars(vars(&[("PGMAINT_STATEMENT_TIMEOUT", "banana")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "PGMAINT_STATEMENT_TIMEOUT: \"banana\" is not a duration (e.g. 5s, 500ms, 2m, 1h)"
+        );
+        let e = Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "activity,nope")])).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("PGMAINT_COLLECTORS: \"nope\" is not a collector name"));
+        let e = Config::from_vars(vars(&[(
+            "PGMAINT_DATABASE_URL",
+            "postgresql://u:hunter2@h:bad/db",
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("PGMAINT_DATABASE_URL:") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = Config::from_vars(vars(&[("PGMAINT_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("PGMAINT_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn collector_lists() {
+        let c = Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "locks,activity")])).unwrap();
+        assert_eq!(c.collectors, vec!["activity", "locks"]);
+        let c = Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "-locks")])).unwrap();
+        assert!(c.collector_enabled("activity") && !c.collector_enabled("locks"));
+        assert!(Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "-locks,activity")])).is_err());
+    }
+
+    #[test]
+    fn database_filters_match_whole_names() {
+        let c = Config::from_vars(vars(&[
+            ("PGMAINT_INCLUDE_DATABASES", "app.*,postgres"),
+            ("PGMAINT_EXCLUDE_DATABASES", "app_tmp"),
+        ]))
+        .unwrap();
+        assert!(c.database_wanted("app1") && c.database_wanted("postgres"));
+        assert!(!c.database_wanted("app_tmp") && !c.database_wanted("mypostgres"));
+    }
+}

@@ -1,0 +1,20 @@
+//! pgmaint-exporter: a PostgreSQL maintenance-health exporter for Prometheus.
+//!
+//! # Layout
+//! - `main.rs` — thin: arguments, `Config::from_env`, logging, `server::run`.
+//! - `config.rs` — `PGMAINT_*` variables → typed `Config`; `dsn.rs` parses connection strings.
+//! - `pool.rs` — deadpool-postgres pools per database under one connection cap.
+//! - `scrape.rs` — the orchestrator: deadline, discovery, fan-out, caches, self-metrics.
+//! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
+//! - `collectors/` — one file per collector, registered in `collectors::ALL`.
+//! - `server.rs` — the axum router (`/metrics`, `/`, `/healthz`).
+//! - `error.rs` — thiserror enums.
+
+pub mod collectors;
+pub mod config;
+pub mod dsn;
+pub mod error;
+pub mod metrics;
+pub mod pool;
+pub mod scrape;
+pub mod server;

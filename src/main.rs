@@ -1,0 +1,133 @@
+//! Entry point: arguments, configuration, logging, serve until SIGTERM/Ctrl-C.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use pgmaint_exporter::config::{Config, LogFormat};
+use pgmaint_exporter::scrape::Scraper;
+use pgmaint_exporter::server;
+
+const HELP: &str = "\
+pgmaint-exporter — PostgreSQL maintenance-health exporter for Prometheus
+
+USAGE: pgmaint-exporter [--help | --version]
+
+Configuration is read from environment variables (see docs/configuration.md):
+  PGMAINT_DATABASE_URL        connection string, URL or key=value (also DATA_SOURCE_NAME)
+                              e.g. postgresql://monitor@db:5432/postgres?sslmode=require
+  PGMAINT_DATABASE_PASSWORD_FILE  read the password from this file
+  PGMAINT_LISTEN_ADDRESS      address:port to serve on            [0.0.0.0:9188]
+  PGMAINT_COLLECTORS          list of collectors, or +name/-name changes to the defaults
+  PGMAINT_STATEMENT_TIMEOUT   statement_timeout of every query    [5s]
+  PGMAINT_LOCK_TIMEOUT        lock_timeout of every query         [1s]
+  PGMAINT_SCRAPE_TIMEOUT      deadline of one scrape              [10s]
+                              (X-Prometheus-Scrape-Timeout-Seconds shortens it)
+  PGMAINT_LONG_QUERY_SECONDS  a query running longer is 'long'    [300]
+  PGMAINT_MAX_CONNECTIONS     open connections, all databases     [4]
+  PGMAINT_INCLUDE_DATABASES   comma-separated names/regexes       [all]
+  PGMAINT_EXCLUDE_DATABASES   comma-separated names/regexes       [none]
+  PGMAINT_DATABASE_REFRESH_INTERVAL  how often databases are rediscovered [60s]
+  PGMAINT_INCLUDE_SCHEMAS, PGMAINT_EXCLUDE_SCHEMAS, PGMAINT_EXCLUDE_TABLES  regexes
+  PGMAINT_MAX_TABLES_PER_DATABASE  per-table series cap per database [1000]
+  PGMAINT_BLOAT_CACHE_SECONDS bloat estimate cache                [300]
+  PGMAINT_LOG_FORMAT          text or json                        [text]
+  PGMAINT_LOG_LEVEL           error, warn, info, debug or trace   [info]
+
+Endpoints: /metrics, / (landing page), /healthz
+";
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        Some("--help" | "-h") => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some("--version" | "-V") => {
+            println!(
+                "pgmaint-exporter {} (revision {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("PGMAINT_REVISION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("pgmaint-exporter: unknown argument {other:?}; configuration comes from PGMAINT_* variables, see --help");
+            return ExitCode::from(2);
+        }
+        None => {}
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pgmaint-exporter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("pgmaint-exporter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen_address)
+        .await
+        .map_err(|e| {
+            format!(
+                "PGMAINT_LISTEN_ADDRESS: cannot listen on {}: {e}",
+                config.listen_address
+            )
+        })?;
+    tracing::info!(
+        address = %listener.local_addr().map_err(|e| e.to_string())?,
+        database = %config.dsn,
+        collectors = %config.collectors.join(","),
+        "pgmaint-exporter {} listening",
+        env!("CARGO_PKG_VERSION")
+    );
+    let state = Arc::new(Scraper::new(config));
+    server::run(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn init_logging(config: &Config) {
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("{},deadpool=warn,tokio_postgres=warn", config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

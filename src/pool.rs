@@ -1,0 +1,217 @@
+//! Connections: one small deadpool-postgres pool per database, all under one
+//! global cap (`PGMAINT_MAX_CONNECTIONS`).
+//!
+//! Every open connection holds a slot (a semaphore permit) for as long as it
+//! lives, so the cap counts idle connections in every pool, not only busy ones.
+//! When all slots are taken and the database we need has no idle connection,
+//! idle connections of other databases are closed to make room. Sessions are
+//! read-only with `statement_timeout` and `lock_timeout`, set at connect time
+//! (see `Dsn::to_pg_config`). Pools are created lazily and dropped when their
+//! database disappears; a server that is down simply fails `get` until it is
+//! back, with no restart.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{self, Metrics, RecycleResult};
+use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::NoTls;
+
+use crate::config::Config;
+use crate::error::ConnError;
+
+/// A connection and the slot it occupies.
+pub struct Slotted {
+    client: ClientWrapper,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Deref for Slotted {
+    type Target = ClientWrapper;
+    fn deref(&self) -> &ClientWrapper {
+        &self.client
+    }
+}
+
+impl DerefMut for Slotted {
+    fn deref_mut(&mut self) -> &mut ClientWrapper {
+        &mut self.client
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("no free connection slot")]
+    NoSlot,
+    #[error(transparent)]
+    Pg(#[from] tokio_postgres::Error),
+}
+
+/// deadpool-postgres' manager plus slot accounting.
+pub struct SlotManager {
+    inner: deadpool_postgres::Manager,
+    slots: Arc<Semaphore>,
+}
+
+impl managed::Manager for SlotManager {
+    type Type = Slotted;
+    type Error = ManagerError;
+
+    async fn create(&self) -> Result<Slotted, ManagerError> {
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ManagerError::NoSlot)?;
+        let client = self.inner.create().await?;
+        Ok(Slotted { client, _slot: slot })
+    }
+
+    async fn recycle(&self, obj: &mut Slotted, metrics: &Metrics) -> RecycleResult<ManagerError> {
+        self.inner
+            .recycle(&mut obj.client, metrics)
+            .await
+            .map_err(|e| match e {
+                managed::RecycleError::Message(m) => managed::RecycleError::Message(m),
+                managed::RecycleError::Backend(b) => managed::RecycleError::Backend(b.into()),
+            })
+    }
+}
+
+pub type Pool = managed::Pool<SlotManager>;
+pub type Conn = managed::Object<SlotManager>;
+
+/// All pools of one PostgreSQL server.
+pub struct Pools {
+    config: Config,
+    slots: Arc<Semaphore>,
+    /// Bounds connections in use at once, so a waiting task always finds a
+    /// slot held by an idle connection it can close.
+    busy: Arc<Semaphore>,
+    pools: Mutex<HashMap<String, Pool>>,
+}
+
+/// A connection plus its place among the busy ones.
+pub struct Lease {
+    pub conn: Conn,
+    _busy: OwnedSemaphorePermit,
+}
+
+impl Pools {
+    pub fn new(config: &Config) -> Pools {
+        Pools {
+            config: config.clone(),
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            busy: Arc::new(Semaphore::new(config.max_connections)),
+            pools: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Open connections right now, across every database.
+    pub fn open_connections(&self) -> usize {
+        self.config.max_connections - self.slots.available_permits()
+    }
+
+    fn pool(&self, datname: &str) -> Pool {
+        let mut pools = self.pools.lock().unwrap();
+        if let Some(p) = pools.get(datname) {
+            return p.clone();
+        }
+        let pg =
+            self.config
+                .dsn
+                .to_pg_config(datname, self.config.statement_timeout, self.config.lock_timeout);
+        let inner = deadpool_postgres::Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(SlotManager {
+            inner,
+            slots: self.slots.clone(),
+        })
+        .max_size(self.config.max_connections)
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .expect("pool config is static and valid");
+        pools.insert(datname.to_string(), pool.clone());
+        pool
+    }
+
+    /// A connection to `datname`, waiting at most until `deadline`.
+    pub async fn get(&self, datname: &str, deadline: Instant) -> Result<Lease, ConnError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let busy = tokio::time::timeout(left, self.busy.clone().acquire_owned())
+            .await
+            .map_err(|_| ConnError::Timeout(datname.into()))?
+            .expect("semaphore never closed");
+        let pool = self.pool(datname);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnError::Timeout(datname.into()));
+            }
+            let attempt = tokio::time::timeout(left, pool.get()).await;
+            match attempt {
+                Err(_) => return Err(ConnError::Timeout(datname.into())),
+                Ok(Ok(conn)) => return Ok(Lease { conn, _busy: busy }),
+                Ok(Err(managed::PoolError::Backend(ManagerError::NoSlot))) => {
+                    if !self.close_idle_except(datname) {
+                        // A peer is mid-connect or about to return one: retry shortly.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                Ok(Err(managed::PoolError::Backend(ManagerError::Pg(source)))) => {
+                    return Err(ConnError::Connect {
+                        datname: datname.into(),
+                        source,
+                    })
+                }
+                Ok(Err(e)) => {
+                    return Err(ConnError::Pool {
+                        datname: datname.into(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Closes idle connections of other databases; true if any was closed.
+    fn close_idle_except(&self, keep: &str) -> bool {
+        let pools: Vec<Pool> = {
+            let pools = self.pools.lock().unwrap();
+            pools
+                .iter()
+                .filter(|(k, _)| k.as_str() != keep)
+                .map(|(_, p)| p.clone())
+                .collect()
+        };
+        let mut closed = false;
+        for p in pools {
+            closed |= !p.retain(|_, _| false).removed.is_empty();
+        }
+        closed
+    }
+
+    /// Drops the pools of databases that no longer exist (or are excluded).
+    pub fn retain_databases(&self, keep: &[String]) {
+        self.pools.lock().unwrap().retain(|k, p| {
+            let keep = keep.contains(k);
+            if !keep {
+                p.close();
+            }
+            keep
+        });
+    }
+
+    /// Closes every idle connection (after the server went away, say).
+    pub fn close_idle(&self) {
+        self.close_idle_except("");
+    }
+}

@@ -1,0 +1,596 @@
+//! The orchestrator: one scrape, end to end.
+//!
+//! It owns everything collectors must not do: connections, the deadline,
+//! database discovery, fan-out, caches and the `pg_scrape_collector_*`
+//! metrics. A scrape first reads server facts in the DSN's database (that
+//! query decides `pg_up`), then runs cluster-wide collectors there and
+//! per-database collectors in every discovered database, concurrently but
+//! bounded by the pool's connection cap. All queries of one database are
+//! pipelined on one connection. A collector that fails, or does not finish
+//! before the deadline, reports `success 0` and takes nothing else down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::collectors::{self, Collector, Ctx, Fetched, Scope, ServerInfo, Source};
+use crate::config::Config;
+use crate::error::CollectError;
+use crate::metrics::{encode_family, Family, Sample, Sink};
+use crate::pool::{Lease, Pools};
+
+pub static UP: Family = Family::gauge(
+    "pg_up",
+    "1 if the exporter could connect to PostgreSQL and read server facts in this scrape, else 0.",
+    &[],
+);
+pub static COLLECTOR_SUCCESS: Family = Family::gauge(
+    "pg_scrape_collector_success",
+    "1 if the collector succeeded for the database in this scrape (datname is empty for cluster-wide collectors).",
+    &["collector", "datname"],
+);
+pub static COLLECTOR_DURATION: Family = Family::gauge(
+    "pg_scrape_collector_duration_seconds",
+    "Time the collector took in this scrape, including its queries (0 when served from cache).",
+    &["collector", "datname"],
+);
+pub static BUILD_INFO: Family = Family::gauge(
+    "pgmaint_exporter_build_info",
+    "Always 1; labels carry the exporter's version and git revision.",
+    &["version", "revision"],
+);
+pub static SERVER_INFO: Family = Family::gauge(
+    "pg_server_info",
+    "Always 1; version is server_version of the watched PostgreSQL server.",
+    &["version", "server_version_num"],
+);
+pub static POSTMASTER_START: Family = Family::gauge(
+    "pg_postmaster_start_time_seconds",
+    "Unix time the PostgreSQL server started (pg_postmaster_start_time()).",
+    &[],
+);
+pub static ROLE_PRIVILEGE: Family = Family::gauge(
+    "pgmaint_exporter_role_privilege",
+    "1 if the exporter's role has the privilege (pg_has_role MEMBER, or superuser). Without pg_monitor/pg_read_all_stats other sessions' state is hidden and counts come out low.",
+    &["privilege"],
+);
+pub static SCRAPE_DURATION: Family = Family::gauge(
+    "pgmaint_exporter_scrape_duration_seconds",
+    "Wall time of the last scrape, from request to encoded response.",
+    &[],
+);
+pub static DATABASES: Family = Family::gauge(
+    "pgmaint_exporter_databases",
+    "Databases the per-database collectors ran in (after PGMAINT_INCLUDE/EXCLUDE_DATABASES).",
+    &[],
+);
+pub static CONNECTIONS_OPEN: Family = Family::gauge(
+    "pgmaint_exporter_connections_open",
+    "Database connections the exporter holds open right now, across all databases.",
+    &[],
+);
+pub static CONNECTIONS_MAX: Family = Family::gauge(
+    "pgmaint_exporter_connections_max",
+    "The cap on open database connections (PGMAINT_MAX_CONNECTIONS).",
+    &[],
+);
+
+/// The exporter's own families, in output order.
+pub const SELF_FAMILIES: &[&Family] = &[
+    &UP,
+    &COLLECTOR_SUCCESS,
+    &COLLECTOR_DURATION,
+    &BUILD_INFO,
+    &SERVER_INFO,
+    &POSTMASTER_START,
+    &ROLE_PRIVILEGE,
+    &SCRAPE_DURATION,
+    &DATABASES,
+    &CONNECTIONS_OPEN,
+    &CONNECTIONS_MAX,
+];
+
+/// Server facts read first in every scrape; the role checks run here too.
+const SERVER_SQL: &str = "SELECT current_setting('server_version_num')::int4,
+       current_setting('server_version'),
+       extract(epoch FROM pg_postmaster_start_time())::float8,
+       pg_is_in_recovery(),
+       current_setting('is_superuser') = 'on',
+       pg_has_role(current_user, 'pg_monitor', 'MEMBER'),
+       pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
+       pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER'),
+       current_user::text";
+
+/// Databases the per-database collectors may visit.
+const DATABASES_SQL: &str = "SELECT datname::text FROM pg_database
+ WHERE datallowconn AND NOT datistemplate
+   AND has_database_privilege(datname, 'CONNECT')
+ ORDER BY datname";
+
+/// One collector's result for one database in one scrape.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub collector: &'static str,
+    /// "" for cluster-wide collectors.
+    pub datname: String,
+    pub success: bool,
+    pub duration: Duration,
+    pub sink: Arc<Sink>,
+}
+
+/// Everything one scrape learned: the structured data `/metrics` encodes and
+/// later features (the report) read.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub up: bool,
+    pub server: Option<ServerInfo>,
+    pub postmaster_start: Option<f64>,
+    pub privileges: Vec<(&'static str, bool)>,
+    pub databases: Vec<String>,
+    pub runs: Vec<Run>,
+    pub taken_at: SystemTime,
+    pub duration: Duration,
+}
+
+impl Snapshot {
+    /// All samples of a family across runs.
+    pub fn samples<'a>(&'a self, family: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.runs.iter().flat_map(move |r| r.sink.get(family).iter())
+    }
+}
+
+struct Cached {
+    at: Instant,
+    sink: Arc<Sink>,
+}
+
+/// Long-lived scrape state: pools, discovery and result caches.
+pub struct Scraper {
+    config: Config,
+    pools: Pools,
+    discovered: Mutex<Option<(Instant, Vec<String>)>>,
+    cache: Mutex<HashMap<(&'static str, String), Cached>>,
+    privilege_warned: AtomicBool,
+    was_up: AtomicBool,
+}
+
+impl Scraper {
+    pub fn new(config: Config) -> Scraper {
+        Scraper {
+            pools: Pools::new(&config),
+            config,
+            discovered: Mutex::new(None),
+            cache: Mutex::new(HashMap::new()),
+            privilege_warned: AtomicBool::new(false),
+            was_up: AtomicBool::new(true),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    fn enabled(&self, scope: Scope) -> impl Iterator<Item = &'static dyn Collector> + '_ {
+        collectors::ALL
+            .iter()
+            .copied()
+            .filter(move |c| c.scope() == scope && self.config.collector_enabled(c.name()))
+    }
+
+    /// Runs one scrape that ends by `timeout` whatever the database does.
+    pub async fn scrape(&self, timeout: Duration) -> Snapshot {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let main_db = self.config.main_database();
+        let mut snap = Snapshot {
+            up: false,
+            server: None,
+            postmaster_start: None,
+            privileges: vec![],
+            databases: vec![],
+            runs: vec![],
+            taken_at: SystemTime::now(),
+            duration: Duration::ZERO,
+        };
+
+        let main = match self.connect_main(&main_db, deadline).await {
+            Ok(m) => m,
+            Err(e) => {
+                if self.was_up.swap(false, Ordering::Relaxed) {
+                    warn!(datname = %main_db, error = %e, "PostgreSQL is unreachable; reporting pg_up 0");
+                } else {
+                    debug!(datname = %main_db, error = %e, "PostgreSQL still unreachable");
+                }
+                self.pools.close_idle();
+                snap.runs = self.all_failed(&self.known_databases(&main_db));
+                snap.duration = start.elapsed();
+                return snap;
+            }
+        };
+        if !self.was_up.swap(true, Ordering::Relaxed) {
+            info!(datname = %main_db, "PostgreSQL is reachable again");
+        }
+        let (lease, server, start_time, privileges) = main;
+        snap.up = true;
+        snap.postmaster_start = start_time;
+        snap.privileges = privileges;
+
+        let databases = self.databases(&lease, &main_db).await;
+        snap.databases = databases.clone();
+
+        // The main database: cluster-wide collectors, plus its per-database ones.
+        let mut main_set: Vec<&'static dyn Collector> = self.enabled(Scope::Cluster).collect();
+        if databases.contains(&main_db) {
+            main_set.extend(self.enabled(Scope::PerDatabase));
+        }
+        let main_task = self.run_set(Some(lease), main_db.clone(), main_set, &server, deadline);
+        let others = databases.iter().filter(|d| **d != main_db).map(|d| {
+            self.run_set(
+                None,
+                d.clone(),
+                self.enabled(Scope::PerDatabase).collect(),
+                &server,
+                deadline,
+            )
+        });
+        let mut runs: Vec<Run> = main_task.await;
+        for r in join_all(others).await {
+            runs.extend(r);
+        }
+        snap.runs = runs;
+        snap.server = Some(server);
+        snap.duration = start.elapsed();
+        snap
+    }
+
+    async fn connect_main(
+        &self,
+        main_db: &str,
+        deadline: Instant,
+    ) -> Result<(Lease, ServerInfo, Option<f64>, Vec<(&'static str, bool)>), CollectError> {
+        let lease = self.pools.get(main_db, deadline).await?;
+        let row = tokio::time::timeout_at(deadline.into(), lease.conn.query_one(SERVER_SQL, &[]))
+            .await
+            .map_err(|_| CollectError::Deadline)?
+            .map_err(|e| CollectError::Query {
+                query: "server",
+                message: e.to_string(),
+            })?;
+        let superuser: bool = row.try_get(4)?;
+        let (monitor, read_stats, read_settings): (bool, bool, bool) =
+            (row.try_get(5)?, row.try_get(6)?, row.try_get(7)?);
+        let server = ServerInfo {
+            version_num: row.try_get(0)?,
+            version: row.try_get(1)?,
+            in_recovery: row.try_get(3)?,
+            read_all_stats: superuser || monitor || read_stats,
+            superuser,
+        };
+        if !server.read_all_stats && !self.privilege_warned.swap(true, Ordering::Relaxed) {
+            let user: String = row.try_get(8)?;
+            warn!(
+                role = %user,
+                "role {user:?} is not a member of pg_monitor: PostgreSQL hides other sessions' state and query times, \
+                 so connection and query counts will be low. Fix: GRANT pg_monitor TO {};",
+                quote_ident(&user)
+            );
+        }
+        let privileges = vec![
+            ("superuser", superuser),
+            ("pg_monitor", superuser || monitor),
+            ("pg_read_all_stats", superuser || monitor || read_stats),
+            ("pg_read_all_settings", superuser || monitor || read_settings),
+        ];
+        Ok((lease, server, row.try_get(2)?, privileges))
+    }
+
+    /// Discovered databases (cached for `PGMAINT_DATABASE_REFRESH_INTERVAL`),
+    /// filtered by include/exclude rules.
+    async fn databases(&self, lease: &Lease, main_db: &str) -> Vec<String> {
+        if !self.enabled(Scope::PerDatabase).any(|_| true) {
+            return vec![];
+        }
+        if let Some((at, dbs)) = &*self.discovered.lock().unwrap() {
+            if at.elapsed() < self.config.database_refresh_interval {
+                return dbs.clone();
+            }
+        }
+        let found = match lease.conn.query(DATABASES_SQL, &[]).await {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|r| r.try_get::<_, String>(0).ok())
+                .filter(|d| self.config.database_wanted(d))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                warn!(error = %e, "database discovery failed; using the DSN's database only");
+                vec![main_db.to_string()]
+            }
+        };
+        self.pools.retain_databases(
+            &found
+                .iter()
+                .cloned()
+                .chain([main_db.to_string()])
+                .collect::<Vec<_>>(),
+        );
+        self.cache
+            .lock()
+            .unwrap()
+            .retain(|(_, db), _| db.is_empty() || found.contains(db));
+        *self.discovered.lock().unwrap() = Some((Instant::now(), found.clone()));
+        found
+    }
+
+    fn known_databases(&self, main_db: &str) -> Vec<String> {
+        match &*self.discovered.lock().unwrap() {
+            Some((_, dbs)) => dbs.clone(),
+            None => vec![main_db.to_string()],
+        }
+    }
+
+    /// `success 0` for every enabled collector, when the server is unreachable.
+    fn all_failed(&self, databases: &[String]) -> Vec<Run> {
+        let failed = |c: &'static dyn Collector, datname: &str| Run {
+            collector: c.name(),
+            datname: datname.to_string(),
+            success: false,
+            duration: Duration::ZERO,
+            sink: Arc::new(Sink::default()),
+        };
+        let mut runs: Vec<Run> = self.enabled(Scope::Cluster).map(|c| failed(c, "")).collect();
+        for db in databases {
+            runs.extend(self.enabled(Scope::PerDatabase).map(|c| failed(c, db)));
+        }
+        runs
+    }
+
+    /// Runs a set of collectors in one database on one connection.
+    async fn run_set(
+        &self,
+        lease: Option<Lease>,
+        datname: String,
+        set: Vec<&'static dyn Collector>,
+        server: &ServerInfo,
+        deadline: Instant,
+    ) -> Vec<Run> {
+        let span = tracing::info_span!("database", datname = %datname);
+        let label = |c: &dyn Collector| {
+            if c.scope() == Scope::Cluster {
+                String::new()
+            } else {
+                datname.clone()
+            }
+        };
+        let ctx = Ctx {
+            datname: &datname,
+            server,
+            config: &self.config,
+        };
+
+        // Served from cache where fresh; the rest need the database.
+        let mut runs = Vec::new();
+        let mut todo = Vec::new();
+        for c in set {
+            let ttl = c.cache_ttl(&self.config);
+            let hit = (!ttl.is_zero())
+                .then(|| {
+                    self.cache
+                        .lock()
+                        .unwrap()
+                        .get(&(c.name(), datname.clone()))
+                        .filter(|e| e.at.elapsed() < ttl)
+                        .map(|e| e.sink.clone())
+                })
+                .flatten();
+            match hit {
+                Some(sink) => runs.push(Run {
+                    collector: c.name(),
+                    datname: label(c),
+                    success: true,
+                    duration: Duration::ZERO,
+                    sink,
+                }),
+                None => match c.source(&ctx) {
+                    Source::NotApplicable => {}
+                    Source::Sql(queries) => todo.push((c, queries)),
+                },
+            }
+        }
+        if todo.is_empty() {
+            return runs;
+        }
+
+        let lease = match lease {
+            Some(l) => Ok(l),
+            None => self.pools.get(&datname, deadline).instrument(span.clone()).await,
+        };
+        let lease = match lease {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(datname = %datname, error = %e, "cannot reach database; its collectors report failure");
+                runs.extend(todo.iter().map(|(c, _)| Run {
+                    collector: c.name(),
+                    datname: label(*c),
+                    success: false,
+                    duration: Duration::ZERO,
+                    sink: Arc::new(Sink::default()),
+                }));
+                return runs;
+            }
+        };
+        let client = &lease.conn;
+
+        let work = todo.into_iter().map(|(c, queries)| {
+            let ctx = &ctx;
+            async move {
+                let started = Instant::now();
+                let fetched = async {
+                    let results = join_all(queries.iter().map(|q| async move {
+                        let params: Vec<_> = q.params.iter().map(|p| p.as_sql()).collect();
+                        let r = client.query(q.sql, &params).await.map_err(|e| describe(&e));
+                        if let (true, Err(e)) = (q.optional, &r) {
+                            debug!(collector = c.name(), query = q.name, error = %e, "optional query failed");
+                        }
+                        (q.name, r)
+                    }))
+                    .await;
+                    Fetched { results }
+                };
+                let outcome = match tokio::time::timeout_at(deadline.into(), fetched).await {
+                    Err(_) => Err(CollectError::Deadline),
+                    Ok(fetched) => {
+                        let required_failed = queries
+                            .iter()
+                            .filter(|q| !q.optional)
+                            .find_map(|q| fetched.rows(q.name).err());
+                        match required_failed {
+                            Some(e) => Err(e),
+                            None => {
+                                let mut sink = Sink::default();
+                                c.map(ctx, &fetched, &mut sink).map(|_| sink)
+                            }
+                        }
+                    }
+                };
+                (c, started.elapsed(), outcome)
+            }
+        });
+        for (c, duration, outcome) in join_all(work).instrument(span).await {
+            let success = outcome.is_ok();
+            let sink = match outcome {
+                Ok(sink) => {
+                    let sink = Arc::new(sink);
+                    if !c.cache_ttl(&self.config).is_zero() {
+                        self.cache.lock().unwrap().insert(
+                            (c.name(), datname.clone()),
+                            Cached {
+                                at: Instant::now(),
+                                sink: sink.clone(),
+                            },
+                        );
+                    }
+                    sink
+                }
+                Err(e) => {
+                    warn!(collector = c.name(), datname = %datname, error = %e, "collector failed");
+                    Arc::new(Sink::default())
+                }
+            };
+            runs.push(Run {
+                collector: c.name(),
+                datname: label(c),
+                success,
+                duration,
+                sink,
+            });
+        }
+        runs
+    }
+}
+
+/// A database error with its SQLSTATE message (tokio-postgres' Display is terse).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => e.to_string(),
+    }
+}
+
+/// Quotes an identifier the way PostgreSQL's quote_ident does.
+pub fn quote_ident(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// Encodes a snapshot as Prometheus text: the exporter's own families first,
+/// then each collector's families in `ALL` order.
+pub fn render(snap: &Snapshot, config: &Config, open_connections: usize, out: &mut String) {
+    let mut own = Sink::default();
+    own.gauge(&UP, &[], if snap.up { 1.0 } else { 0.0 });
+    for r in &snap.runs {
+        own.gauge(
+            &COLLECTOR_SUCCESS,
+            &[r.collector, &r.datname],
+            if r.success { 1.0 } else { 0.0 },
+        );
+        own.gauge(
+            &COLLECTOR_DURATION,
+            &[r.collector, &r.datname],
+            r.duration.as_secs_f64(),
+        );
+    }
+    own.gauge(
+        &BUILD_INFO,
+        &[env!("CARGO_PKG_VERSION"), env!("PGMAINT_REVISION")],
+        1.0,
+    );
+    if let Some(s) = &snap.server {
+        own.gauge(&SERVER_INFO, &[&s.version, &s.version_num.to_string()], 1.0);
+    }
+    own.gauge_opt(&POSTMASTER_START, &[], snap.postmaster_start);
+    for (p, has) in &snap.privileges {
+        own.gauge(&ROLE_PRIVILEGE, &[p], if *has { 1.0 } else { 0.0 });
+    }
+    own.gauge(&SCRAPE_DURATION, &[], snap.duration.as_secs_f64());
+    if snap.up {
+        own.gauge(&DATABASES, &[], snap.databases.len() as f64);
+    }
+    own.gauge(&CONNECTIONS_OPEN, &[], open_connections as f64);
+    own.gauge(&CONNECTIONS_MAX, &[], config.max_connections as f64);
+    for f in SELF_FAMILIES {
+        encode_family(out, f, std::iter::once(own.get(f.name)));
+    }
+    for c in collectors::ALL {
+        for f in c.families() {
+            encode_family(
+                out,
+                f,
+                snap.runs
+                    .iter()
+                    .filter(|r| r.collector == c.name())
+                    .map(|r| r.sink.get(f.name)),
+            );
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for "age of the data" displays.
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_ident;
+
+    #[test]
+    fn identifiers_are_quoted_like_postgres() {
+        assert_eq!(quote_ident("users"), "users");
+        assert_eq!(quote_ident("Meeting \"Rooms\""), "\"Meeting \"\"Rooms\"\"\"");
+        assert_eq!(quote_ident("1abc"), "\"1abc\"");
+    }
+}

@@ -1,0 +1,167 @@
+//! HTTP: `/metrics`, `/` (landing page) and `/healthz`.
+//!
+//! `router()` is what tests drive; `run()` serves it on a listener until the
+//! shutdown future resolves. A scrape never waits past its deadline: the
+//! smaller of `PGMAINT_SCRAPE_TIMEOUT` and Prometheus'
+//! `X-Prometheus-Scrape-Timeout-Seconds` minus a safety margin.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::collectors::{self, Scope};
+use crate::scrape::{self, Scraper};
+
+/// Time kept back from Prometheus' own scrape timeout for encoding and transfer.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+pub type AppState = Arc<Scraper>;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The scrape deadline for this request.
+pub fn scrape_timeout(configured: Duration, headers: &HeaderMap) -> Duration {
+    let from_prometheus = headers
+        .get("X-Prometheus-Scrape-Timeout-Seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| {
+            let d = Duration::from_secs_f64(s);
+            // Keep a margin, but never less than half of what Prometheus allows.
+            d.saturating_sub(DEADLINE_MARGIN).max(d / 2)
+        });
+    match from_prometheus {
+        Some(d) if d < configured => d,
+        _ => configured,
+    }
+}
+
+async fn metrics(State(scraper): State<AppState>, headers: HeaderMap) -> Response {
+    let started = Instant::now();
+    let timeout = scrape_timeout(scraper.config().scrape_timeout, &headers);
+    let snap = scraper.scrape(timeout).await;
+    let mut body = String::with_capacity(64 * 1024);
+    scrape::render(
+        &snap,
+        scraper.config(),
+        scraper.pools().open_connections(),
+        &mut body,
+    );
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        bytes = body.len(),
+        up = snap.up,
+        "scrape served"
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn landing(State(scraper): State<AppState>) -> Html<String> {
+    let config = scraper.config();
+    let mut rows = String::new();
+    for c in collectors::ALL {
+        let scope = match c.scope() {
+            Scope::Cluster => "cluster",
+            Scope::PerDatabase => "every database",
+        };
+        let on = if config.collector_enabled(c.name()) {
+            "on"
+        } else {
+            "off"
+        };
+        rows.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            c.name(),
+            on,
+            scope,
+            html_escape(c.description())
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>pgmaint-exporter</title>\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<style>body{{font-family:sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem}}\
+table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}}</style></head>\
+<body><h1>pgmaint-exporter {version}</h1>\
+<p>PostgreSQL maintenance-health exporter for Prometheus.</p>\
+<h2>Endpoints</h2><ul>\
+<li><a href=\"/metrics\">/metrics</a> — Prometheus metrics</li>\
+<li><a href=\"/healthz\">/healthz</a> — liveness of the exporter itself</li></ul>\
+<h2>Collectors</h2><table><tr><th>name</th><th>enabled</th><th>scope</th><th>what</th></tr>\n{rows}</table>\
+<p>Watching database <code>{db}</code>; at most {max} connections.</p></body></html>",
+        version = env!("CARGO_PKG_VERSION"),
+        db = html_escape(&config.main_database()),
+        max = config.max_connections,
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_header_shortens_the_deadline() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            scrape_timeout(Duration::from_secs(10), &h),
+            Duration::from_secs(10)
+        );
+        h.insert("X-Prometheus-Scrape-Timeout-Seconds", "4".parse().unwrap());
+        assert_eq!(
+            scrape_timeout(Duration::from_secs(10), &h),
+            Duration::from_millis(3500)
+        );
+        h.insert("X-Prometheus-Scrape-Timeout-Seconds", "0.5".parse().unwrap());
+        assert_eq!(
+            scrape_timeout(Duration::from_secs(10), &h),
+            Duration::from_millis(250)
+        );
+        h.insert("X-Prometheus-Scrape-Timeout-Seconds", "30".parse().unwrap());
+        assert_eq!(
+            scrape_timeout(Duration::from_secs(10), &h),
+            Duration::from_secs(10)
+        );
+        h.insert("X-Prometheus-Scrape-Timeout-Seconds", "junk".parse().unwrap());
+        assert_eq!(
+            scrape_timeout(Duration::from_secs(10), &h),
+            Duration::from_secs(10)
+        );
+    }
+}

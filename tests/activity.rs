@@ -1,0 +1,103 @@
+//! `activity` against real sessions: an idle transaction holding a row lock,
+//! a session blocked on it, and a long `pg_sleep`.
+
+mod harness;
+
+use std::time::Duration;
+
+#[tokio::test]
+async fn idle_transaction_lock_wait_and_long_query() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);")
+        .await;
+
+    let idle = db.session().await;
+    idle.batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1;")
+        .await
+        .unwrap();
+    let waiter = db.session().await;
+    let blocked = tokio::spawn(async move { waiter.batch_execute("UPDATE t SET v = 2 WHERE id = 1").await });
+    let sleeper = db.session().await;
+    let cancel = sleeper.cancel_token();
+    let sleeping = tokio::spawn(async move { sleeper.batch_execute("SELECT pg_sleep(20)").await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_LONG_QUERY_SECONDS", "1")])
+        .await;
+    let m = exporter.scrape().await;
+    let d = [("datname", db.name.as_str())];
+
+    let idle_for = m
+        .value("pg_activity_idle_in_transaction_max_seconds", &d)
+        .unwrap();
+    assert!(
+        (3.0..30.0).contains(&idle_for),
+        "idle in transaction for {idle_for}s"
+    );
+    let xact_age = m
+        .value(
+            "pg_activity_oldest_xact_age_seconds",
+            &[d[0], ("state", "idle in transaction")],
+        )
+        .unwrap();
+    assert!(xact_age >= 3.0, "{xact_age}");
+    // The sleeping query and the blocked UPDATE are both active for > 1 s.
+    assert_eq!(m.value("pg_activity_long_running_queries", &d), Some(2.0));
+    assert_eq!(m.value("pg_activity_lock_waiting_sessions", &d), Some(1.0));
+    let wait = m.value("pg_activity_lock_wait_max_seconds", &d).unwrap();
+    assert!((2.5..30.0).contains(&wait), "lock wait {wait}s");
+    let oldest = m.value("pg_activity_oldest_query_age_seconds", &d).unwrap();
+    assert!(oldest >= 3.0, "{oldest}");
+    let conns = |state| {
+        m.value(
+            "pg_activity_connections",
+            &[d[0], ("state", state), ("backend_type", "client backend")],
+        )
+    };
+    assert_eq!(conns("idle in transaction"), Some(1.0));
+    assert_eq!(conns("active"), Some(2.0));
+    // The idle transaction took an xid and holds back the horizon.
+    assert!(
+        m.value("pg_xmin_horizon_age", &[("holder", "backend_xmin")])
+            .unwrap()
+            >= 0.0
+    );
+    assert_eq!(m.value("pg_activity_max_connections", &[]), Some(300.0));
+    assert_eq!(m.value("pg_activity_reserved_connections", &[]), Some(3.0));
+
+    idle.batch_execute("ROLLBACK").await.unwrap();
+    blocked.await.unwrap().unwrap();
+    cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    assert!(sleeping.await.unwrap().is_err(), "pg_sleep was cancelled");
+
+    // With the idle transaction gone and the sleep cancelled, the counts fall back.
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("pg_activity_long_running_queries", &d), Some(0.0));
+    assert_eq!(m.value("pg_activity_lock_waiting_sessions", &d), Some(0.0));
+    assert_eq!(m.value("pg_activity_idle_in_transaction_max_seconds", &d), None);
+}
+
+#[tokio::test]
+async fn prepared_transaction_holds_the_horizon() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let gid = format!("gid_{}", db.name);
+    db.batch(&format!(
+        "CREATE TABLE p (x int); BEGIN; INSERT INTO p VALUES (1); PREPARE TRANSACTION '{gid}';"
+    ))
+    .await;
+    db.batch("SELECT txid_current()").await; // one more xid so the age is ≥ 1
+    let exporter = pg.spawn_exporter(&db.name, &[]).await;
+    let m = exporter.scrape().await;
+    let result = (
+        m.value("pg_prepared_xacts", &[]).unwrap(),
+        m.value("pg_prepared_xacts_oldest_age_seconds", &[]),
+        m.value("pg_xmin_horizon_age", &[("holder", "prepared_xact")]),
+    );
+    db.batch(&format!("ROLLBACK PREPARED '{gid}'")).await;
+    assert!(result.0 >= 1.0);
+    assert!(result.1.is_some_and(|a| a >= 0.0));
+    assert!(result.2.is_some_and(|a| a >= 1.0), "{:?}", result.2);
+}

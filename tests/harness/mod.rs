@@ -1,0 +1,448 @@
+//! Shared test harness: a real PostgreSQL cluster, a database per test, the
+//! real exporter binary, and a parser for what it serves.
+//!
+//! `scripts/test.sh` starts one cluster for the whole run and exports
+//! `PGMAINT_TEST_PGPORT`; `cluster()` attaches to it. Tests that stop or
+//! break a server get their own with `dedicated()`, stopped on `Drop`.
+//! Cluster-wide values are asserted for the test's own database only, so
+//! other tests' sessions cannot change them.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A PostgreSQL cluster on 127.0.0.1.
+pub struct Cluster {
+    pub port: u16,
+    pub dir: String,
+    bindir: Option<String>,
+    owned: bool,
+}
+
+/// The run's shared cluster (started by scripts/test.sh).
+pub fn cluster() -> Cluster {
+    let port = std::env::var("PGMAINT_TEST_PGPORT")
+        .expect("tests need a PostgreSQL cluster: run them with scripts/test.sh")
+        .parse()
+        .expect("PGMAINT_TEST_PGPORT is a port");
+    Cluster {
+        port,
+        dir: std::env::var("PGMAINT_TEST_PGDIR").unwrap_or_default(),
+        bindir: None,
+        owned: false,
+    }
+}
+
+/// A cluster of the test's own (Debian's PostgreSQL 15), stopped on drop.
+pub fn dedicated() -> Cluster {
+    start_cluster(None, &[])
+}
+
+/// A cluster of the test's own with extra postgresql.conf lines and/or other binaries.
+pub fn start_cluster(bindir: Option<&str>, conf: &[&str]) -> Cluster {
+    let mut cmd = Command::new(repo().join("scripts/pgcluster.sh"));
+    cmd.arg("start");
+    if let Some(b) = bindir {
+        cmd.arg(b);
+    }
+    cmd.env("PGMAINT_PG_CONF", conf.join("\n"));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/pgcluster.sh");
+    assert!(out.status.success(), "cluster did not start");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let mut parts = line.split_whitespace();
+    let dir = parts.next().unwrap().to_string();
+    let port = parts.next().unwrap().parse().unwrap();
+    Cluster {
+        port,
+        dir,
+        bindir: bindir.map(String::from),
+        owned: true,
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.owned {
+            let mut cmd = Command::new(repo().join("scripts/pgcluster.sh"));
+            cmd.arg("stop").arg(&self.dir);
+            if let Some(b) = &self.bindir {
+                cmd.arg(b);
+            }
+            let _ = cmd.status();
+        }
+    }
+}
+
+fn as_pg(args: &[&str]) -> Command {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if is_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "pgmaint", "--"]).args(args);
+        c
+    } else {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    }
+}
+
+impl Cluster {
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{}", self.port, db)
+    }
+
+    fn pg_ctl(&self) -> String {
+        format!(
+            "{}/pg_ctl",
+            self.bindir.as_deref().unwrap_or("/usr/lib/postgresql/15/bin")
+        )
+    }
+
+    /// Stops the server (fast shutdown). Only for dedicated clusters.
+    pub fn stop(&self) {
+        assert!(self.owned, "never stop the shared cluster");
+        let data = format!("{}/data", self.dir);
+        let st = as_pg(&[&self.pg_ctl(), "-D", &data, "-m", "fast", "-w", "stop"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Starts a stopped dedicated server again on the same port.
+    pub fn start(&self) {
+        let data = format!("{}/data", self.dir);
+        let log = format!("{}/server.log", self.dir);
+        let st = as_pg(&[&self.pg_ctl(), "-D", &data, "-l", &log, "-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    pub async fn client(&self, db: &str) -> Client {
+        connect(&self.url(db)).await
+    }
+
+    /// A new, empty database for one test.
+    pub async fn fresh_db(&self) -> Db {
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = self.client("postgres").await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        Db {
+            client: self.client(&name).await,
+            url: self.url(&name),
+            name,
+        }
+    }
+
+    /// The exporter binary pointed at `db`, limited to that database unless
+    /// `env` says otherwise. Later `env` entries win.
+    pub async fn spawn_exporter(&self, db: &str, env: &[(&str, &str)]) -> Exporter {
+        let url = self.url(db);
+        let mut vars = vec![
+            ("PGMAINT_DATABASE_URL", url.as_str()),
+            ("PGMAINT_INCLUDE_DATABASES", db),
+            ("PGMAINT_LOG_LEVEL", "debug"),
+        ];
+        vars.extend_from_slice(env);
+        Exporter::spawn(&vars).await
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A test's own database.
+pub struct Db {
+    pub name: String,
+    pub url: String,
+    pub client: Client,
+}
+
+impl Db {
+    pub async fn batch(&self, sql: &str) {
+        self.client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+
+    /// A second session in the same database (to hold locks, sleep, idle…).
+    pub async fn session(&self) -> Client {
+        connect(&self.url).await
+    }
+
+    pub async fn scalar_f64(&self, sql: &str) -> f64 {
+        self.client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .get(0)
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running exporter process, killed on drop.
+pub struct Exporter {
+    child: Child,
+    pub addr: String,
+    pub log: PathBuf,
+}
+
+impl Exporter {
+    pub async fn spawn(vars: &[(&str, &str)]) -> Exporter {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("pgmaint-exporter-{}-{port}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgmaint-exporter"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PGMAINT_LISTEN_ADDRESS", &addr)
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ));
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start exporter");
+        let mut e = Exporter { child, addr, log };
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = reqwest::get(format!("http://{}/healthz", e.addr)).await {
+                if r.status() == 200 {
+                    return e;
+                }
+            }
+            if let Ok(Some(st)) = e.child.try_wait() {
+                panic!("exporter exited with {st}: {}", e.logs());
+            }
+            assert!(Instant::now() < until, "exporter did not come up: {}", e.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a path: (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("http://{}{}", self.addr, path))
+            .await
+            .expect("HTTP request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    /// GET /metrics and parse it; panics unless HTTP 200.
+    pub async fn scrape(&self) -> Samples {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        Samples::parse(&body)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// One parsed series.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed exposition: every series, plus HELP/TYPE lines and the raw text.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    pub series: Vec<Series>,
+    pub types: BTreeMap<String, String>,
+    pub raw: String,
+}
+
+impl Samples {
+    pub fn parse(text: &str) -> Samples {
+        let mut series = Vec::new();
+        let mut types = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (n, t) = rest.split_once(' ').unwrap();
+                types.insert(n.to_string(), t.to_string());
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (name, rest) = match line.find(['{', ' ']) {
+                Some(i) => line.split_at(i),
+                None => panic!("bad line {line:?}"),
+            };
+            let mut labels = BTreeMap::new();
+            let mut rest = rest;
+            if rest.starts_with('{') {
+                let mut chars = rest[1..].char_indices();
+                loop {
+                    let mut key = String::new();
+                    let mut end = None;
+                    for (i, c) in chars.by_ref() {
+                        if c == '=' {
+                            break;
+                        }
+                        if c == '}' {
+                            end = Some(i);
+                            break;
+                        }
+                        if c != ',' {
+                            key.push(c);
+                        }
+                    }
+                    if let Some(i) = end {
+                        rest = &rest[i + 2..];
+                        break;
+                    }
+                    assert_eq!(chars.next().map(|x| x.1), Some('"'), "line {line:?}");
+                    let mut val = String::new();
+                    while let Some((_, c)) = chars.next() {
+                        match c {
+                            '\\' => match chars.next().unwrap().1 {
+                                'n' => val.push('\n'),
+                                o => val.push(o),
+                            },
+                            '"' => break,
+                            o => val.push(o),
+                        }
+                    }
+                    labels.insert(key, val);
+                }
+            }
+            let v = rest.trim();
+            let value = match v {
+                "NaN" => f64::NAN,
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                _ => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            };
+            series.push(Series {
+                name: name.to_string(),
+                labels,
+                value,
+            });
+        }
+        Samples {
+            series,
+            types,
+            raw: text.to_string(),
+        }
+    }
+
+    /// Series of `name` whose labels include all of `labels`.
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Series> + 'a {
+        self.series.iter().filter(move |s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    /// The value of the one series matching; None if absent, panics if ambiguous.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<&Series> = self.find(name, labels).collect();
+        assert!(
+            found.len() <= 1,
+            "{name} {labels:?} matches {} series: {found:?}",
+            found.len()
+        );
+        found.first().map(|s| s.value)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.series.iter().any(|s| s.name == name)
+    }
+}
+
+/// Polls `f` until it returns Some, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < until, "condition not met within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs `promtool check metrics` on an exposition; returns its findings.
+pub fn promtool_check(text: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut s = String::from_utf8_lossy(&out.stdout).to_string();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() && s.trim().is_empty() {
+        s = format!("promtool failed with {}", out.status);
+    }
+    s
+}

@@ -1,0 +1,192 @@
+//! The HTTP surface and the database going away: pg_up, self-metrics, the
+//! landing page, and no password anywhere.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn database_down_and_back_without_restart() {
+    let pg = harness::dedicated();
+    let exporter = pg.spawn_exporter("postgres", &[]).await;
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("pg_up", &[]), Some(1.0));
+    assert_eq!(
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", "activity"), ("datname", "")]
+        ),
+        Some(1.0)
+    );
+
+    pg.stop();
+    let started = Instant::now();
+    let m = exporter.scrape().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "scrape with the database down took {took:?}"
+    );
+    assert_eq!(m.value("pg_up", &[]), Some(0.0));
+    assert_eq!(
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", "activity"), ("datname", "")]
+        ),
+        Some(0.0)
+    );
+    assert!(m.has("pgmaint_exporter_build_info"));
+    assert!(!m.has("pg_activity_connections"));
+
+    pg.start();
+    let m = harness::eventually(Duration::from_secs(10), || async {
+        let m = exporter.scrape().await;
+        (m.value("pg_up", &[]) == Some(1.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", "activity"), ("datname", "")]
+        ),
+        Some(1.0)
+    );
+    assert!(exporter.logs().contains("PostgreSQL is unreachable"));
+}
+
+#[tokio::test]
+async fn starts_and_answers_with_nothing_listening() {
+    let port = harness::free_port();
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
+    let exporter = harness::Exporter::spawn(&[("PGMAINT_DATABASE_URL", &url)]).await;
+    let started = Instant::now();
+    let m = exporter.scrape().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(m.value("pg_up", &[]), Some(0.0));
+    assert_eq!(m.value("pgmaint_exporter_connections_open", &[]), Some(0.0));
+}
+
+#[tokio::test]
+async fn self_metrics_landing_page_and_health() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_MAX_CONNECTIONS", "2")])
+        .await;
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("pg_up", &[]), Some(1.0));
+    let version = db
+        .client
+        .query_one("SHOW server_version", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0);
+    assert_eq!(
+        m.value("pg_server_info", &[("version", version.as_str())]),
+        Some(1.0)
+    );
+    let started = db
+        .scalar_f64("SELECT extract(epoch FROM pg_postmaster_start_time())::float8")
+        .await;
+    assert!((m.value("pg_postmaster_start_time_seconds", &[]).unwrap() - started).abs() < 1e-3);
+    assert_eq!(
+        m.value("pgmaint_exporter_role_privilege", &[("privilege", "superuser")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("pgmaint_exporter_role_privilege", &[("privilege", "pg_monitor")]),
+        Some(1.0)
+    );
+    assert_eq!(m.value("pgmaint_exporter_connections_max", &[]), Some(2.0));
+    let open = m.value("pgmaint_exporter_connections_open", &[]).unwrap();
+    assert!((1.0..=2.0).contains(&open), "{open}");
+    assert!(
+        m.find(
+            "pgmaint_exporter_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        )
+        .count()
+            == 1
+    );
+    // Our sessions are read-only and named.
+    let ro: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgmaint-exporter' AND datname = $1",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ro >= 1);
+
+    let (status, body) = exporter.get("/").await;
+    assert_eq!(status, 200);
+    for c in pgmaint_exporter::collectors::ALL {
+        assert!(
+            body.contains(&format!("<code>{}</code>", c.name())),
+            "landing page lacks {}",
+            c.name()
+        );
+    }
+    assert!(body.contains("/metrics"));
+    assert_eq!(exporter.get("/healthz").await, (200, "ok\n".to_string()));
+}
+
+#[tokio::test]
+async fn pooled_sessions_are_read_only_with_timeouts() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let config = pgmaint_exporter::config::Config::from_vars([
+        ("PGMAINT_DATABASE_URL".to_string(), db.url.clone()),
+        ("PGMAINT_STATEMENT_TIMEOUT".to_string(), "3s".to_string()),
+        ("PGMAINT_LOCK_TIMEOUT".to_string(), "700ms".to_string()),
+    ])
+    .unwrap();
+    let pools = pgmaint_exporter::pool::Pools::new(&config);
+    let lease = pools
+        .get(&db.name, Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap();
+    let show = |s: &'static str| {
+        let c = &lease.conn;
+        async move { c.query_one(s, &[]).await.unwrap().get::<_, String>(0) }
+    };
+    assert_eq!(show("SHOW default_transaction_read_only").await, "on");
+    assert_eq!(show("SHOW statement_timeout").await, "3s");
+    assert_eq!(show("SHOW lock_timeout").await, "700ms");
+    assert_eq!(show("SHOW application_name").await, "pgmaint-exporter");
+    let err = lease
+        .conn
+        .batch_execute("CREATE TABLE nope (x int)")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_db_error().unwrap().code().code(),
+        "25006",
+        "read_only_sql_transaction"
+    );
+    assert_eq!(pools.open_connections(), 1);
+}
+
+#[tokio::test]
+async fn password_never_appears_in_any_output() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let secret = "hunter2-Sup3rSecret";
+    // Trust auth accepts any password: the exporter still must not print it.
+    let url = format!("postgresql://postgres:{secret}@127.0.0.1:{}/{}", pg.port, db.name);
+    let exporter = harness::Exporter::spawn(&[
+        ("PGMAINT_DATABASE_URL", &url),
+        ("PGMAINT_INCLUDE_DATABASES", &db.name),
+        ("PGMAINT_LOG_LEVEL", "trace"),
+    ])
+    .await;
+    let (_, metrics) = exporter.get("/metrics").await;
+    let (_, landing) = exporter.get("/").await;
+    let logs = exporter.logs();
+    assert!(logs.contains("listening"), "{logs}");
+    for (what, text) in [("metrics", &metrics), ("landing", &landing), ("logs", &logs)] {
+        assert!(!text.contains(secret), "password in {what}");
+    }
+}
