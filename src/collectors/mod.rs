@@ -21,11 +21,16 @@ use crate::metrics::{Family, Sink};
 
 pub mod activity;
 pub mod archiver;
+pub mod bloat;
 pub mod checkpointer;
 pub mod database;
+pub mod indexes;
 pub mod locks;
 pub mod replication;
+pub mod sequences;
 pub mod settings;
+pub mod statements;
+pub mod tables;
 pub mod vacuum_progress;
 
 /// Every collector, in output order.
@@ -38,6 +43,11 @@ pub const ALL: &[&dyn Collector] = &[
     &archiver::Archiver,
     &locks::Locks,
     &checkpointer::Checkpointer,
+    &tables::Tables,
+    &indexes::Indexes,
+    &bloat::Bloat,
+    &sequences::Sequences,
+    &statements::Statements,
 ];
 
 /// Looks a collector up by name.
