@@ -27,6 +27,7 @@ pub mod database;
 pub mod indexes;
 pub mod locks;
 pub mod replication;
+pub mod selection;
 pub mod sequences;
 pub mod settings;
 pub mod statements;
