@@ -1,7 +1,6 @@
 //! Entry point: arguments, configuration, logging, serve until SIGTERM/Ctrl-C.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use pgmaint_exporter::config::{Config, LogFormat};
 use pgmaint_exporter::scrape::Scraper;
@@ -95,7 +94,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "pgmaint-exporter {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    let state = Arc::new(Scraper::new(config));
+    let state = server::App::new(Scraper::new(config));
     server::run(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())

@@ -9,7 +9,7 @@
 //! pipelined on one connection. A collector that fails, or does not finish
 //! before the deadline, reports `success 0` and takes nothing else down.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::join_all;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::collectors::{self, Collector, Ctx, Fetched, Scope, ServerInfo, Source};
+use crate::collectors::{self, Collector, Ctx, Fetched, Query, Scope, ServerInfo, Source};
 use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{encode_family, Family, Sample, Sink};
@@ -154,6 +154,7 @@ pub struct Scraper {
     pools: Pools,
     discovered: Mutex<Option<(Instant, Vec<String>)>>,
     cache: Mutex<HashMap<(&'static str, String), Cached>>,
+    refreshing: Mutex<HashSet<(&'static str, String)>>,
     privilege_warned: AtomicBool,
     was_up: AtomicBool,
 }
@@ -165,6 +166,7 @@ impl Scraper {
             config,
             discovered: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
+            refreshing: Mutex::new(HashSet::new()),
             privilege_warned: AtomicBool::new(false),
             was_up: AtomicBool::new(true),
         }
@@ -186,7 +188,7 @@ impl Scraper {
     }
 
     /// Runs one scrape that ends by `timeout` whatever the database does.
-    pub async fn scrape(&self, timeout: Duration) -> Snapshot {
+    pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Snapshot {
         let start = Instant::now();
         let deadline = start + timeout;
         let main_db = self.config.main_database();
@@ -338,12 +340,8 @@ impl Scraper {
 
     /// `success 0` for every enabled collector, when the server is unreachable.
     fn all_failed(&self, databases: &[String]) -> Vec<Run> {
-        let failed = |c: &'static dyn Collector, datname: &str| Run {
-            collector: c.name(),
-            datname: datname.to_string(),
-            success: false,
-            duration: Duration::ZERO,
-            sink: Arc::new(Sink::default()),
+        let failed = |c: &'static dyn Collector, datname: &str| {
+            Run::new(c, datname, false, Duration::ZERO, Default::default())
         };
         let mut runs: Vec<Run> = self.enabled(Scope::Cluster).map(|c| failed(c, "")).collect();
         for db in databases {
@@ -353,8 +351,13 @@ impl Scraper {
     }
 
     /// Runs a set of collectors in one database on one connection.
+    ///
+    /// Cached collectors (`cache_ttl` > 0) are served from cache while fresh.
+    /// Once stale, the old result is served and a background task refreshes
+    /// it, so a slow collector (bloat) never holds up a scrape; only the very
+    /// first run happens inline.
     async fn run_set(
-        &self,
+        self: &Arc<Self>,
         lease: Option<Lease>,
         datname: String,
         set: Vec<&'static dyn Collector>,
@@ -362,42 +365,31 @@ impl Scraper {
         deadline: Instant,
     ) -> Vec<Run> {
         let span = tracing::info_span!("database", datname = %datname);
-        let label = |c: &dyn Collector| {
-            if c.scope() == Scope::Cluster {
-                String::new()
-            } else {
-                datname.clone()
-            }
-        };
         let ctx = Ctx {
             datname: &datname,
             server,
             config: &self.config,
         };
 
-        // Served from cache where fresh; the rest need the database.
         let mut runs = Vec::new();
         let mut todo = Vec::new();
         for c in set {
             let ttl = c.cache_ttl(&self.config);
-            let hit = (!ttl.is_zero())
-                .then(|| {
-                    self.cache
-                        .lock()
-                        .unwrap()
-                        .get(&(c.name(), datname.clone()))
-                        .filter(|e| e.at.elapsed() < ttl)
-                        .map(|e| e.sink.clone())
-                })
-                .flatten();
-            match hit {
-                Some(sink) => runs.push(Run {
-                    collector: c.name(),
-                    datname: label(c),
-                    success: true,
-                    duration: Duration::ZERO,
-                    sink,
-                }),
+            let cached = if ttl.is_zero() {
+                None
+            } else {
+                let cache = self.cache.lock().unwrap();
+                cache
+                    .get(&(c.name(), datname.clone()))
+                    .map(|e| (e.at.elapsed() < ttl, e.sink.clone()))
+            };
+            match cached {
+                Some((fresh, sink)) => {
+                    if !fresh {
+                        self.refresh_in_background(c, datname.clone(), server.clone());
+                    }
+                    runs.push(Run::new(c, &datname, true, Duration::ZERO, sink));
+                }
                 None => match c.source(&ctx) {
                     Source::NotApplicable => {}
                     Source::Sql(queries) => todo.push((c, queries)),
@@ -416,83 +408,143 @@ impl Scraper {
             Ok(l) => l,
             Err(e) => {
                 warn!(datname = %datname, error = %e, "cannot reach database; its collectors report failure");
-                runs.extend(todo.iter().map(|(c, _)| Run {
-                    collector: c.name(),
-                    datname: label(*c),
-                    success: false,
-                    duration: Duration::ZERO,
-                    sink: Arc::new(Sink::default()),
-                }));
+                runs.extend(
+                    todo.iter()
+                        .map(|(c, _)| Run::new(*c, &datname, false, Duration::ZERO, Default::default())),
+                );
                 return runs;
             }
         };
-        let client = &lease.conn;
+        let results = self.execute(&lease, &ctx, todo, deadline).instrument(span).await;
+        runs.extend(results);
+        runs
+    }
 
-        let work = todo.into_iter().map(|(c, queries)| {
-            let ctx = &ctx;
-            async move {
-                let started = Instant::now();
-                let fetched = async {
-                    let results = join_all(queries.iter().map(|q| async move {
-                        let params: Vec<_> = q.params.iter().map(|p| p.as_sql()).collect();
-                        let r = client.query(q.sql, &params).await.map_err(|e| describe(&e));
-                        if let (true, Err(e)) = (q.optional, &r) {
-                            debug!(collector = c.name(), query = q.name, error = %e, "optional query failed");
-                        }
-                        (q.name, r)
-                    }))
-                    .await;
-                    Fetched { results }
-                };
-                let outcome = match tokio::time::timeout_at(deadline.into(), fetched).await {
-                    Err(_) => Err(CollectError::Deadline),
-                    Ok(fetched) => {
-                        let required_failed = queries
-                            .iter()
-                            .filter(|q| !q.optional)
-                            .find_map(|q| fetched.rows(q.name).err());
-                        match required_failed {
-                            Some(e) => Err(e),
-                            None => {
-                                let mut sink = Sink::default();
-                                c.map(ctx, &fetched, &mut sink).map(|_| sink)
-                            }
+    /// Runs collectors' queries pipelined on one connection and maps the rows.
+    async fn execute(
+        &self,
+        lease: &Lease,
+        ctx: &Ctx<'_>,
+        todo: Vec<(&'static dyn Collector, Vec<Query>)>,
+        deadline: Instant,
+    ) -> Vec<Run> {
+        let client = &lease.conn;
+        let work = todo.into_iter().map(|(c, queries)| async move {
+            let started = Instant::now();
+            let fetched = async {
+                let results = join_all(queries.iter().map(|q| async move {
+                    let params: Vec<_> = q.params.iter().map(|p| p.as_sql()).collect();
+                    let r = client.query(q.sql, &params).await.map_err(|e| describe(&e));
+                    if let (true, Err(e)) = (q.optional, &r) {
+                        debug!(collector = c.name(), query = q.name, error = %e, "optional query failed");
+                    }
+                    (q.name, r)
+                }))
+                .await;
+                Fetched { results }
+            };
+            let outcome = match tokio::time::timeout_at(deadline.into(), fetched).await {
+                Err(_) => Err(CollectError::Deadline),
+                Ok(fetched) => {
+                    match queries
+                        .iter()
+                        .filter(|q| !q.optional)
+                        .find_map(|q| fetched.rows(q.name).err())
+                    {
+                        Some(e) => Err(e),
+                        None => {
+                            let mut sink = Sink::default();
+                            c.map(ctx, &fetched, &mut sink).map(|_| sink)
                         }
                     }
-                };
-                (c, started.elapsed(), outcome)
-            }
+                }
+            };
+            (c, started.elapsed(), outcome)
         });
-        for (c, duration, outcome) in join_all(work).instrument(span).await {
-            let success = outcome.is_ok();
-            let sink = match outcome {
+        let mut runs = Vec::new();
+        for (c, duration, outcome) in join_all(work).await {
+            let run = match outcome {
                 Ok(sink) => {
                     let sink = Arc::new(sink);
                     if !c.cache_ttl(&self.config).is_zero() {
                         self.cache.lock().unwrap().insert(
-                            (c.name(), datname.clone()),
+                            (c.name(), ctx.datname.to_string()),
                             Cached {
                                 at: Instant::now(),
                                 sink: sink.clone(),
                             },
                         );
                     }
-                    sink
+                    Run::new(c, ctx.datname, true, duration, sink)
                 }
                 Err(e) => {
-                    warn!(collector = c.name(), datname = %datname, error = %e, "collector failed");
-                    Arc::new(Sink::default())
+                    warn!(collector = c.name(), datname = %ctx.datname, error = %e, "collector failed");
+                    Run::new(c, ctx.datname, false, duration, Default::default())
                 }
             };
-            runs.push(Run {
-                collector: c.name(),
-                datname: label(c),
-                success,
-                duration,
-                sink,
-            });
+            runs.push(run);
         }
         runs
+    }
+
+    /// Refreshes one cached collector for one database off the scrape path.
+    /// At most one refresh per (collector, database) runs at a time; it uses
+    /// the same connection cap as scrapes.
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        c: &'static dyn Collector,
+        datname: String,
+        server: ServerInfo,
+    ) {
+        if !self
+            .refreshing
+            .lock()
+            .unwrap()
+            .insert((c.name(), datname.clone()))
+        {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            // Generous but bounded: statement_timeout bounds each query anyway.
+            let deadline = Instant::now() + this.config.scrape_timeout.max(Duration::from_secs(60));
+            let ctx = Ctx {
+                datname: &datname,
+                server: &server,
+                config: &this.config,
+            };
+            if let Source::Sql(queries) = c.source(&ctx) {
+                match this.pools.get(&datname, deadline).await {
+                    Ok(lease) => {
+                        let runs = this.execute(&lease, &ctx, vec![(c, queries)], deadline).await;
+                        debug!(collector = c.name(), datname = %datname, ok = runs.iter().all(|r| r.success), "background refresh done");
+                    }
+                    Err(e) => {
+                        warn!(collector = c.name(), datname = %datname, error = %e, "background refresh failed")
+                    }
+                }
+            }
+            this.refreshing
+                .lock()
+                .unwrap()
+                .remove(&(c.name(), datname.clone()));
+        });
+    }
+}
+
+impl Run {
+    fn new(c: &dyn Collector, datname: &str, success: bool, duration: Duration, sink: Arc<Sink>) -> Run {
+        Run {
+            collector: c.name(),
+            datname: if c.scope() == Scope::Cluster {
+                String::new()
+            } else {
+                datname.to_string()
+            },
+            success,
+            duration,
+            sink,
+        }
     }
 }
 

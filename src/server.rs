@@ -22,7 +22,45 @@ use crate::scrape::{self, Scraper};
 /// Time kept back from Prometheus' own scrape timeout for encoding and transfer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
-pub type AppState = Arc<Scraper>;
+/// Shared state: the scraper plus the exporter's own process-level counters.
+///
+/// These few counters live in a `prometheus` crate `Registry`; the
+/// per-object families do not (see `metrics.rs` for why).
+pub struct App {
+    pub scraper: Arc<Scraper>,
+    registry: prometheus::Registry,
+    scrapes: prometheus::IntCounter,
+    failures: prometheus::IntCounterVec,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    pub fn new(scraper: Scraper) -> AppState {
+        let registry = prometheus::Registry::new();
+        let scrapes = prometheus::IntCounter::new(
+            "pgmaint_exporter_scrapes_total",
+            "Scrapes served by /metrics since the exporter started.",
+        )
+        .expect("valid metric");
+        let failures = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "pgmaint_exporter_collector_failures_total",
+                "Collector runs that failed (success 0) since the exporter started, by collector.",
+            ),
+            &["collector"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(scrapes.clone())).expect("unique");
+        registry.register(Box::new(failures.clone())).expect("unique");
+        Arc::new(App {
+            scraper: Arc::new(scraper),
+            registry,
+            scrapes,
+            failures,
+        })
+    }
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -61,10 +99,15 @@ pub fn scrape_timeout(configured: Duration, headers: &HeaderMap) -> Duration {
     }
 }
 
-async fn metrics(State(scraper): State<AppState>, headers: HeaderMap) -> Response {
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let started = Instant::now();
+    let scraper = &app.scraper;
     let timeout = scrape_timeout(scraper.config().scrape_timeout, &headers);
     let snap = scraper.scrape(timeout).await;
+    app.scrapes.inc();
+    for r in snap.runs.iter().filter(|r| !r.success) {
+        app.failures.with_label_values(&[r.collector]).inc();
+    }
     let mut body = String::with_capacity(64 * 1024);
     scrape::render(
         &snap,
@@ -72,6 +115,17 @@ async fn metrics(State(scraper): State<AppState>, headers: HeaderMap) -> Respons
         scraper.pools().open_connections(),
         &mut body,
     );
+    match prometheus::TextEncoder::new().encode_to_string(&app.registry.gather()) {
+        Ok(own) => body.push_str(&own),
+        // Our own encoding bug: the only case that may give a 500.
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding error: {e}\n"),
+            )
+                .into_response()
+        }
+    }
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         bytes = body.len(),
@@ -86,8 +140,8 @@ async fn metrics(State(scraper): State<AppState>, headers: HeaderMap) -> Respons
         .into_response()
 }
 
-async fn landing(State(scraper): State<AppState>) -> Html<String> {
-    let config = scraper.config();
+async fn landing(State(app): State<AppState>) -> Html<String> {
+    let config = app.scraper.config();
     let mut rows = String::new();
     for c in collectors::ALL {
         let scope = match c.scope() {
