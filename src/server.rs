@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -31,6 +32,9 @@ pub struct App {
     registry: prometheus::Registry,
     scrapes: prometheus::IntCounter,
     failures: prometheus::IntCounterVec,
+    /// Held while a scrape runs: one at a time.
+    running: tokio::sync::Mutex<()>,
+    latest: std::sync::Mutex<Option<Latest>>,
 }
 
 pub type AppState = Arc<App>;
@@ -58,8 +62,83 @@ impl App {
             registry,
             scrapes,
             failures,
+            running: tokio::sync::Mutex::new(()),
+            latest: std::sync::Mutex::new(None),
         })
     }
+
+    /// The body for a scrape request that arrived at `arrived`.
+    ///
+    /// Scrapes are coalesced: one runs at a time; a request that arrives
+    /// while one is in flight waits for it and shares its result, and a
+    /// result younger than `PGMAINT_MIN_SCRAPE_INTERVAL` is served again, so
+    /// two Prometheus replicas or a burst of clients never multiply the load
+    /// on the database. A request whose deadline passes while waiting gets
+    /// the latest result there is.
+    pub async fn shared_scrape(&self, arrived: Instant, timeout: Duration) -> Bytes {
+        let deadline = arrived + timeout;
+        let reusable = |latest: &Option<Latest>| {
+            latest.as_ref().and_then(|l| {
+                let fresh =
+                    l.finished >= arrived || l.finished.elapsed() < self.scraper.config().min_scrape_interval;
+                fresh.then(|| l.body.clone())
+            })
+        };
+        let _turn = match tokio::time::timeout_at(deadline.into(), self.running.lock()).await {
+            Ok(turn) => turn,
+            Err(_) => {
+                if let Some(l) = self.latest.lock().unwrap().as_ref() {
+                    return l.body.clone();
+                }
+                // The very first scrape is still running: wait for it (its own
+                // deadline bounds the wait) rather than guess at pg_up.
+                self.running.lock().await
+            }
+        };
+        if let Some(body) = reusable(&self.latest.lock().unwrap()) {
+            return body;
+        }
+        self.scrape_now(deadline.saturating_duration_since(Instant::now()))
+            .await
+    }
+
+    async fn scrape_now(&self, timeout: Duration) -> Bytes {
+        let started = Instant::now();
+        let snap = self.scraper.scrape(timeout).await;
+        self.scrapes.inc();
+        for r in snap.runs.iter().filter(|r| !r.success) {
+            self.failures.with_label_values(&[r.collector]).inc();
+        }
+        let mut body = String::with_capacity(64 * 1024);
+        scrape::render(
+            &snap,
+            self.scraper.config(),
+            self.scraper.pools().open_connections(),
+            &mut body,
+        );
+        // The prometheus crate only fails on invalid metric names: ours are constants.
+        if let Ok(own) = prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()) {
+            body.push_str(&own);
+        }
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            bytes = body.len(),
+            up = snap.up,
+            "scrape done"
+        );
+        let body = Bytes::from(body);
+        *self.latest.lock().unwrap() = Some(Latest {
+            finished: Instant::now(),
+            body: body.clone(),
+        });
+        body
+    }
+}
+
+/// The most recent encoded scrape.
+struct Latest {
+    finished: Instant,
+    body: Bytes,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -100,38 +179,9 @@ pub fn scrape_timeout(configured: Duration, headers: &HeaderMap) -> Duration {
 }
 
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let started = Instant::now();
-    let scraper = &app.scraper;
-    let timeout = scrape_timeout(scraper.config().scrape_timeout, &headers);
-    let snap = scraper.scrape(timeout).await;
-    app.scrapes.inc();
-    for r in snap.runs.iter().filter(|r| !r.success) {
-        app.failures.with_label_values(&[r.collector]).inc();
-    }
-    let mut body = String::with_capacity(64 * 1024);
-    scrape::render(
-        &snap,
-        scraper.config(),
-        scraper.pools().open_connections(),
-        &mut body,
-    );
-    match prometheus::TextEncoder::new().encode_to_string(&app.registry.gather()) {
-        Ok(own) => body.push_str(&own),
-        // Our own encoding bug: the only case that may give a 500.
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("encoding error: {e}\n"),
-            )
-                .into_response()
-        }
-    }
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        bytes = body.len(),
-        up = snap.up,
-        "scrape served"
-    );
+    let arrived = Instant::now();
+    let timeout = scrape_timeout(app.scraper.config().scrape_timeout, &headers);
+    let body = app.shared_scrape(arrived, timeout).await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -9,13 +9,20 @@ async fn many_databases_share_a_small_connection_cap() {
     let mut dbs = Vec::new();
     for _ in 0..5 {
         let db = pg.fresh_db().await;
-        db.batch("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);").await;
+        db.batch("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);")
+            .await;
         dbs.push(db);
     }
     let names: Vec<String> = dbs.iter().map(|d| d.name.clone()).collect();
     let include = names.join(",");
     let exporter = pg
-        .spawn_exporter(&names[0], &[("PGMAINT_INCLUDE_DATABASES", &include), ("PGMAINT_MAX_CONNECTIONS", "2")])
+        .spawn_exporter(
+            &names[0],
+            &[
+                ("PGMAINT_INCLUDE_DATABASES", &include),
+                ("PGMAINT_MAX_CONNECTIONS", "2"),
+            ],
+        )
         .await;
     let observer = pg.client("postgres").await;
     for _ in 0..3 {
@@ -23,7 +30,10 @@ async fn many_databases_share_a_small_connection_cap() {
         assert_eq!(m.value("pgmaint_exporter_databases", &[]), Some(5.0));
         for name in &names {
             assert_eq!(
-                m.value("pg_scrape_collector_success", &[("collector", "tables"), ("datname", name)]),
+                m.value(
+                    "pg_scrape_collector_success",
+                    &[("collector", "tables"), ("datname", name)]
+                ),
                 Some(1.0),
                 "tables in {name}: {}",
                 exporter.logs()

@@ -190,3 +190,40 @@ async fn password_never_appears_in_any_output() {
         assert!(!text.contains(secret), "password in {what}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_scrapes_share_one_result() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_MIN_SCRAPE_INTERVAL", "0s")])
+        .await;
+    let first = exporter
+        .scrape()
+        .await
+        .value("pgmaint_exporter_scrapes_total", &[])
+        .unwrap();
+    // 8 clients at once: they queue behind one scrape and share results, so
+    // the exporter runs far fewer scrapes than it serves.
+    let bodies = futures::future::join_all((0..8).map(|_| exporter.get("/metrics"))).await;
+    let after = exporter
+        .scrape()
+        .await
+        .value("pgmaint_exporter_scrapes_total", &[])
+        .unwrap();
+    for (status, body) in &bodies {
+        assert_eq!(*status, 200);
+        assert!(body.contains("pg_up 1"));
+    }
+    let ran = after - first;
+    assert!(ran <= 3.0, "8 concurrent requests ran {ran} scrapes");
+
+    // Within PGMAINT_MIN_SCRAPE_INTERVAL, a result is served again.
+    let cached = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_MIN_SCRAPE_INTERVAL", "30s")])
+        .await;
+    let a = cached.scrape().await.value("pgmaint_exporter_scrapes_total", &[]);
+    let b = cached.scrape().await.value("pgmaint_exporter_scrapes_total", &[]);
+    assert_eq!(a, Some(1.0));
+    assert_eq!(b, Some(1.0));
+}

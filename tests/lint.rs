@@ -8,7 +8,10 @@ use pgmaint_exporter::collectors::ALL;
 use pgmaint_exporter::scrape::SELF_FAMILIES;
 
 /// The exporter's process counters, kept in the prometheus crate's registry.
-const REGISTRY_FAMILIES: &[&str] = &["pgmaint_exporter_scrapes_total", "pgmaint_exporter_collector_failures_total"];
+const REGISTRY_FAMILIES: &[&str] = &[
+    "pgmaint_exporter_scrapes_total",
+    "pgmaint_exporter_collector_failures_total",
+];
 
 #[tokio::test]
 async fn promtool_finds_nothing_with_every_collector_on() {
@@ -28,7 +31,9 @@ async fn promtool_finds_nothing_with_every_collector_on() {
     )
     .await;
     let all: Vec<&str> = ALL.iter().map(|c| c.name()).collect();
-    let exporter = pg.spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", &all.join(","))]).await;
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", &all.join(","))])
+        .await;
     let m = exporter.scrape().await;
     assert_eq!(m.value("pg_up", &[]), Some(1.0));
     assert_eq!(harness::promtool_check(&m.raw), "", "promtool check metrics");
@@ -36,7 +41,10 @@ async fn promtool_finds_nothing_with_every_collector_on() {
     for s in &m.series {
         let family = s.name.as_str();
         assert!(m.types.contains_key(family), "{family} has no TYPE");
-        assert!(m.raw.contains(&format!("# HELP {family} ")), "{family} has no HELP");
+        assert!(
+            m.raw.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP"
+        );
     }
     // Counters end in _total, gauges do not.
     for (name, kind) in &m.types {
@@ -51,9 +59,16 @@ fn every_family_is_documented() {
     names.extend(REGISTRY_FAMILIES);
     for c in ALL {
         names.extend(c.families().iter().map(|f| f.name));
-        assert!(doc.contains(&format!("## {}", c.name())), "docs/metrics.md has no section for {}", c.name());
+        assert!(
+            doc.contains(&format!("## {}", c.name())),
+            "docs/metrics.md has no section for {}",
+            c.name()
+        );
     }
-    let missing: Vec<&&str> = names.iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect();
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")))
+        .collect();
     assert!(missing.is_empty(), "not in docs/metrics.md: {missing:?}");
     // And every family is declared once.
     let mut sorted = names.clone();

@@ -168,6 +168,8 @@ impl Cluster {
             ("PGMAINT_DATABASE_URL", url.as_str()),
             ("PGMAINT_INCLUDE_DATABASES", db),
             ("PGMAINT_LOG_LEVEL", "debug"),
+            // Tests scrape twice in a row to see a change: no result reuse.
+            ("PGMAINT_MIN_SCRAPE_INTERVAL", "0s"),
         ];
         vars.extend_from_slice(env);
         Exporter::spawn(&vars).await
