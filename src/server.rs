@@ -16,6 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
 use crate::scrape::{self, Scraper};
@@ -146,6 +147,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(landing))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        // gzip when the client asks for it, at the fastest level: at 30 MB of
+        // text level 6 costs ~10x the time for a ~6 % smaller body.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .with_state(state)
 }
 
