@@ -1,8 +1,204 @@
-//! `database`: placeholder until implemented.
+//! `database`: per-database size, wraparound ages, connection limit and the
+//! pg_stat_database counters; cluster WAL volume.
+//! Sources: pg_database, pg_stat_database, pg_stat_wal. Scope: cluster.
+//! PostgreSQL ≥ 14 (pg_stat_wal).
+//!
+//! Template databases are left out; so is pg_stat_database's row for shared
+//! objects (datname NULL). Sizes come from `pg_database_size()`, which stats
+//! every file of every database: ~120–400 ms for 53 databases / 16,000 files
+//! on the test machine. They run every scrape in their own optional query, so
+//! a database dropped mid-scrape or a missing CONNECT privilege costs only the
+//! sizes, not the counters.
 
-use crate::collectors::{Collector, Ctx, Fetched, Scope, Source};
+use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
+
+/// One row per non-template database: wraparound ages and connection limit
+/// (NULL when unlimited). Invalid databases (datconnlimit -2, an interrupted
+/// DROP DATABASE) are skipped.
+const DATABASES_SQL: &str = "SELECT datname::text, age(datfrozenxid)::float8, mxid_age(datminmxid)::float8,
+       CASE WHEN datconnlimit >= 0 THEN datconnlimit END::float8
+  FROM pg_database
+ WHERE NOT datistemplate AND datconnlimit <> -2";
+
+/// One row per non-template database the role may size: bytes on disk.
+/// pg_database_size() needs CONNECT on the database or pg_read_all_stats;
+/// other databases give NULL (no sample) instead of failing the query.
+const SIZES_SQL: &str = "SELECT datname::text,
+       CASE WHEN has_database_privilege(oid, 'CONNECT')
+              OR pg_has_role('pg_read_all_stats', 'MEMBER')
+            THEN pg_database_size(oid) END::float8
+  FROM pg_database
+ WHERE NOT datistemplate AND datconnlimit <> -2";
+
+/// One row per non-template database with its cumulative counters. The row
+/// for shared objects (datid 0, datname NULL) is dropped by the join.
+const STAT_SQL: &str = "SELECT s.datname::text,
+       s.xact_commit::float8, s.xact_rollback::float8, s.blks_read::float8, s.blks_hit::float8,
+       s.tup_returned::float8, s.tup_fetched::float8, s.tup_inserted::float8,
+       s.tup_updated::float8, s.tup_deleted::float8, s.temp_files::float8, s.temp_bytes::float8,
+       s.deadlocks::float8, s.conflicts::float8, s.checksum_failures::float8,
+       extract(epoch FROM s.stats_reset)::float8
+  FROM pg_stat_database s JOIN pg_database d ON d.oid = s.datid
+ WHERE NOT d.datistemplate";
+
+/// One row: WAL generated since the last reset of pg_stat_wal.
+const WAL_SQL: &str = "SELECT wal_records::float8, wal_fpi::float8, wal_bytes::float8 FROM pg_stat_wal";
+
+static SIZE: Family = Family::gauge(
+    "pg_database_size_bytes",
+    "Disk space used by the database (pg_database_size(); stats every file, computed every scrape).",
+    &["datname"],
+);
+static FROZEN_XID_AGE: Family = Family::gauge(
+    "pg_database_frozen_xid_age",
+    "Transactions since the database's oldest unfrozen xid (age(pg_database.datfrozenxid)); wraparound protection starts at autovacuum_freeze_max_age.",
+    &["datname"],
+);
+static MIN_MXID_AGE: Family = Family::gauge(
+    "pg_database_min_mxid_age",
+    "Multixacts since the database's oldest multixact id (mxid_age(pg_database.datminmxid)).",
+    &["datname"],
+);
+static CONNECTION_LIMIT: Family = Family::gauge(
+    "pg_database_connection_limit",
+    "The database's connection limit (pg_database.datconnlimit); absent when unlimited.",
+    &["datname"],
+);
+static XACT_COMMIT: Family = Family::counter(
+    "pg_database_xact_commit_total",
+    "Transactions committed (pg_stat_database.xact_commit).",
+    &["datname"],
+);
+static XACT_ROLLBACK: Family = Family::counter(
+    "pg_database_xact_rollback_total",
+    "Transactions rolled back (pg_stat_database.xact_rollback).",
+    &["datname"],
+);
+static BLKS_READ: Family = Family::counter(
+    "pg_database_blks_read_total",
+    "Blocks read from outside shared buffers (pg_stat_database.blks_read).",
+    &["datname"],
+);
+static BLKS_HIT: Family = Family::counter(
+    "pg_database_blks_hit_total",
+    "Blocks found in shared buffers (pg_stat_database.blks_hit).",
+    &["datname"],
+);
+static TUP_RETURNED: Family = Family::counter(
+    "pg_database_tup_returned_total",
+    "Rows returned by sequential and index scans (pg_stat_database.tup_returned).",
+    &["datname"],
+);
+static TUP_FETCHED: Family = Family::counter(
+    "pg_database_tup_fetched_total",
+    "Rows fetched by index scans (pg_stat_database.tup_fetched).",
+    &["datname"],
+);
+static TUP_INSERTED: Family = Family::counter(
+    "pg_database_tup_inserted_total",
+    "Rows inserted (pg_stat_database.tup_inserted).",
+    &["datname"],
+);
+static TUP_UPDATED: Family = Family::counter(
+    "pg_database_tup_updated_total",
+    "Rows updated (pg_stat_database.tup_updated).",
+    &["datname"],
+);
+static TUP_DELETED: Family = Family::counter(
+    "pg_database_tup_deleted_total",
+    "Rows deleted (pg_stat_database.tup_deleted).",
+    &["datname"],
+);
+static TEMP_FILES: Family = Family::counter(
+    "pg_database_temp_files_total",
+    "Temporary files created by queries, e.g. sorts and hashes over work_mem (pg_stat_database.temp_files).",
+    &["datname"],
+);
+static TEMP_BYTES: Family = Family::counter(
+    "pg_database_temp_bytes_total",
+    "Bytes written to temporary files (pg_stat_database.temp_bytes).",
+    &["datname"],
+);
+static DEADLOCKS: Family = Family::counter(
+    "pg_database_deadlocks_total",
+    "Deadlocks detected (pg_stat_database.deadlocks).",
+    &["datname"],
+);
+static CONFLICTS: Family = Family::counter(
+    "pg_database_conflicts_total",
+    "Queries cancelled by recovery conflicts on a standby (pg_stat_database.conflicts).",
+    &["datname"],
+);
+static CHECKSUM_FAILURES: Family = Family::counter(
+    "pg_database_checksum_failures_total",
+    "Data page checksum failures (pg_stat_database.checksum_failures); absent when data checksums are off.",
+    &["datname"],
+);
+static STATS_RESET: Family = Family::gauge(
+    "pg_database_stats_reset_timestamp_seconds",
+    "Unix time the database's statistics were last reset (pg_stat_database.stats_reset); absent if never.",
+    &["datname"],
+);
+static WAL_RECORDS: Family = Family::counter(
+    "pg_wal_records_total",
+    "WAL records generated by the cluster (pg_stat_wal.wal_records).",
+    &[],
+);
+static WAL_FPI: Family = Family::counter(
+    "pg_wal_fpi_total",
+    "WAL full page images generated (pg_stat_wal.wal_fpi).",
+    &[],
+);
+static WAL_BYTES: Family = Family::counter(
+    "pg_wal_bytes_total",
+    "Bytes of WAL generated (pg_stat_wal.wal_bytes).",
+    &[],
+);
+
+static FAMILIES: &[&Family] = &[
+    &SIZE,
+    &FROZEN_XID_AGE,
+    &MIN_MXID_AGE,
+    &CONNECTION_LIMIT,
+    &XACT_COMMIT,
+    &XACT_ROLLBACK,
+    &BLKS_READ,
+    &BLKS_HIT,
+    &TUP_RETURNED,
+    &TUP_FETCHED,
+    &TUP_INSERTED,
+    &TUP_UPDATED,
+    &TUP_DELETED,
+    &TEMP_FILES,
+    &TEMP_BYTES,
+    &DEADLOCKS,
+    &CONFLICTS,
+    &CHECKSUM_FAILURES,
+    &STATS_RESET,
+    &WAL_RECORDS,
+    &WAL_FPI,
+    &WAL_BYTES,
+];
+
+/// STAT_SQL's counter columns, in order after datname.
+static COUNTERS: &[&Family] = &[
+    &XACT_COMMIT,
+    &XACT_ROLLBACK,
+    &BLKS_READ,
+    &BLKS_HIT,
+    &TUP_RETURNED,
+    &TUP_FETCHED,
+    &TUP_INSERTED,
+    &TUP_UPDATED,
+    &TUP_DELETED,
+    &TEMP_FILES,
+    &TEMP_BYTES,
+    &DEADLOCKS,
+    &CONFLICTS,
+    &CHECKSUM_FAILURES,
+];
 
 pub struct Database;
 
@@ -11,18 +207,48 @@ impl Collector for Database {
         "database"
     }
     fn description(&self) -> &'static str {
-        "TODO"
+        "Database sizes, wraparound ages, pg_stat_database counters and WAL volume."
     }
     fn scope(&self) -> Scope {
         Scope::Cluster
     }
     fn families(&self) -> &'static [&'static Family] {
-        &[]
+        FAMILIES
     }
-    fn source(&self, _ctx: &Ctx) -> Source {
-        Source::NotApplicable
+    fn source(&self, ctx: &Ctx) -> Source {
+        if ctx.server.major() < 14 {
+            return Source::NotApplicable;
+        }
+        Source::Sql(vec![
+            Query::new("databases", DATABASES_SQL),
+            Query::new("sizes", SIZES_SQL).optional(),
+            Query::new("stat", STAT_SQL),
+            Query::new("wal", WAL_SQL),
+        ])
     }
-    fn map(&self, _ctx: &Ctx, _input: &Fetched, _out: &mut Sink) -> Result<(), CollectError> {
+    fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
+        for row in input.rows("databases")? {
+            let db = text(row, 0)?;
+            out.gauge_opt(&FROZEN_XID_AGE, &[&db], num(row, 1)?);
+            out.gauge_opt(&MIN_MXID_AGE, &[&db], num(row, 2)?);
+            out.gauge_opt(&CONNECTION_LIMIT, &[&db], num(row, 3)?);
+        }
+        for row in input.optional("sizes").unwrap_or_default() {
+            out.gauge_opt(&SIZE, &[&text(row, 0)?], num(row, 1)?);
+        }
+        for row in input.rows("stat")? {
+            let db = text(row, 0)?;
+            for (i, family) in COUNTERS.iter().enumerate() {
+                // checksum_failures is NULL when data checksums are off.
+                out.counter_opt(family, &[&db], num(row, i + 1)?);
+            }
+            out.gauge_opt(&STATS_RESET, &[&db], num(row, COUNTERS.len() + 1)?);
+        }
+        for row in input.rows("wal")? {
+            out.counter(&WAL_RECORDS, &[], num0(row, 0)?);
+            out.counter(&WAL_FPI, &[], num0(row, 1)?);
+            out.counter(&WAL_BYTES, &[], num0(row, 2)?);
+        }
         Ok(())
     }
 }

@@ -1,8 +1,398 @@
-//! `settings`: placeholder until implemented.
+//! `settings`: maintenance-relevant server settings in base units, one family
+//! per setting, plus how many settings wait for a restart.
+//! Source: pg_settings. Scope: cluster. PostgreSQL ≥ 14; a setting the server
+//! does not have (e.g. autovacuum_vacuum_max_threshold before 18) has no sample.
+//!
+//! Values are the session's `reset_val`, i.e. what postgresql.conf, ALTER
+//! SYSTEM, ALTER DATABASE and ALTER ROLE give the exporter's role in the DSN's
+//! database. The exporter sets statement_timeout, lock_timeout and
+//! idle_in_transaction_session_timeout on its own connections as startup
+//! options (source 'client'); the server's value of those cannot be read from
+//! such a session, so they have no sample then rather than our own value.
+//! Units are converted from pg_settings.unit (8kB, kB, MB, ms, s, min, …) to
+//! bytes and seconds; booleans are 1/0; -1 stays -1 (disabled/"use the other
+//! setting"), it is never scaled.
 
-use crate::collectors::{Collector, Ctx, Fetched, Scope, Source};
+use crate::collectors::{num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
+
+/// One row per listed setting the server has: name, reset value, unit,
+/// vartype, source. The list is a constant of this file, not outside input.
+const SETTINGS_SQL: &str = "SELECT name::text, reset_val::text, unit::text, vartype::text, source::text
+  FROM pg_settings
+ WHERE name = ANY ('{autovacuum,autovacuum_max_workers,autovacuum_naptime,
+   autovacuum_vacuum_threshold,autovacuum_analyze_threshold,autovacuum_vacuum_scale_factor,
+   autovacuum_analyze_scale_factor,autovacuum_vacuum_insert_threshold,
+   autovacuum_vacuum_insert_scale_factor,autovacuum_vacuum_max_threshold,autovacuum_freeze_max_age,
+   autovacuum_multixact_freeze_max_age,autovacuum_vacuum_cost_delay,autovacuum_vacuum_cost_limit,
+   vacuum_cost_delay,vacuum_cost_limit,vacuum_freeze_min_age,vacuum_freeze_table_age,
+   vacuum_multixact_freeze_min_age,vacuum_multixact_freeze_table_age,vacuum_failsafe_age,
+   vacuum_multixact_failsafe_age,max_connections,superuser_reserved_connections,
+   shared_buffers,work_mem,maintenance_work_mem,autovacuum_work_mem,max_wal_size,min_wal_size,
+   checkpoint_timeout,archive_mode,wal_level,statement_timeout,
+   idle_in_transaction_session_timeout,lock_timeout,track_counts}'::text[])";
+
+/// One row: settings changed in the configuration that need a server restart.
+const PENDING_SQL: &str = "SELECT count(*)::float8 FROM pg_settings WHERE pending_restart";
+
+/// What a setting's family measures; its pg_settings.unit must agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    /// A count, factor, age or boolean: no unit.
+    Plain,
+    Bytes,
+    Seconds,
+}
+
+static AUTOVACUUM: Family = Family::gauge(
+    "pg_settings_autovacuum",
+    "Setting autovacuum (pg_settings): 1 on, 0 off.",
+    &[],
+);
+static AV_MAX_WORKERS: Family = Family::gauge(
+    "pg_settings_autovacuum_max_workers",
+    "Setting autovacuum_max_workers (pg_settings).",
+    &[],
+);
+static AV_NAPTIME: Family = Family::gauge(
+    "pg_settings_autovacuum_naptime_seconds",
+    "Setting autovacuum_naptime (pg_settings), in seconds.",
+    &[],
+);
+static AV_VAC_THRESHOLD: Family = Family::gauge(
+    "pg_settings_autovacuum_vacuum_threshold",
+    "Setting autovacuum_vacuum_threshold (pg_settings), in rows.",
+    &[],
+);
+static AV_ANA_THRESHOLD: Family = Family::gauge(
+    "pg_settings_autovacuum_analyze_threshold",
+    "Setting autovacuum_analyze_threshold (pg_settings), in rows.",
+    &[],
+);
+static AV_VAC_SCALE: Family = Family::gauge(
+    "pg_settings_autovacuum_vacuum_scale_factor",
+    "Setting autovacuum_vacuum_scale_factor (pg_settings): fraction of the table.",
+    &[],
+);
+static AV_ANA_SCALE: Family = Family::gauge(
+    "pg_settings_autovacuum_analyze_scale_factor",
+    "Setting autovacuum_analyze_scale_factor (pg_settings): fraction of the table.",
+    &[],
+);
+static AV_INS_THRESHOLD: Family = Family::gauge(
+    "pg_settings_autovacuum_vacuum_insert_threshold",
+    "Setting autovacuum_vacuum_insert_threshold (pg_settings), in rows; -1 disables insert-triggered vacuum.",
+    &[],
+);
+static AV_INS_SCALE: Family = Family::gauge(
+    "pg_settings_autovacuum_vacuum_insert_scale_factor",
+    "Setting autovacuum_vacuum_insert_scale_factor (pg_settings): fraction of the table.",
+    &[],
+);
+static AV_VAC_MAX_THRESHOLD: Family = Family::gauge(
+    "pg_settings_autovacuum_vacuum_max_threshold",
+    "Setting autovacuum_vacuum_max_threshold (pg_settings, PostgreSQL 18+), in rows; -1 disables the cap.",
+    &[],
+);
+static AV_FREEZE_MAX_AGE: Family = Family::gauge(
+    "pg_settings_autovacuum_freeze_max_age",
+    "Setting autovacuum_freeze_max_age (pg_settings), in transactions.",
+    &[],
+);
+static AV_MXID_FREEZE_MAX_AGE: Family = Family::gauge(
+    "pg_settings_autovacuum_multixact_freeze_max_age",
+    "Setting autovacuum_multixact_freeze_max_age (pg_settings), in multixacts.",
+    &[],
+);
+static AV_COST_DELAY: Family = Family::gauge(
+    "pg_settings_autovacuum_vacuum_cost_delay_seconds",
+    "Setting autovacuum_vacuum_cost_delay (pg_settings), in seconds; -1 means vacuum_cost_delay applies.",
+    &[],
+);
+static AV_COST_LIMIT: Family = Family::gauge(
+    "pg_settings_autovacuum_vacuum_cost_limit",
+    "Setting autovacuum_vacuum_cost_limit (pg_settings); -1 means vacuum_cost_limit applies.",
+    &[],
+);
+static VAC_COST_DELAY: Family = Family::gauge(
+    "pg_settings_vacuum_cost_delay_seconds",
+    "Setting vacuum_cost_delay (pg_settings), in seconds.",
+    &[],
+);
+static VAC_COST_LIMIT: Family = Family::gauge(
+    "pg_settings_vacuum_cost_limit",
+    "Setting vacuum_cost_limit (pg_settings).",
+    &[],
+);
+static VAC_FREEZE_MIN_AGE: Family = Family::gauge(
+    "pg_settings_vacuum_freeze_min_age",
+    "Setting vacuum_freeze_min_age (pg_settings), in transactions.",
+    &[],
+);
+static VAC_FREEZE_TABLE_AGE: Family = Family::gauge(
+    "pg_settings_vacuum_freeze_table_age",
+    "Setting vacuum_freeze_table_age (pg_settings), in transactions.",
+    &[],
+);
+static VAC_MXID_FREEZE_MIN_AGE: Family = Family::gauge(
+    "pg_settings_vacuum_multixact_freeze_min_age",
+    "Setting vacuum_multixact_freeze_min_age (pg_settings), in multixacts.",
+    &[],
+);
+static VAC_MXID_FREEZE_TABLE_AGE: Family = Family::gauge(
+    "pg_settings_vacuum_multixact_freeze_table_age",
+    "Setting vacuum_multixact_freeze_table_age (pg_settings), in multixacts.",
+    &[],
+);
+static VAC_FAILSAFE_AGE: Family = Family::gauge(
+    "pg_settings_vacuum_failsafe_age",
+    "Setting vacuum_failsafe_age (pg_settings), in transactions.",
+    &[],
+);
+static VAC_MXID_FAILSAFE_AGE: Family = Family::gauge(
+    "pg_settings_vacuum_multixact_failsafe_age",
+    "Setting vacuum_multixact_failsafe_age (pg_settings), in multixacts.",
+    &[],
+);
+static MAX_CONNECTIONS: Family = Family::gauge(
+    "pg_settings_max_connections",
+    "Setting max_connections (pg_settings).",
+    &[],
+);
+static SU_RESERVED: Family = Family::gauge(
+    "pg_settings_superuser_reserved_connections",
+    "Setting superuser_reserved_connections (pg_settings).",
+    &[],
+);
+static SHARED_BUFFERS: Family = Family::gauge(
+    "pg_settings_shared_buffers_bytes",
+    "Setting shared_buffers (pg_settings), in bytes.",
+    &[],
+);
+static WORK_MEM: Family = Family::gauge(
+    "pg_settings_work_mem_bytes",
+    "Setting work_mem (pg_settings reset_val for the exporter's role and database), in bytes.",
+    &[],
+);
+static MAINT_WORK_MEM: Family = Family::gauge(
+    "pg_settings_maintenance_work_mem_bytes",
+    "Setting maintenance_work_mem (pg_settings reset_val for the exporter's role and database), in bytes.",
+    &[],
+);
+static AV_WORK_MEM: Family = Family::gauge(
+    "pg_settings_autovacuum_work_mem_bytes",
+    "Setting autovacuum_work_mem (pg_settings), in bytes; -1 means maintenance_work_mem applies.",
+    &[],
+);
+static MAX_WAL_SIZE: Family = Family::gauge(
+    "pg_settings_max_wal_size_bytes",
+    "Setting max_wal_size (pg_settings), in bytes.",
+    &[],
+);
+static MIN_WAL_SIZE: Family = Family::gauge(
+    "pg_settings_min_wal_size_bytes",
+    "Setting min_wal_size (pg_settings), in bytes.",
+    &[],
+);
+static CHECKPOINT_TIMEOUT: Family = Family::gauge(
+    "pg_settings_checkpoint_timeout_seconds",
+    "Setting checkpoint_timeout (pg_settings), in seconds.",
+    &[],
+);
+static ARCHIVE_MODE: Family = Family::gauge(
+    "pg_settings_archive_mode",
+    "Setting archive_mode (pg_settings): 1 for on or always, 0 for off.",
+    &[],
+);
+static STATEMENT_TIMEOUT: Family = Family::gauge("pg_settings_statement_timeout_seconds", "Setting statement_timeout (pg_settings), in seconds, 0 disabled; absent while the exporter's connection overrides it.", &[]);
+static IDLE_XACT_TIMEOUT: Family = Family::gauge("pg_settings_idle_in_transaction_session_timeout_seconds", "Setting idle_in_transaction_session_timeout (pg_settings), in seconds, 0 disabled; absent while the exporter's connection overrides it.", &[]);
+static LOCK_TIMEOUT: Family = Family::gauge("pg_settings_lock_timeout_seconds", "Setting lock_timeout (pg_settings), in seconds, 0 disabled; absent while the exporter's connection overrides it.", &[]);
+static TRACK_COUNTS: Family = Family::gauge(
+    "pg_settings_track_counts",
+    "Setting track_counts (pg_settings): 1 on, 0 off. Autovacuum needs it on.",
+    &[],
+);
+
+static WAL_LEVEL: Family = Family::gauge(
+    "pg_settings_wal_level_info",
+    "Always 1; the wal_level label is the setting's value (pg_settings).",
+    &["wal_level"],
+);
+static PENDING_RESTART: Family = Family::gauge(
+    "pg_settings_pending_restart",
+    "Settings changed in the configuration that take effect only after a server restart (pg_settings.pending_restart).",
+    &[],
+);
+
+/// Setting name → its family and dimension.
+static SETTINGS: &[(&str, &Family, Dim)] = &[
+    ("autovacuum", &AUTOVACUUM, Dim::Plain),
+    ("autovacuum_max_workers", &AV_MAX_WORKERS, Dim::Plain),
+    ("autovacuum_naptime", &AV_NAPTIME, Dim::Seconds),
+    ("autovacuum_vacuum_threshold", &AV_VAC_THRESHOLD, Dim::Plain),
+    ("autovacuum_analyze_threshold", &AV_ANA_THRESHOLD, Dim::Plain),
+    ("autovacuum_vacuum_scale_factor", &AV_VAC_SCALE, Dim::Plain),
+    ("autovacuum_analyze_scale_factor", &AV_ANA_SCALE, Dim::Plain),
+    (
+        "autovacuum_vacuum_insert_threshold",
+        &AV_INS_THRESHOLD,
+        Dim::Plain,
+    ),
+    ("autovacuum_vacuum_insert_scale_factor", &AV_INS_SCALE, Dim::Plain),
+    (
+        "autovacuum_vacuum_max_threshold",
+        &AV_VAC_MAX_THRESHOLD,
+        Dim::Plain,
+    ),
+    ("autovacuum_freeze_max_age", &AV_FREEZE_MAX_AGE, Dim::Plain),
+    (
+        "autovacuum_multixact_freeze_max_age",
+        &AV_MXID_FREEZE_MAX_AGE,
+        Dim::Plain,
+    ),
+    ("autovacuum_vacuum_cost_delay", &AV_COST_DELAY, Dim::Seconds),
+    ("autovacuum_vacuum_cost_limit", &AV_COST_LIMIT, Dim::Plain),
+    ("vacuum_cost_delay", &VAC_COST_DELAY, Dim::Seconds),
+    ("vacuum_cost_limit", &VAC_COST_LIMIT, Dim::Plain),
+    ("vacuum_freeze_min_age", &VAC_FREEZE_MIN_AGE, Dim::Plain),
+    ("vacuum_freeze_table_age", &VAC_FREEZE_TABLE_AGE, Dim::Plain),
+    (
+        "vacuum_multixact_freeze_min_age",
+        &VAC_MXID_FREEZE_MIN_AGE,
+        Dim::Plain,
+    ),
+    (
+        "vacuum_multixact_freeze_table_age",
+        &VAC_MXID_FREEZE_TABLE_AGE,
+        Dim::Plain,
+    ),
+    ("vacuum_failsafe_age", &VAC_FAILSAFE_AGE, Dim::Plain),
+    (
+        "vacuum_multixact_failsafe_age",
+        &VAC_MXID_FAILSAFE_AGE,
+        Dim::Plain,
+    ),
+    ("max_connections", &MAX_CONNECTIONS, Dim::Plain),
+    ("superuser_reserved_connections", &SU_RESERVED, Dim::Plain),
+    ("shared_buffers", &SHARED_BUFFERS, Dim::Bytes),
+    ("work_mem", &WORK_MEM, Dim::Bytes),
+    ("maintenance_work_mem", &MAINT_WORK_MEM, Dim::Bytes),
+    ("autovacuum_work_mem", &AV_WORK_MEM, Dim::Bytes),
+    ("max_wal_size", &MAX_WAL_SIZE, Dim::Bytes),
+    ("min_wal_size", &MIN_WAL_SIZE, Dim::Bytes),
+    ("checkpoint_timeout", &CHECKPOINT_TIMEOUT, Dim::Seconds),
+    ("archive_mode", &ARCHIVE_MODE, Dim::Plain),
+    ("statement_timeout", &STATEMENT_TIMEOUT, Dim::Seconds),
+    (
+        "idle_in_transaction_session_timeout",
+        &IDLE_XACT_TIMEOUT,
+        Dim::Seconds,
+    ),
+    ("lock_timeout", &LOCK_TIMEOUT, Dim::Seconds),
+    ("track_counts", &TRACK_COUNTS, Dim::Plain),
+];
+
+static FAMILIES: &[&Family] = &[
+    &AUTOVACUUM,
+    &AV_MAX_WORKERS,
+    &AV_NAPTIME,
+    &AV_VAC_THRESHOLD,
+    &AV_ANA_THRESHOLD,
+    &AV_VAC_SCALE,
+    &AV_ANA_SCALE,
+    &AV_INS_THRESHOLD,
+    &AV_INS_SCALE,
+    &AV_VAC_MAX_THRESHOLD,
+    &AV_FREEZE_MAX_AGE,
+    &AV_MXID_FREEZE_MAX_AGE,
+    &AV_COST_DELAY,
+    &AV_COST_LIMIT,
+    &VAC_COST_DELAY,
+    &VAC_COST_LIMIT,
+    &VAC_FREEZE_MIN_AGE,
+    &VAC_FREEZE_TABLE_AGE,
+    &VAC_MXID_FREEZE_MIN_AGE,
+    &VAC_MXID_FREEZE_TABLE_AGE,
+    &VAC_FAILSAFE_AGE,
+    &VAC_MXID_FAILSAFE_AGE,
+    &MAX_CONNECTIONS,
+    &SU_RESERVED,
+    &SHARED_BUFFERS,
+    &WORK_MEM,
+    &MAINT_WORK_MEM,
+    &AV_WORK_MEM,
+    &MAX_WAL_SIZE,
+    &MIN_WAL_SIZE,
+    &CHECKPOINT_TIMEOUT,
+    &ARCHIVE_MODE,
+    &WAL_LEVEL,
+    &STATEMENT_TIMEOUT,
+    &IDLE_XACT_TIMEOUT,
+    &LOCK_TIMEOUT,
+    &TRACK_COUNTS,
+    &PENDING_RESTART,
+];
+
+/// The dimension and factor to base units of a pg_settings.unit, e.g.
+/// "8kB" → (Bytes, 8192), "min" → (Seconds, 60). None for units we do not know.
+pub fn unit_scale(unit: &str) -> Option<(Dim, f64)> {
+    if unit.is_empty() {
+        return Some((Dim::Plain, 1.0));
+    }
+    // Block-sized units carry a multiplier: "8kB", "16MB".
+    let split = unit.find(|c: char| !c.is_ascii_digit()).unwrap_or(unit.len());
+    let (count, base) = unit.split_at(split);
+    let count: f64 = if count.is_empty() {
+        1.0
+    } else {
+        count.parse().ok()?
+    };
+    let (dim, factor) = match base {
+        "B" => (Dim::Bytes, 1.0),
+        "kB" => (Dim::Bytes, 1024.0),
+        "MB" => (Dim::Bytes, 1024.0 * 1024.0),
+        "GB" => (Dim::Bytes, 1024.0 * 1024.0 * 1024.0),
+        "TB" => (Dim::Bytes, 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        "us" => (Dim::Seconds, 1e-6),
+        "ms" => (Dim::Seconds, 1e-3),
+        "s" => (Dim::Seconds, 1.0),
+        "min" => (Dim::Seconds, 60.0),
+        "h" => (Dim::Seconds, 3600.0),
+        "d" => (Dim::Seconds, 86400.0),
+        _ => return None,
+    };
+    Some((dim, count * factor))
+}
+
+/// A pg_settings value in base units for a family of dimension `want`.
+/// Booleans and archive_mode become 1/0; -1 ("disabled") is kept as is.
+pub fn convert(setting: &str, unit: &str, vartype: &str, want: Dim) -> Result<f64, String> {
+    match vartype {
+        "bool" | "enum" => {
+            if want != Dim::Plain {
+                return Err(format!("{vartype} value {setting:?} for a {want:?} family"));
+            }
+            match setting {
+                "on" | "true" | "always" => Ok(1.0),
+                "off" | "false" => Ok(0.0),
+                other => Err(format!("{vartype} value {other:?} is not on/off/always")),
+            }
+        }
+        "integer" | "real" => {
+            let v: f64 = setting
+                .trim()
+                .parse()
+                .map_err(|_| format!("{setting:?} is not a number"))?;
+            let (dim, factor) = unit_scale(unit).ok_or_else(|| format!("unknown unit {unit:?}"))?;
+            if dim != want {
+                return Err(format!("unit {unit:?} does not give {want:?}"));
+            }
+            Ok(if v == -1.0 { v } else { v * factor })
+        }
+        other => Err(format!("vartype {other} has no numeric value")),
+    }
+}
 
 pub struct Settings;
 
@@ -11,18 +401,119 @@ impl Collector for Settings {
         "settings"
     }
     fn description(&self) -> &'static str {
-        "TODO"
+        "Autovacuum, memory, WAL, checkpoint and timeout settings in base units; settings pending a restart."
     }
     fn scope(&self) -> Scope {
         Scope::Cluster
     }
     fn families(&self) -> &'static [&'static Family] {
-        &[]
+        FAMILIES
     }
-    fn source(&self, _ctx: &Ctx) -> Source {
-        Source::NotApplicable
+    fn source(&self, ctx: &Ctx) -> Source {
+        if ctx.server.major() < 14 {
+            return Source::NotApplicable;
+        }
+        Source::Sql(vec![
+            Query::new("settings", SETTINGS_SQL),
+            Query::new("pending", PENDING_SQL),
+        ])
     }
-    fn map(&self, _ctx: &Ctx, _input: &Fetched, _out: &mut Sink) -> Result<(), CollectError> {
+    fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
+        for row in input.rows("settings")? {
+            let (name, value, unit, vartype, source) = (
+                text(row, 0)?,
+                text(row, 1)?,
+                text(row, 2)?,
+                text(row, 3)?,
+                text(row, 4)?,
+            );
+            if name == "wal_level" {
+                out.gauge(&WAL_LEVEL, &[&value], 1.0);
+                continue;
+            }
+            // Our own connection options, not the server's setting.
+            if source == "client" {
+                continue;
+            }
+            let Some((_, family, dim)) = SETTINGS.iter().find(|(n, _, _)| *n == name) else {
+                continue;
+            };
+            let v = convert(&value, &unit, &vartype, *dim)
+                .map_err(|e| CollectError::Other(format!("setting {name}: {e}")))?;
+            out.gauge(family, &[], v);
+        }
+        for row in input.rows("pending")? {
+            out.gauge(&PENDING_RESTART, &[], num0(row, 0)?);
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_scale_to_bytes_and_seconds() {
+        assert_eq!(unit_scale("8kB"), Some((Dim::Bytes, 8192.0)));
+        assert_eq!(unit_scale("kB"), Some((Dim::Bytes, 1024.0)));
+        assert_eq!(unit_scale("MB"), Some((Dim::Bytes, 1048576.0)));
+        assert_eq!(unit_scale("16MB"), Some((Dim::Bytes, 16777216.0)));
+        assert_eq!(unit_scale("B"), Some((Dim::Bytes, 1.0)));
+        assert_eq!(unit_scale("ms"), Some((Dim::Seconds, 0.001)));
+        assert_eq!(unit_scale("s"), Some((Dim::Seconds, 1.0)));
+        assert_eq!(unit_scale("min"), Some((Dim::Seconds, 60.0)));
+        assert_eq!(unit_scale(""), Some((Dim::Plain, 1.0)));
+        assert_eq!(unit_scale("furlong"), None);
+    }
+
+    #[test]
+    fn values_convert_to_base_units() {
+        // shared_buffers = 128MB is 16384 blocks of 8kB.
+        assert_eq!(convert("16384", "8kB", "integer", Dim::Bytes), Ok(134217728.0));
+        assert_eq!(convert("4096", "kB", "integer", Dim::Bytes), Ok(4194304.0));
+        assert_eq!(convert("1024", "MB", "integer", Dim::Bytes), Ok(1073741824.0));
+        assert_eq!(convert("60", "s", "integer", Dim::Seconds), Ok(60.0));
+        assert_eq!(convert("2", "ms", "real", Dim::Seconds), Ok(0.002));
+        assert_eq!(convert("5", "min", "integer", Dim::Seconds), Ok(300.0));
+        assert_eq!(convert("0.2", "", "real", Dim::Plain), Ok(0.2));
+        assert_eq!(convert("200000000", "", "integer", Dim::Plain), Ok(200000000.0));
+    }
+
+    #[test]
+    fn minus_one_means_disabled_and_is_not_scaled() {
+        assert_eq!(convert("-1", "kB", "integer", Dim::Bytes), Ok(-1.0));
+        assert_eq!(convert("-1", "ms", "real", Dim::Seconds), Ok(-1.0));
+        assert_eq!(convert("-1", "", "integer", Dim::Plain), Ok(-1.0));
+    }
+
+    #[test]
+    fn booleans_and_archive_mode_are_one_or_zero() {
+        assert_eq!(convert("on", "", "bool", Dim::Plain), Ok(1.0));
+        assert_eq!(convert("off", "", "bool", Dim::Plain), Ok(0.0));
+        assert_eq!(convert("always", "", "enum", Dim::Plain), Ok(1.0));
+        assert_eq!(convert("off", "", "enum", Dim::Plain), Ok(0.0));
+        assert!(convert("replica", "", "enum", Dim::Plain).is_err());
+    }
+
+    #[test]
+    fn a_unit_of_the_wrong_kind_is_an_error() {
+        assert!(convert("60", "s", "integer", Dim::Bytes).is_err());
+        assert!(convert("1024", "kB", "integer", Dim::Plain).is_err());
+        assert!(convert("x", "kB", "integer", Dim::Bytes).is_err());
+    }
+
+    #[test]
+    fn every_listed_setting_is_queried_and_has_a_family() {
+        let list = &SETTINGS_SQL[SETTINGS_SQL.find('{').unwrap() + 1..SETTINGS_SQL.find('}').unwrap()];
+        let mut queried: Vec<&str> = list.split(',').map(str::trim).collect();
+        let mut known: Vec<&str> = SETTINGS.iter().map(|(n, _, _)| *n).chain(["wal_level"]).collect();
+        queried.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(queried, known);
+        for (name, family, _) in SETTINGS {
+            assert!(FAMILIES.iter().any(|f| std::ptr::eq(*f, *family)), "{name}");
+        }
+        assert_eq!(FAMILIES.len(), SETTINGS.len() + 2);
     }
 }
