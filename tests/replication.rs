@@ -245,8 +245,10 @@ async fn logical_slot_has_database_and_catalog_xmin() {
         )
         .await
         .unwrap();
-    db.batch("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g; SELECT txid_current();")
+    // Two transactions with an xid each after the slot was created.
+    db.batch("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
         .await;
+    db.batch("SELECT txid_current()").await;
     let exporter = pg.spawn_exporter(&db.name, &[]).await;
     let m = exporter.scrape().await;
     let l = [
