@@ -1,0 +1,196 @@
+//! `tables` against real tables: several databases, dead tuples and VACUUM,
+//! reloptions moving the autovacuum trigger points, partitioned tables.
+
+mod harness;
+
+use std::time::Duration;
+
+#[tokio::test]
+async fn databases_are_labelled_excluded_and_dropped_cleanly() {
+    let pg = harness::cluster();
+    let a = pg.fresh_db().await;
+    let b = pg.fresh_db().await;
+    let x = pg.fresh_db().await;
+    for (db, rows) in [(&a, 10), (&b, 20), (&x, 30)] {
+        db.batch(&format!(
+            "CREATE TABLE t AS SELECT g FROM generate_series(1, {rows}) g; SELECT pg_stat_force_next_flush();"
+        ))
+        .await;
+    }
+    let all = format!("{},{},{}", a.name, b.name, x.name);
+    let exporter = pg
+        .spawn_exporter(
+            &a.name,
+            &[
+                ("PGMAINT_INCLUDE_DATABASES", all.as_str()),
+                ("PGMAINT_EXCLUDE_DATABASES", x.name.as_str()),
+                ("PGMAINT_DATABASE_REFRESH_INTERVAL", "0s"),
+            ],
+        )
+        .await;
+    let live = |m: &harness::Samples, db: &str| {
+        m.value(
+            "pg_table_live_tuples",
+            &[("datname", db), ("schemaname", "public"), ("relname", "t")],
+        )
+    };
+    let m = exporter.scrape().await;
+    assert_eq!(live(&m, &a.name), Some(10.0));
+    assert_eq!(live(&m, &b.name), Some(20.0));
+    assert_eq!(m.find("pg_table_live_tuples", &[("datname", &x.name)]).count(), 0);
+    assert_eq!(
+        m.value("pgmaint_exporter_tables_omitted", &[("datname", &a.name)]),
+        Some(0.0)
+    );
+
+    // The exporter holds a connection to b: only FORCE can drop it.
+    let admin = pg.client("postgres").await;
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", b.name))
+        .await
+        .unwrap();
+    let m = exporter.scrape().await;
+    assert_eq!(live(&m, &a.name), Some(10.0));
+    assert!(
+        !m.series.iter().any(|s| s.labels.get("datname") == Some(&b.name)),
+        "series of the dropped database remain"
+    );
+    let failed: Vec<_> = m
+        .find("pg_scrape_collector_success", &[])
+        .filter(|s| s.value != 1.0)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", "tables"), ("datname", &a.name)]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn dead_tuples_vacuum_and_trigger_points_follow_the_table() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE d WITH (autovacuum_enabled = off) AS SELECT g FROM generate_series(1, 1000) g;
+         DELETE FROM d WHERE g <= 300;
+         SELECT pg_stat_force_next_flush();",
+    )
+    .await;
+    let exporter = pg.spawn_exporter(&db.name, &[]).await;
+    let l = [("datname", db.name.as_str()), ("relname", "d")];
+    let age_sql = "SELECT age(relfrozenxid)::float8 FROM pg_class WHERE relname = 'd'";
+    let age_before = db.scalar_f64(age_sql).await;
+    let m = exporter.scrape().await;
+    let age_after = db.scalar_f64(age_sql).await;
+    let v = |m: &harness::Samples, name: &str| m.value(name, &l);
+    assert_eq!(v(&m, "pg_table_dead_tuples"), Some(300.0));
+    assert_eq!(v(&m, "pg_table_live_tuples"), Some(700.0));
+    assert_eq!(v(&m, "pg_table_modified_since_analyze_tuples"), Some(1300.0));
+    assert_eq!(v(&m, "pg_table_inserted_since_vacuum_tuples"), Some(1000.0));
+    assert_eq!(v(&m, "pg_table_last_vacuum_timestamp_seconds"), None);
+    assert_eq!(v(&m, "pg_table_vacuums_total"), Some(0.0));
+    // Never vacuumed or analyzed: reltuples is -1, which autovacuum takes as 0.
+    assert_eq!(v(&m, "pg_table_autovacuum_vacuum_trigger_tuples"), Some(50.0));
+    assert_eq!(v(&m, "pg_table_autovacuum_insert_trigger_tuples"), Some(1000.0));
+    assert_eq!(v(&m, "pg_table_autovacuum_analyze_trigger_tuples"), Some(50.0));
+    assert_eq!(v(&m, "pg_table_autovacuum_enabled"), Some(0.0));
+    let heap = db.scalar_f64("SELECT pg_relation_size('d')::float8").await;
+    assert_eq!(v(&m, "pg_table_size_bytes"), Some(heap));
+    assert!(heap >= 8192.0);
+    assert_eq!(v(&m, "pg_table_indexes_size_bytes"), Some(0.0));
+    assert_eq!(
+        v(&m, "pg_table_toast_size_bytes"),
+        None,
+        "an int table has no TOAST table"
+    );
+    // Other tests burn xids meanwhile: bracket the exported age.
+    let exported = v(&m, "pg_table_frozen_xid_age").unwrap();
+    assert!(
+        (age_before..=age_after).contains(&exported) && exported >= 1.0,
+        "{exported} not in {age_before}..={age_after}"
+    );
+
+    db.batch("VACUUM d").await;
+    let m = exporter.scrape().await;
+    assert_eq!(v(&m, "pg_table_dead_tuples"), Some(0.0));
+    assert_eq!(v(&m, "pg_table_inserted_since_vacuum_tuples"), Some(0.0));
+    assert_eq!(v(&m, "pg_table_vacuums_total"), Some(1.0));
+    let first = v(&m, "pg_table_last_vacuum_timestamp_seconds").expect("last_vacuum after VACUUM");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - 60.0..=now + 1.0).contains(&first), "{first} vs {now}");
+    // VACUUM counted 700 tuples: the trigger points scale with them.
+    let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-6);
+    assert!(close(v(&m, "pg_table_autovacuum_vacuum_trigger_tuples"), 190.0));
+    assert!(close(v(&m, "pg_table_autovacuum_insert_trigger_tuples"), 1140.0));
+    assert!(close(v(&m, "pg_table_autovacuum_analyze_trigger_tuples"), 120.0));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    db.batch("VACUUM d").await;
+    let m = exporter.scrape().await;
+    let second = v(&m, "pg_table_last_vacuum_timestamp_seconds").unwrap();
+    assert!(
+        second >= first + 1.0,
+        "last_vacuum moved from {first} to {second}"
+    );
+    assert_eq!(v(&m, "pg_table_vacuums_total"), Some(2.0));
+}
+
+#[tokio::test]
+async fn reloptions_and_partitions() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE r10 (id int) WITH (autovacuum_vacuum_threshold = 10, autovacuum_vacuum_scale_factor = 0);
+         CREATE TABLE off (id int) WITH (autovacuum_enabled = false);
+         CREATE TABLE young (id int) WITH (autovacuum_freeze_max_age = 150000000);
+         CREATE TABLE noins (id int) WITH (autovacuum_vacuum_insert_threshold = -1);
+         CREATE TABLE plain (id int, body text);
+         CREATE TABLE p (id int, k int) PARTITION BY RANGE (k);
+         CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
+         CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20);
+         INSERT INTO p SELECT g, g % 20 FROM generate_series(1, 100) g;
+         SELECT pg_stat_force_next_flush();",
+    )
+    .await;
+    let exporter = pg.spawn_exporter(&db.name, &[]).await;
+    let m = exporter.scrape().await;
+    let v = |name: &str, table: &str| m.value(name, &[("datname", db.name.as_str()), ("relname", table)]);
+    assert_eq!(v("pg_table_autovacuum_vacuum_trigger_tuples", "r10"), Some(10.0));
+    assert_eq!(
+        v("pg_table_autovacuum_vacuum_trigger_tuples", "plain"),
+        Some(50.0)
+    );
+    assert_eq!(v("pg_table_autovacuum_enabled", "off"), Some(0.0));
+    assert_eq!(v("pg_table_autovacuum_enabled", "plain"), Some(1.0));
+    assert_eq!(
+        v("pg_table_autovacuum_freeze_max_age", "young"),
+        Some(150_000_000.0)
+    );
+    assert_eq!(
+        v("pg_table_autovacuum_freeze_max_age", "plain"),
+        Some(200_000_000.0)
+    );
+    assert_eq!(v("pg_table_autovacuum_insert_trigger_tuples", "noins"), None);
+    assert_eq!(
+        v("pg_table_autovacuum_insert_trigger_tuples", "plain"),
+        Some(1000.0)
+    );
+    // A text column brings a TOAST table: empty heap plus its one-page index.
+    assert_eq!(v("pg_table_toast_size_bytes", "plain"), Some(8192.0));
+    // The partitioned parent has no statistics: its partitions stand for it.
+    assert_eq!(v("pg_table_live_tuples", "p"), None);
+    assert_eq!(v("pg_table_autovacuum_vacuum_trigger_tuples", "p"), None);
+    assert_eq!(v("pg_table_live_tuples", "p1"), Some(50.0));
+    assert_eq!(v("pg_table_live_tuples", "p2"), Some(50.0));
+    assert_eq!(
+        m.types.get("pg_table_vacuums_total").map(String::as_str),
+        Some("counter")
+    );
+    assert_eq!(harness::promtool_check(&m.raw), "");
+}
