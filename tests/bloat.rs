@@ -85,7 +85,11 @@ async fn estimates_track_pgstattuple_across_shapes_and_states() {
     for (i, (_, sql)) in STATES.iter().enumerate() {
         for (prefix, key, upd, _) in TABLES {
             let t = format!("{prefix}_{}", suffixes[i]);
-            each(&db, &sql.replace("{t}", &t).replace("{k}", key).replace("{u}", upd)).await;
+            each(
+                &db,
+                &sql.replace("{t}", &t).replace("{k}", key).replace("{u}", upd),
+            )
+            .await;
         }
     }
     // Without statistics: never touched (reltuples = -1), and indexed but never
@@ -151,7 +155,11 @@ async fn estimates_track_pgstattuple_across_shapes_and_states() {
             ));
             let tolerance = if *prefix == "toast" { 10.0 } else { 8.0 };
             if err.abs() > tolerance {
-                failures.push(format!("{t} heap: estimate {:.1}%, exact {:.1}%", pct(est), pct(exact)));
+                failures.push(format!(
+                    "{t} heap: estimate {:.1}%, exact {:.1}%",
+                    pct(est),
+                    pct(exact)
+                ));
             }
             if i == 0 && pct(est) >= 5.0 {
                 failures.push(format!("{t}: fresh table reads {:.1}%", pct(est)));
@@ -160,7 +168,10 @@ async fn estimates_track_pgstattuple_across_shapes_and_states() {
             let approx = m
                 .value("pg_table_bloat_exact_ratio", &labels)
                 .unwrap_or_else(|| panic!("no exact ratio for {t}"));
-            assert!((approx - exact).abs() < 0.03, "{t}: approx {approx} vs exact {exact}");
+            assert!(
+                (approx - exact).abs() < 0.03,
+                "{t}: approx {approx} vs exact {exact}"
+            );
             let toast_bytes = m.value("pg_table_toast_bytes", &labels);
             if *prefix == "toast" {
                 assert!(toast_bytes.unwrap() > 20e6, "{t}: toast {toast_bytes:?}");
@@ -191,7 +202,11 @@ async fn estimates_track_pgstattuple_across_shapes_and_states() {
                     pct(exact)
                 ));
                 if err.abs() > 5.0 {
-                    failures.push(format!("{idx}: estimate {:.1}%, exact {:.1}%", pct(est), pct(exact)));
+                    failures.push(format!(
+                        "{idx}: estimate {:.1}%, exact {:.1}%",
+                        pct(est),
+                        pct(exact)
+                    ));
                 }
                 let approx = m.value("pg_index_bloat_exact_ratio", &il).unwrap();
                 assert!((approx - exact).abs() < 0.001, "{idx}: {approx} vs {exact}");
@@ -203,7 +218,11 @@ async fn estimates_track_pgstattuple_across_shapes_and_states() {
 
     for t in ["never", "never_indexed"] {
         let labels = [("datname", db.name.as_str()), ("relname", t)];
-        assert_eq!(m.value("pg_table_bloat_statistics_missing", &labels), Some(1.0), "{t}");
+        assert_eq!(
+            m.value("pg_table_bloat_statistics_missing", &labels),
+            Some(1.0),
+            "{t}"
+        );
         assert_eq!(m.value("pg_table_bloat_ratio", &labels), None, "{t}");
         assert_eq!(m.value("pg_table_bloat_bytes", &labels), None, "{t}");
         assert_eq!(m.find("pg_index_bloat_ratio", &labels).count(), 0, "{t}");
@@ -218,8 +237,16 @@ async fn estimates_track_pgstattuple_across_shapes_and_states() {
             &[("datname", db.name.as_str()), ("relname", "narrow_deleted")],
         )
         .unwrap();
-    assert!((wasted / heap_bytes - 0.6).abs() < 0.08, "{wasted} of {heap_bytes}");
-    assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), report.join("\n"));
+    assert!(
+        (wasted / heap_bytes - 0.6).abs() < 0.08,
+        "{wasted} of {heap_bytes}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        report.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -272,8 +299,15 @@ async fn exact_mode_without_extension_and_table_filters() {
         .unwrap();
     assert!((0.40..0.60).contains(&idx), "index half deleted reads {idx}");
     // Excluded tables and their indexes get no series at all.
-    assert_eq!(m.find("pg_table_bloat_statistics_missing", &[("relname", "hidden")]).count(), 0);
-    assert_eq!(m.find("pg_index_bloat_ratio", &[("relname", "hidden")]).count(), 0);
+    assert_eq!(
+        m.find("pg_table_bloat_statistics_missing", &[("relname", "hidden")])
+            .count(),
+        0
+    );
+    assert_eq!(
+        m.find("pg_index_bloat_ratio", &[("relname", "hidden")]).count(),
+        0
+    );
     // One page: statistics are there, the ratio is not (noise under 10 pages).
     assert_eq!(
         m.value("pg_table_bloat_statistics_missing", &[d, ("relname", "small")]),
@@ -309,7 +343,10 @@ async fn two_thousand_tables_within_budget_and_cap() {
         exporter.logs()
     );
     let took = m
-        .value("pg_scrape_collector_duration_seconds", &[("collector", "bloat"), d])
+        .value(
+            "pg_scrape_collector_duration_seconds",
+            &[("collector", "bloat"), d],
+        )
         .unwrap();
     println!("bloat collector at 2,000 tables / 4,000 indexes: {took:.3}s");
     assert!(took < 3.0, "bloat took {took}s at 2,000 tables");
@@ -318,8 +355,5 @@ async fn two_thousand_tables_within_budget_and_cap() {
     // Served from cache on the next scrape.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let again = exporter.scrape().await;
-    assert_eq!(
-        again.find("pg_table_bloat_statistics_missing", &[d]).count(),
-        500
-    );
+    assert_eq!(again.find("pg_table_bloat_statistics_missing", &[d]).count(), 500);
 }

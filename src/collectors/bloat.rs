@@ -53,7 +53,8 @@ const HEAP_SQL: &str = "WITH rel AS (
                     WHERE o.option_name = 'fillfactor'), '100')::float8 AS ff
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
+   WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
 ), cols AS (
   SELECT r.oid, count(*) AS ncols, count(s.attname) AS nstats,
          max(coalesce(s.null_frac, 0)) AS max_null,
@@ -91,7 +92,8 @@ const BTREE_SQL: &str = "WITH idx AS (
     JOIN pg_namespace n ON n.oid = t.relnamespace
     JOIN pg_am am ON am.oid = ic.relam
    WHERE am.amname = 'btree' AND ic.relkind = 'i' AND i.indisvalid AND i.indisready
-     AND t.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
+     AND t.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
 ), cols AS (
   SELECT x.indexrelid, x.nspname,
          CASE WHEN x.indkey[ia.attnum - 1] = 0 THEN x.idx ELSE x.tbl END AS stat_rel,
@@ -132,7 +134,8 @@ const EXACT_HEAP_SQL: &str = "SELECT n.nspname::text, c.relname::text,
   LEFT JOIN LATERAL pgstattuple_approx(nullif(c.reltoastrelid, 0)) tt ON true
  WHERE c.oid IN (
    SELECT c2.oid FROM pg_class c2 JOIN pg_namespace n ON n.oid = c2.relnamespace
-    WHERE c2.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
+    WHERE c2.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
       AND NOT EXISTS (SELECT 1 FROM pg_locks l
                        WHERE l.relation IN (c2.oid, c2.reltoastrelid) AND l.mode = 'AccessExclusiveLock')
     ORDER BY c2.relpages DESC LIMIT $1)";
@@ -157,7 +160,8 @@ const EXACT_BTREE_SQL: &str = "SELECT n.nspname::text, t.relname::text, ic.relna
      JOIN pg_namespace n ON n.oid = t2.relnamespace
      JOIN pg_am am ON am.oid = ic2.relam
     WHERE am.amname = 'btree' AND ic2.relkind = 'i' AND i2.indisvalid AND i2.indisready
-      AND t2.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
+      AND t2.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname !~ '^pg_toast' AND n.nspname NOT LIKE 'pg_temp%'
       AND ic2.relpages::float8 * current_setting('block_size')::float8 <= $2
       AND NOT EXISTS (SELECT 1 FROM pg_locks l
                        WHERE l.relation IN (i2.indexrelid, i2.indrelid) AND l.mode = 'AccessExclusiveLock')
@@ -337,7 +341,8 @@ pub fn btree_estimate(i: &Input) -> Option<Estimate> {
 /// Exact heap ratio from pgstattuple: the share of the heap its live
 /// tuples (with their page overhead) do not need at the fillfactor.
 pub fn heap_exact_ratio(table_len: f64, free: f64, dead: f64, fillfactor: f64) -> Option<f64> {
-    (table_len > 0.0).then(|| (1.0 - (table_len - free - dead) / (table_len * fillfactor / 100.0)).clamp(0.0, 1.0))
+    (table_len > 0.0)
+        .then(|| (1.0 - (table_len - free - dead) / (table_len * fillfactor / 100.0)).clamp(0.0, 1.0))
 }
 
 /// Exact btree ratio from pgstatindex: leaf pages shrunk to the fillfactor
@@ -465,7 +470,11 @@ impl Collector for Bloat {
                 let heap = heap_exact_ratio(num0(row, 3)?, num0(row, 4)?, num0(row, 5)?, ff);
                 out.gauge_opt(&TABLE_EXACT_RATIO, &labels, heap);
                 if let (Some(len), Some(free), Some(dead)) = (num(row, 6)?, num(row, 7)?, num(row, 8)?) {
-                    out.gauge_opt(&TOAST_EXACT_RATIO, &labels, heap_exact_ratio(len, free, dead, 100.0));
+                    out.gauge_opt(
+                        &TOAST_EXACT_RATIO,
+                        &labels,
+                        heap_exact_ratio(len, free, dead, 100.0),
+                    );
                 }
             }
         }
@@ -494,5 +503,129 @@ impl Collector for Bloat {
     }
     fn cache_ttl(&self, config: &Config) -> Duration {
         config.bloat_cache
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn narrow(pages: f64, tuples: f64) -> Input {
+        Input {
+            pages,
+            tuples,
+            fillfactor: 100.0,
+            columns: 2.0,
+            columns_with_stats: 2.0,
+            max_null_frac: 0.0,
+            width: 8.0,
+            block_size: 8192.0,
+        }
+    }
+
+    #[test]
+    fn heap_of_two_ints_matches_the_page_layout() {
+        // 24-byte header + 8 bytes data + 4-byte line pointer: 226 rows per 8 kB page,
+        // so 60,000 rows need the 266 pages a fresh load really takes.
+        let e = heap_estimate(&narrow(266.0, 60000.0)).unwrap();
+        assert_eq!(e.needed_pages, 266.0);
+        assert_eq!(e.ratio, Some(0.0));
+        // 60 % deleted: the same pages, 24,000 rows.
+        let e = heap_estimate(&narrow(266.0, 24000.0)).unwrap();
+        assert_eq!(e.needed_pages, 107.0);
+        assert_eq!(e.wasted_bytes, 159.0 * 8192.0);
+        assert!((e.ratio.unwrap() - 159.0 / 266.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fillfactor_nulls_and_the_narrow_row_cap() {
+        let ff70 = Input {
+            fillfactor: 70.0,
+            ..narrow(100.0, 10000.0)
+        };
+        // 8168 - 2457.6 reserved = 5710.4 usable: 158 rows per page.
+        assert_eq!(heap_estimate(&ff70).unwrap().needed_pages, 64.0);
+        // Any NULL adds the bitmap; 23 + 1 still aligns to 24.
+        let nulls = Input {
+            max_null_frac: 0.3,
+            columns: 9.0,
+            columns_with_stats: 9.0,
+            ..narrow(100.0, 10000.0)
+        };
+        // 23 + 2 bitmap bytes → 32-byte header: 8168 / 44 = 185 rows per page.
+        assert_eq!(heap_estimate(&nulls).unwrap().needed_pages, 55.0);
+        // No columns at all: MaxHeapTuplesPerPage (291) caps rows per page.
+        let empty = Input {
+            columns: 0.0,
+            columns_with_stats: 0.0,
+            width: 0.0,
+            ..narrow(100.0, 2910.0)
+        };
+        assert_eq!(heap_estimate(&empty).unwrap().needed_pages, 10.0);
+    }
+
+    #[test]
+    fn no_estimate_without_statistics_and_no_ratio_when_small() {
+        assert_eq!(heap_estimate(&narrow(100.0, -1.0)), None);
+        let unanalyzed = Input {
+            columns_with_stats: 0.0,
+            ..narrow(100.0, 5000.0)
+        };
+        assert!(!unanalyzed.has_statistics());
+        assert_eq!(heap_estimate(&unanalyzed), None);
+        assert_eq!(btree_estimate(&unanalyzed), None);
+        // Everything deleted and vacuumed: no rows, no widths needed, all wasted.
+        let emptied = Input {
+            columns_with_stats: 0.0,
+            ..narrow(50.0, 0.0)
+        };
+        assert_eq!(heap_estimate(&emptied).unwrap().ratio, Some(1.0));
+        let small = heap_estimate(&narrow(9.0, 100.0)).unwrap();
+        assert_eq!(small.ratio, None);
+        assert_eq!(small.wasted_bytes, 8.0 * 8192.0);
+    }
+
+    #[test]
+    fn btree_of_bigints() {
+        let pk = Input {
+            fillfactor: 90.0,
+            columns: 1.0,
+            columns_with_stats: 1.0,
+            ..narrow(112.0, 40000.0)
+        };
+        // 8 + 8 + 4 = 20 bytes; (8152 - 819.2) / 20 = 366 per leaf; 110 leaves,
+        // one root above them, one meta page.
+        let e = btree_estimate(&pk).unwrap();
+        assert_eq!(e.needed_pages, 112.0);
+        assert_eq!(e.ratio, Some(0.0));
+        let bloated = btree_estimate(&Input { pages: 224.0, ..pk }).unwrap();
+        assert_eq!(bloated.ratio, Some(0.5));
+    }
+
+    #[test]
+    fn exact_ratios() {
+        // Fresh fillfactor-70 heap: 30 % free is the reserve, not bloat.
+        assert_eq!(heap_exact_ratio(1000.0, 300.0, 0.0, 70.0), Some(0.0));
+        // 60 % of its rows deleted: 72 % free, of which 60 % of the table is waste.
+        let r = heap_exact_ratio(1000.0, 720.0, 0.0, 70.0).unwrap();
+        assert!((r - 0.6).abs() < 1e-9, "{r}");
+        assert_eq!(heap_exact_ratio(0.0, 0.0, 0.0, 100.0), None);
+        // 100 leaf pages at 45 % density (half of 90), 1 internal, 1 meta.
+        let r = btree_exact_ratio(102.0 * 8192.0, 8192.0, 1.0, 100.0, 45.0, 90.0).unwrap();
+        assert!((r - (1.0 - 52.0 / 102.0)).abs() < 1e-9, "{r}");
+        assert_eq!(btree_exact_ratio(8192.0, 8192.0, 0.0, 0.0, f64::NAN, 90.0), None);
+    }
+
+    #[test]
+    fn cached_for_the_configured_time() {
+        let c = Config::from_vars([
+            (
+                "PGMAINT_DATABASE_URL".to_string(),
+                "postgresql://u@h/db".to_string(),
+            ),
+            ("PGMAINT_BLOAT_CACHE_SECONDS".to_string(), "120".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(Bloat.cache_ttl(&c), Duration::from_secs(120));
     }
 }

@@ -71,7 +71,10 @@ pub fn wanted(ctx: &Ctx, schema: &str, table: &str) -> bool {
     let c = ctx.config;
     (c.include_schemas.is_empty() || c.include_schemas.iter().any(|r| r.is_match(schema)))
         && !c.exclude_schemas.iter().any(|r| r.is_match(schema))
-        && !c.exclude_tables.iter().any(|r| r.is_match(table) || r.is_match(&format!("{schema}.{table}")))
+        && !c
+            .exclude_tables
+            .iter()
+            .any(|r| r.is_match(table) || r.is_match(&format!("{schema}.{table}")))
 }
 
 /// Applies filters and the cap to the rows of `query()`.
