@@ -70,12 +70,8 @@ impl Dsn {
     }
 
     /// A tokio-postgres config for `dbname` with the exporter's session settings.
-    pub fn to_pg_config(
-        &self,
-        dbname: &str,
-        statement_timeout: Duration,
-        lock_timeout: Duration,
-    ) -> tokio_postgres::Config {
+    /// (Timeouts and read-only mode are set right after connecting, see `pool.rs`.)
+    pub fn to_pg_config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         if self.hosts.is_empty() {
             c.host("localhost");
@@ -96,13 +92,6 @@ impl Dsn {
         }
         c.dbname(dbname);
         c.application_name("pgmaint-exporter");
-        // Set once per session at connect time: no extra round trip, and every
-        // statement of ours is read-only and bounded.
-        c.options(format!(
-            "-c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=60000",
-            statement_timeout.as_millis(),
-            lock_timeout.as_millis()
-        ));
         c.connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(5)));
         c.ssl_mode(match self.sslmode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,

@@ -54,6 +54,8 @@ pub enum ManagerError {
 pub struct SlotManager {
     inner: deadpool_postgres::Manager,
     slots: Arc<Semaphore>,
+    /// Run once on every new connection.
+    session_setup: String,
 }
 
 impl managed::Manager for SlotManager {
@@ -67,6 +69,7 @@ impl managed::Manager for SlotManager {
             .try_acquire_owned()
             .map_err(|_| ManagerError::NoSlot)?;
         let client = self.inner.create().await?;
+        client.batch_execute(&self.session_setup).await?;
         Ok(Slotted { client, _slot: slot })
     }
 
@@ -79,6 +82,21 @@ impl managed::Manager for SlotManager {
                 managed::RecycleError::Backend(b) => managed::RecycleError::Backend(b.into()),
             })
     }
+}
+
+/// Session settings of every exporter connection: read-only and bounded.
+///
+/// Set with `SET` right after connecting rather than as startup options, so
+/// that `pg_settings.reset_val` in our own sessions still shows the server's
+/// values of these settings (the `settings` collector publishes them). The
+/// values are our own integers, not outside input.
+fn session_setup(config: &Config) -> String {
+    format!(
+        "SET default_transaction_read_only = on; SET statement_timeout = {}; SET lock_timeout = {}; \
+         SET idle_in_transaction_session_timeout = 60000",
+        config.statement_timeout.as_millis(),
+        config.lock_timeout.as_millis()
+    )
 }
 
 pub type Pool = managed::Pool<SlotManager>;
@@ -120,10 +138,7 @@ impl Pools {
         if let Some(p) = pools.get(datname) {
             return p.clone();
         }
-        let pg =
-            self.config
-                .dsn
-                .to_pg_config(datname, self.config.statement_timeout, self.config.lock_timeout);
+        let pg = self.config.dsn.to_pg_config(datname);
         let inner = deadpool_postgres::Manager::from_config(
             pg,
             NoTls,
@@ -134,6 +149,7 @@ impl Pools {
         let pool = Pool::builder(SlotManager {
             inner,
             slots: self.slots.clone(),
+            session_setup: session_setup(&self.config),
         })
         .max_size(self.config.max_connections)
         .runtime(deadpool::Runtime::Tokio1)

@@ -11,7 +11,8 @@ async fn database_overrides_and_defaults_in_base_units() {
     let db = pg.fresh_db().await;
     db.batch(&format!(
         "ALTER DATABASE \"{0}\" SET work_mem = '8MB';
-         ALTER DATABASE \"{0}\" SET maintenance_work_mem = '256MB';",
+         ALTER DATABASE \"{0}\" SET maintenance_work_mem = '256MB';
+         ALTER DATABASE \"{0}\" SET lock_timeout = '2500ms';",
         db.name
     ))
     .await;
@@ -43,9 +44,14 @@ async fn database_overrides_and_defaults_in_base_units() {
         m.value("pg_settings_wal_level_info", &[("wal_level", "replica")]),
         Some(1.0)
     );
-    // The exporter sets these on its own connections: not the server's value.
-    assert_eq!(v("pg_settings_statement_timeout_seconds"), None);
-    assert_eq!(v("pg_settings_lock_timeout_seconds"), None);
+    // The exporter SETs these on its own sessions (5s, 1s): the published
+    // values are still the server's (default 0, and the database's 2.5 s).
+    assert_eq!(v("pg_settings_statement_timeout_seconds"), Some(0.0));
+    assert_eq!(v("pg_settings_lock_timeout_seconds"), Some(2.5));
+    assert_eq!(
+        v("pg_settings_idle_in_transaction_session_timeout_seconds"),
+        Some(0.0)
+    );
     assert_eq!(harness::promtool_check(&m.raw), "");
 }
 

@@ -6,9 +6,10 @@
 //! Values are the session's `reset_val`, i.e. what postgresql.conf, ALTER
 //! SYSTEM, ALTER DATABASE and ALTER ROLE give the exporter's role in the DSN's
 //! database. The exporter sets statement_timeout, lock_timeout and
-//! idle_in_transaction_session_timeout on its own connections as startup
-//! options (source 'client'); the server's value of those cannot be read from
-//! such a session, so they have no sample then rather than our own value.
+//! idle_in_transaction_session_timeout on its own connections with SET after
+//! connecting, which leaves reset_val at the server's value. Values given as
+//! connection startup options (source 'client', e.g. PGOPTIONS) are the
+//! client's, not the server's: those have no sample.
 //! Units are converted from pg_settings.unit (8kB, kB, MB, ms, s, min, …) to
 //! bytes and seconds; booleans are 1/0; -1 stays -1 (disabled/"use the other
 //! setting"), it is never scaled.
@@ -205,9 +206,9 @@ static ARCHIVE_MODE: Family = Family::gauge(
     "Setting archive_mode (pg_settings): 1 for on or always, 0 for off.",
     &[],
 );
-static STATEMENT_TIMEOUT: Family = Family::gauge("pg_settings_statement_timeout_seconds", "Setting statement_timeout (pg_settings), in seconds, 0 disabled; absent while the exporter's connection overrides it.", &[]);
-static IDLE_XACT_TIMEOUT: Family = Family::gauge("pg_settings_idle_in_transaction_session_timeout_seconds", "Setting idle_in_transaction_session_timeout (pg_settings), in seconds, 0 disabled; absent while the exporter's connection overrides it.", &[]);
-static LOCK_TIMEOUT: Family = Family::gauge("pg_settings_lock_timeout_seconds", "Setting lock_timeout (pg_settings), in seconds, 0 disabled; absent while the exporter's connection overrides it.", &[]);
+static STATEMENT_TIMEOUT: Family = Family::gauge("pg_settings_statement_timeout_seconds", "Setting statement_timeout (pg_settings), in seconds, 0 disabled (the server's value, not the exporter's own session limit).", &[]);
+static IDLE_XACT_TIMEOUT: Family = Family::gauge("pg_settings_idle_in_transaction_session_timeout_seconds", "Setting idle_in_transaction_session_timeout (pg_settings), in seconds, 0 disabled (the server's value, not the exporter's own session limit).", &[]);
+static LOCK_TIMEOUT: Family = Family::gauge("pg_settings_lock_timeout_seconds", "Setting lock_timeout (pg_settings), in seconds, 0 disabled (the server's value, not the exporter's own session limit).", &[]);
 static TRACK_COUNTS: Family = Family::gauge(
     "pg_settings_track_counts",
     "Setting track_counts (pg_settings): 1 on, 0 off. Autovacuum needs it on.",
