@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::future::join_all;
+use futures::future::{join_all, BoxFuture, FutureExt, Shared};
+use tokio_postgres::Row;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::collectors::{self, Collector, Ctx, Fetched, Query, Scope, ServerInfo, Source};
@@ -110,6 +111,9 @@ const DATABASES_SQL: &str = "SELECT datname::text FROM pg_database
  WHERE datallowconn AND NOT datistemplate
    AND has_database_privilege(datname, 'CONNECT')
  ORDER BY datname";
+
+/// A query's rows, awaitable by every collector that asked for it.
+type SharedQuery<'a> = Shared<BoxFuture<'a, Result<Arc<Vec<Row>>, String>>>;
 
 /// One collector's result for one database in one scrape.
 #[derive(Debug, Clone)]
@@ -429,18 +433,50 @@ impl Scraper {
         deadline: Instant,
     ) -> Vec<Run> {
         let client = &lease.conn;
-        let work = todo.into_iter().map(|(c, queries)| async move {
+        // One future per distinct query (same SQL, same parameters): a query
+        // several collectors need runs once and its rows are shared.
+        let mut unique: HashMap<(&'static str, String), SharedQuery<'_>> = HashMap::new();
+        let mut planned = Vec::new();
+        for (c, queries) in todo {
+            let futs: Vec<SharedQuery<'_>> = queries
+                .iter()
+                .map(|q| {
+                    let key = (q.sql, format!("{:?}", q.params));
+                    let params = q.params.clone();
+                    let sql = q.sql;
+                    unique
+                        .entry(key)
+                        .or_insert_with(|| {
+                            async move {
+                                let params: Vec<_> = params.iter().map(|p| p.as_sql()).collect();
+                                client
+                                    .query(sql, &params)
+                                    .await
+                                    .map(Arc::new)
+                                    .map_err(|e| describe(&e))
+                            }
+                            .boxed()
+                            .shared()
+                        })
+                        .clone()
+                })
+                .collect();
+            planned.push((c, queries, futs));
+        }
+        let work = planned.into_iter().map(|(c, queries, futs)| async move {
             let started = Instant::now();
             let fetched = async {
-                let results = join_all(queries.iter().map(|q| async move {
-                    let params: Vec<_> = q.params.iter().map(|p| p.as_sql()).collect();
-                    let r = client.query(q.sql, &params).await.map_err(|e| describe(&e));
-                    if let (true, Err(e)) = (q.optional, &r) {
-                        debug!(collector = c.name(), query = q.name, error = %e, "optional query failed");
-                    }
-                    (q.name, r)
-                }))
-                .await;
+                let rows = join_all(futs).await;
+                let results = queries
+                    .iter()
+                    .zip(rows)
+                    .map(|(q, r)| {
+                        if let (true, Err(e)) = (q.optional, &r) {
+                            debug!(collector = c.name(), query = q.name, error = %e, "optional query failed");
+                        }
+                        (q.name, r)
+                    })
+                    .collect();
                 Fetched { results }
             };
             let outcome = match tokio::time::timeout_at(deadline.into(), fetched).await {

@@ -53,3 +53,36 @@ async fn many_databases_share_a_small_connection_cap() {
         assert!(on_server <= 2, "{on_server} exporter sessions on the server");
     }
 }
+
+#[tokio::test]
+async fn a_query_several_collectors_need_runs_once_per_scrape() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch("CREATE EXTENSION pg_stat_statements; CREATE TABLE t (id int PRIMARY KEY);")
+        .await;
+    // tables, indexes and bloat all need the shared table selection.
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables,indexes,bloat")])
+        .await;
+    let m = exporter.scrape().await;
+    for c in ["tables", "indexes", "bloat"] {
+        assert_eq!(
+            m.value(
+                "pg_scrape_collector_success",
+                &[("collector", c), ("datname", &db.name)]
+            ),
+            Some(1.0)
+        );
+    }
+    let calls: i64 = db
+        .client
+        .query_one(
+            "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+              WHERE d.datname = current_database() AND s.query LIKE '%AS ins_scale%has_allfrozen%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(calls, 1, "the selection query ran {calls} times in one scrape");
+}

@@ -10,6 +10,7 @@
 //! `ALL`; its name matches the file, `PGMAINT_COLLECTORS` and the `collector`
 //! label.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
@@ -151,17 +152,19 @@ pub enum Source {
     NotApplicable,
 }
 
-/// The results of a collector's queries, by name.
+/// The results of a collector's queries, by name. Rows are shared: a query
+/// that several collectors ask for in the same database and scrape (e.g.
+/// `selection`) runs once.
 #[derive(Default)]
 pub struct Fetched {
-    pub results: Vec<(&'static str, Result<Vec<Row>, String>)>,
+    pub results: Vec<(&'static str, Result<Arc<Vec<Row>>, String>)>,
 }
 
 impl Fetched {
     /// Rows of a required query; its failure fails the collector.
     pub fn rows(&self, name: &'static str) -> Result<&[Row], CollectError> {
         match self.results.iter().find(|(n, _)| *n == name) {
-            Some((_, Ok(rows))) => Ok(rows),
+            Some((_, Ok(rows))) => Ok(rows.as_slice()),
             Some((_, Err(e))) => Err(CollectError::Query {
                 query: name,
                 message: e.clone(),
@@ -176,7 +179,7 @@ impl Fetched {
             .iter()
             .find(|(n, _)| *n == name)
             .and_then(|(_, r)| r.as_ref().ok())
-            .map(Vec::as_slice)
+            .map(|rows| rows.as_slice())
     }
 }
 
