@@ -15,10 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::{join_all, BoxFuture, FutureExt, Shared};
-use tokio_postgres::Row;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::collectors::{self, Collector, Ctx, Fetched, Query, Scope, ServerInfo, Source};
+use crate::collectors::{self, Collector, Ctx, Fetched, Query, QueryResult, Scope, ServerInfo, Source};
 use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{encode_family, Family, Sample, Sink};
@@ -113,7 +112,7 @@ const DATABASES_SQL: &str = "SELECT datname::text FROM pg_database
  ORDER BY datname";
 
 /// A query's rows, awaitable by every collector that asked for it.
-type SharedQuery<'a> = Shared<BoxFuture<'a, Result<Arc<Vec<Row>>, String>>>;
+type SharedQuery<'a> = Shared<BoxFuture<'a, QueryResult>>;
 
 /// One collector's result for one database in one scrape.
 #[derive(Debug, Clone)]

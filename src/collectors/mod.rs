@@ -152,12 +152,15 @@ pub enum Source {
     NotApplicable,
 }
 
+/// One query's rows (shared), or its error message.
+pub type QueryResult = Result<Arc<Vec<Row>>, String>;
+
 /// The results of a collector's queries, by name. Rows are shared: a query
 /// that several collectors ask for in the same database and scrape (e.g.
 /// `selection`) runs once.
 #[derive(Default)]
 pub struct Fetched {
-    pub results: Vec<(&'static str, Result<Arc<Vec<Row>>, String>)>,
+    pub results: Vec<(&'static str, QueryResult)>,
 }
 
 impl Fetched {
