@@ -148,8 +148,15 @@ impl Snapshot {
 
 struct Cached {
     at: Instant,
+    /// Failures are cached too: a failing slow collector is retried after
+    /// its TTL, not hammered every scrape.
+    success: bool,
     sink: Arc<Sink>,
 }
+
+/// How long a scrape waits, past its other collectors, for the very first
+/// result of a cached collector refreshing in the background.
+const FIRST_RUN_GRACE: Duration = Duration::from_secs(1);
 
 /// Long-lived scrape state: pools, discovery and result caches.
 pub struct Scraper {
@@ -376,6 +383,7 @@ impl Scraper {
 
         let mut runs = Vec::new();
         let mut todo = Vec::new();
+        let mut first_runs = Vec::new();
         for c in set {
             let ttl = c.cache_ttl(&self.config);
             let cached = if ttl.is_zero() {
@@ -384,22 +392,28 @@ impl Scraper {
                 let cache = self.cache.lock().unwrap();
                 cache
                     .get(&(c.name(), datname.clone()))
-                    .map(|e| (e.at.elapsed() < ttl, e.sink.clone()))
+                    .map(|e| (e.at.elapsed() < ttl, e.success, e.sink.clone()))
             };
-            match cached {
-                Some((fresh, sink)) => {
+            match (cached, c.source(&ctx)) {
+                (_, Source::NotApplicable) => {}
+                (Some((fresh, success, sink)), _) => {
                     if !fresh {
                         self.refresh_in_background(c, datname.clone(), server.clone());
                     }
-                    runs.push(Run::new(c, &datname, true, Duration::ZERO, sink));
+                    runs.push(Run::new(c, &datname, success, Duration::ZERO, sink));
                 }
-                None => match c.source(&ctx) {
-                    Source::NotApplicable => {}
-                    Source::Sql(queries) => todo.push((c, queries)),
-                },
+                // Cached collectors are slow by nature: even their first run
+                // happens beside the scrape, not in it (see `await_first_runs`).
+                (None, Source::Sql(_)) if !ttl.is_zero() => {
+                    self.refresh_in_background(c, datname.clone(), server.clone());
+                    first_runs.push(c);
+                }
+                (None, Source::Sql(queries)) => todo.push((c, queries)),
             }
         }
         if todo.is_empty() {
+            drop(lease);
+            runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
             return runs;
         }
 
@@ -419,8 +433,40 @@ impl Scraper {
             }
         };
         let results = self.execute(&lease, &ctx, todo, deadline).instrument(span).await;
+        drop(lease);
         runs.extend(results);
+        runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
         runs
+    }
+
+    /// The first result of cached collectors whose first refresh started in
+    /// this scrape: waited for at most `FIRST_RUN_GRACE` past the other
+    /// collectors (and never past the deadline). One not done by then is
+    /// simply absent from this scrape and served from cache from then on.
+    async fn await_first_runs(
+        &self,
+        collectors: &[&'static dyn Collector],
+        datname: &str,
+        deadline: Instant,
+    ) -> Vec<Run> {
+        let until = deadline.min(Instant::now() + FIRST_RUN_GRACE);
+        loop {
+            let done: Vec<Run> = {
+                let cache = self.cache.lock().unwrap();
+                collectors
+                    .iter()
+                    .filter_map(|c| {
+                        cache
+                            .get(&(c.name(), datname.to_string()))
+                            .map(|e| Run::new(*c, datname, e.success, Duration::ZERO, e.sink.clone()))
+                    })
+                    .collect()
+            };
+            if done.len() == collectors.len() || Instant::now() >= until {
+                return done;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs collectors' queries pipelined on one connection and maps the rows.
@@ -499,24 +545,22 @@ impl Scraper {
         let mut runs = Vec::new();
         for (c, duration, outcome) in join_all(work).await {
             let run = match outcome {
-                Ok(sink) => {
-                    let sink = Arc::new(sink);
-                    if !c.cache_ttl(&self.config).is_zero() {
-                        self.cache.lock().unwrap().insert(
-                            (c.name(), ctx.datname.to_string()),
-                            Cached {
-                                at: Instant::now(),
-                                sink: sink.clone(),
-                            },
-                        );
-                    }
-                    Run::new(c, ctx.datname, true, duration, sink)
-                }
+                Ok(sink) => Run::new(c, ctx.datname, true, duration, Arc::new(sink)),
                 Err(e) => {
                     warn!(collector = c.name(), datname = %ctx.datname, error = %e, "collector failed");
                     Run::new(c, ctx.datname, false, duration, Default::default())
                 }
             };
+            if !c.cache_ttl(&self.config).is_zero() {
+                self.cache.lock().unwrap().insert(
+                    (c.name(), ctx.datname.to_string()),
+                    Cached {
+                        at: Instant::now(),
+                        success: run.success,
+                        sink: run.sink.clone(),
+                    },
+                );
+            }
             runs.push(run);
         }
         runs

@@ -60,12 +60,13 @@ async fn a_query_several_collectors_need_runs_once_per_scrape() {
     let db = pg.fresh_db().await;
     db.batch("CREATE EXTENSION pg_stat_statements; CREATE TABLE t (id int PRIMARY KEY);")
         .await;
-    // tables, indexes and bloat all need the shared table selection.
+    // tables and indexes both need the shared table selection (bloat does
+    // too, but refreshes on its own schedule, off the scrape path).
     let exporter = pg
-        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables,indexes,bloat")])
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables,indexes")])
         .await;
     let m = exporter.scrape().await;
-    for c in ["tables", "indexes", "bloat"] {
+    for c in ["tables", "indexes"] {
         assert_eq!(
             m.value(
                 "pg_scrape_collector_success",
@@ -85,4 +86,48 @@ async fn a_query_several_collectors_need_runs_once_per_scrape() {
         .unwrap()
         .get(0);
     assert_eq!(calls, 1, "the selection query ran {calls} times in one scrape");
+}
+
+#[tokio::test]
+async fn cached_collectors_are_served_from_cache_and_refreshed_in_the_background() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off);
+         INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;",
+    )
+    .await;
+    db.batch("VACUUM ANALYZE big").await;
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "bloat"),
+                ("PGMAINT_BLOAT_CACHE_SECONDS", "3"),
+            ],
+        )
+        .await;
+    let ratio = |m: &harness::Samples| m.value("pg_table_bloat_ratio", &[("relname", "big")]);
+    let first = exporter.scrape().await;
+    let before = ratio(&first).expect("first result arrives within the grace period");
+    assert!(before < 0.05, "fresh table reads {before}");
+
+    db.batch("DELETE FROM big WHERE id % 10 < 6").await;
+    db.batch("VACUUM ANALYZE big").await;
+    let cached = exporter.scrape().await;
+    assert_eq!(ratio(&cached), Some(before), "served from cache");
+    let d = [("collector", "bloat"), ("datname", db.name.as_str())];
+    assert_eq!(
+        cached.value("pg_scrape_collector_duration_seconds", &d),
+        Some(0.0)
+    );
+    assert_eq!(cached.value("pg_scrape_collector_success", &d), Some(1.0));
+
+    // Once stale, a scrape triggers a background refresh; a later one sees it.
+    let after = harness::eventually(std::time::Duration::from_secs(15), || async {
+        ratio(&exporter.scrape().await).filter(|r| *r > 0.4)
+    })
+    .await;
+    assert!(after < 0.8, "{after}");
+    assert!(exporter.logs().contains("background refresh done"));
 }
