@@ -29,6 +29,8 @@ Configuration is read from environment variables (see docs/configuration.md):
   PGMAINT_INCLUDE_SCHEMAS, PGMAINT_EXCLUDE_SCHEMAS, PGMAINT_EXCLUDE_TABLES  regexes
   PGMAINT_MAX_TABLES_PER_DATABASE  per-table series cap per database [1000]
   PGMAINT_BLOAT_CACHE_SECONDS bloat estimate cache                [300]
+  PGMAINT_SIZE_CACHE_SECONDS  table/index size cache              [60]
+  PGMAINT_MIN_SCRAPE_INTERVAL reuse a result younger than this    [1s]
   PGMAINT_LOG_FORMAT          text or json                        [text]
   PGMAINT_LOG_LEVEL           error, warn, info, debug or trace   [info]
 

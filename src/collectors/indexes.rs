@@ -1,6 +1,6 @@
-//! `indexes`: per-index scans, size, and three verdicts — unused, invalid,
+//! `indexes`: per-index scans and three verdicts — unused, invalid,
 //! duplicate — for the indexes of the tables `selection::kept()` keeps.
-//! Source: pg_stat_user_indexes, pg_index, pg_constraint, pg_locks,
+//! Source: pg_stat_user_indexes, pg_index, pg_constraint,
 //! pg_stat_database.stats_reset. Scope: every database. PostgreSQL 14+.
 //!
 //! "Unused" means no scan since the statistics were last reset, so the reset
@@ -14,25 +14,16 @@ use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, 
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per index of a user table: its counters and size, whether it is
+/// One row per index of a user table: its counters, whether it is
 /// valid, what it enforces, and what it is made of (columns, operator
 /// classes, collations, sort options, expressions, predicate) for finding
-/// duplicates. The size is NULL while an AccessExclusiveLock is held or
-/// awaited on the index or its table: pg_relation_size would queue behind it
-/// until lock_timeout and fail the whole query.
-const SQL: &str = "WITH locks AS MATERIALIZED (
-  SELECT l.relation FROM pg_locks l
-   WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-), busy AS (
-  SELECT relation AS relid FROM locks
-  UNION SELECT i.indexrelid FROM pg_index i JOIN locks ON locks.relation = i.indrelid
-), constraint_indexes AS (
+/// duplicates. No size functions here: they take locks and stat files, so
+/// sizes come from the cached `sizes` collector.
+const SQL: &str = "WITH constraint_indexes AS (
   SELECT DISTINCT conindid FROM pg_constraint WHERE conindid <> 0
 )
 SELECT s.schemaname::text, s.relname::text, s.indexrelname::text,
        s.idx_scan::float8, s.idx_tup_read::float8, s.idx_tup_fetch::float8,
-       CASE WHEN b.relid IS NULL THEN pg_relation_size(s.indexrelid)::float8 END,
        i.indisvalid, i.indisprimary, i.indisunique, i.indisexclusion,
        (k.conindid IS NOT NULL),
        i.indexrelid, i.indrelid,
@@ -42,7 +33,6 @@ SELECT s.schemaname::text, s.relname::text, s.indexrelname::text,
   FROM pg_stat_user_indexes s
   JOIN pg_index i ON i.indexrelid = s.indexrelid
   LEFT JOIN constraint_indexes k ON k.conindid = s.indexrelid
-  LEFT JOIN busy b ON b.relid = s.indexrelid
  WHERE s.schemaname !~ '^pg_toast'
    AND s.schemaname NOT LIKE 'pg_temp%'";
 
@@ -71,11 +61,6 @@ static TUP_FETCH: Family = Family::counter(
     "Live table rows fetched by simple scans of the index (pg_stat_user_indexes.idx_tup_fetch).",
     L,
 );
-static SIZE: Family = Family::gauge(
-    "pg_index_size_bytes",
-    "Size of the index (pg_relation_size); absent while an AccessExclusiveLock is held or awaited on it or its table.",
-    L,
-);
 static UNUSED: Family = Family::gauge(
     "pg_index_unused",
     "1 if the index was never scanned since the statistics reset (pg_stat_user_indexes.idx_scan = 0) and enforces no constraint (not unique, primary key, exclusion or constraint-backing), else 0.",
@@ -101,7 +86,6 @@ static FAMILIES: &[&Family] = &[
     &SCANS,
     &TUP_READ,
     &TUP_FETCH,
-    &SIZE,
     &UNUSED,
     &INVALID,
     &DUPLICATE,
@@ -156,7 +140,7 @@ impl Collector for Indexes {
         "indexes"
     }
     fn description(&self) -> &'static str {
-        "Per-index scans and size; unused, invalid and duplicate indexes."
+        "Per-index scans; unused, invalid and duplicate indexes."
     }
     fn scope(&self) -> Scope {
         Scope::PerDatabase
@@ -191,23 +175,23 @@ impl Collector for Indexes {
         let rows = input.rows("indexes")?;
         let mut defs = Vec::with_capacity(rows.len());
         for row in rows {
-            let oid: u32 = row.try_get(12)?;
+            let oid: u32 = row.try_get(11)?;
             defs.push(IndexDef {
                 oid,
-                table: row.try_get(13)?,
+                table: row.try_get(12)?,
                 shape: [
+                    text(row, 13)?,
                     text(row, 14)?,
                     text(row, 15)?,
                     text(row, 16)?,
                     text(row, 17)?,
                     text(row, 18)?,
-                    text(row, 19)?,
                 ],
-                primary: row.try_get(8)?,
-                unique: row.try_get(9)?,
-                constraint: row.try_get(11)?,
+                primary: row.try_get(7)?,
+                unique: row.try_get(8)?,
+                constraint: row.try_get(10)?,
                 nulls_not_distinct: nnd.contains(&oid),
-                valid: row.try_get(7)?,
+                valid: row.try_get(6)?,
             });
         }
         let dups = duplicates(&defs);
@@ -221,11 +205,10 @@ impl Collector for Indexes {
             out.counter(&SCANS, l, scans);
             out.counter(&TUP_READ, l, num0(row, 4)?);
             out.counter(&TUP_FETCH, l, num0(row, 5)?);
-            out.gauge_opt(&SIZE, l, num(row, 6)?);
             // Unique, primary-key, exclusion and constraint-backing indexes
             // enforce a rule on every write even if no query ever scans them:
             // dropping them would change behaviour, so they are never "unused".
-            let exclusion: bool = row.try_get(10)?;
+            let exclusion: bool = row.try_get(9)?;
             let enforces = def.primary || def.unique || exclusion || def.constraint;
             out.gauge(&UNUSED, l, flag(scans == 0.0 && !enforces));
             out.gauge(&INVALID, l, flag(!def.valid));

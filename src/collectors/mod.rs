@@ -31,6 +31,7 @@ pub mod replication;
 pub mod selection;
 pub mod sequences;
 pub mod settings;
+pub mod sizes;
 pub mod statements;
 pub mod tables;
 pub mod vacuum_progress;
@@ -47,6 +48,7 @@ pub const ALL: &[&dyn Collector] = &[
     &checkpointer::Checkpointer,
     &tables::Tables,
     &indexes::Indexes,
+    &sizes::Sizes,
     &bloat::Bloat,
     &sequences::Sequences,
     &statements::Statements,

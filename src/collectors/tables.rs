@@ -1,7 +1,7 @@
-//! `tables`: per-table tuple counts, vacuum/analyze history, sizes, frozen-xid
+//! `tables`: per-table tuple counts, vacuum/analyze history, frozen-xid
 //! age and — what no peer exporter publishes — the points at which autovacuum
 //! will act on each table, honouring its reloptions.
-//! Source: pg_stat_user_tables, pg_class, pg_locks, the autovacuum settings.
+//! Source: pg_stat_user_tables, pg_class, the autovacuum settings.
 //! Scope: every database. PostgreSQL 14+.
 //!
 //! Only tables `selection::kept()` keeps get series (filters and the
@@ -16,21 +16,10 @@ use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
 /// One row per user table or materialized view (partitioned parents are left
-/// out) with its pg_stat_user_tables counters, relfrozenxid age and sizes.
-/// Size functions take a short AccessShareLock on the table, its TOAST table
-/// and each index; behind a granted or queued AccessExclusiveLock (VACUUM
-/// FULL, ALTER TABLE, REINDEX…) that would wait until lock_timeout and fail
-/// the whole query, so such tables get NULL sizes (no sample) this scrape.
-const SQL: &str = "WITH locks AS MATERIALIZED (
-  SELECT l.relation FROM pg_locks l
-   WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-), busy AS (
-  SELECT relation AS relid FROM locks
-  UNION SELECT i.indrelid FROM pg_index i JOIN locks ON locks.relation = i.indexrelid
-  UNION SELECT t.oid FROM pg_class t JOIN locks ON locks.relation = t.reltoastrelid
-)
-SELECT s.schemaname::text, s.relname::text,
+/// out) with its pg_stat_user_tables counters and relfrozenxid age. Sizes
+/// are the cached `sizes` collector's: size functions lock and stat files,
+/// ~1 s per 10,000 tables, too slow for every scrape.
+const SQL: &str = "SELECT s.schemaname::text, s.relname::text,
        s.n_live_tup::float8, s.n_dead_tup::float8,
        s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
        extract(epoch FROM s.last_vacuum)::float8,
@@ -40,14 +29,9 @@ SELECT s.schemaname::text, s.relname::text,
        s.vacuum_count::float8, s.autovacuum_count::float8,
        s.analyze_count::float8, s.autoanalyze_count::float8,
        s.seq_scan::float8, s.idx_scan::float8,
-       age(c.relfrozenxid)::float8,
-       CASE WHEN b.relid IS NULL THEN pg_relation_size(c.oid)::float8 END,
-       CASE WHEN b.relid IS NULL AND c.reltoastrelid <> 0
-            THEN pg_total_relation_size(c.reltoastrelid)::float8 END,
-       CASE WHEN b.relid IS NULL THEN pg_indexes_size(c.oid)::float8 END
+       age(c.relfrozenxid)::float8
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
-  LEFT JOIN busy b ON b.relid = c.oid
  WHERE c.relkind IN ('r', 'm')
    AND s.schemaname !~ '^pg_toast'
    AND s.schemaname NOT LIKE 'pg_temp%'";
@@ -129,21 +113,6 @@ static FROZEN_AGE: Family = Family::gauge(
     "Transactions since the table was last fully frozen (age(pg_class.relfrozenxid)); an anti-wraparound vacuum is forced past pg_table_autovacuum_freeze_max_age.",
     L,
 );
-static HEAP_BYTES: Family = Family::gauge(
-    "pg_table_size_bytes",
-    "Size of the table's main fork (pg_relation_size); absent while an AccessExclusiveLock is held or awaited on the table or its indexes.",
-    L,
-);
-static TOAST_BYTES: Family = Family::gauge(
-    "pg_table_toast_size_bytes",
-    "Size of the table's TOAST table including its index (pg_total_relation_size(reltoastrelid)); absent without a TOAST table or while an AccessExclusiveLock is held or awaited.",
-    L,
-);
-static INDEXES_BYTES: Family = Family::gauge(
-    "pg_table_indexes_size_bytes",
-    "Total size of the table's indexes (pg_indexes_size); absent while an AccessExclusiveLock is held or awaited on the table or its indexes.",
-    L,
-);
 static VACUUM_TRIGGER: Family = Family::gauge(
     "pg_table_autovacuum_vacuum_trigger_tuples",
     "Dead tuples above which autovacuum vacuums the table: autovacuum_vacuum_threshold + autovacuum_vacuum_scale_factor * max(reltuples, 0), capped by autovacuum_vacuum_max_threshold on PostgreSQL 18+ (table reloptions override the settings).",
@@ -191,9 +160,6 @@ static FAMILIES: &[&Family] = &[
     &SEQ_SCANS,
     &IDX_SCANS,
     &FROZEN_AGE,
-    &HEAP_BYTES,
-    &TOAST_BYTES,
-    &INDEXES_BYTES,
     &VACUUM_TRIGGER,
     &INSERT_TRIGGER,
     &ANALYZE_TRIGGER,
@@ -249,9 +215,6 @@ impl Collector for Tables {
             out.counter_opt(&SEQ_SCANS, l, num(row, 14)?);
             out.counter_opt(&IDX_SCANS, l, num(row, 15)?);
             out.gauge_opt(&FROZEN_AGE, l, num(row, 16)?);
-            out.gauge_opt(&HEAP_BYTES, l, num(row, 17)?);
-            out.gauge_opt(&TOAST_BYTES, l, num(row, 18)?);
-            out.gauge_opt(&INDEXES_BYTES, l, num(row, 19)?);
             out.gauge(&VACUUM_TRIGGER, l, av.vacuum_trigger);
             out.gauge_opt(&INSERT_TRIGGER, l, av.insert_trigger);
             out.gauge(&ANALYZE_TRIGGER, l, av.analyze_trigger);

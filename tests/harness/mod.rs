@@ -170,6 +170,9 @@ impl Cluster {
             ("PGMAINT_LOG_LEVEL", "debug"),
             // Tests scrape twice in a row to see a change: no result reuse.
             ("PGMAINT_MIN_SCRAPE_INTERVAL", "0s"),
+            // Sizes fresh every scrape, so tests see what they just did
+            // (the cached path is tested in databases.rs).
+            ("PGMAINT_SIZE_CACHE_SECONDS", "0"),
         ];
         vars.extend_from_slice(env);
         Exporter::spawn(&vars).await
