@@ -22,6 +22,7 @@ struct Raw {
     listen_address: Option<String>,
     collectors: Option<String>,
     statement_timeout: Option<String>,
+    background_statement_timeout: Option<String>,
     lock_timeout: Option<String>,
     scrape_timeout: Option<String>,
     min_scrape_interval: Option<String>,
@@ -57,6 +58,8 @@ pub struct Config {
     /// Names of enabled collectors, in `collectors::ALL` order.
     pub collectors: Vec<&'static str>,
     pub statement_timeout: Duration,
+    /// statement_timeout of cached collectors' refreshes, which run off the scrape path.
+    pub background_statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub scrape_timeout: Duration,
     /// A scrape result younger than this is served again instead of querying.
@@ -120,10 +123,19 @@ impl Config {
 
         let statement_timeout = duration("PGMAINT_STATEMENT_TIMEOUT", &raw.statement_timeout, "5s")?;
         let lock_timeout = duration("PGMAINT_LOCK_TIMEOUT", &raw.lock_timeout, "1s")?;
+        let background_statement_timeout = duration(
+            "PGMAINT_BACKGROUND_STATEMENT_TIMEOUT",
+            &raw.background_statement_timeout,
+            "60s",
+        )?;
         let scrape_timeout = duration("PGMAINT_SCRAPE_TIMEOUT", &raw.scrape_timeout, "10s")?;
         for (var, d) in [
             ("PGMAINT_STATEMENT_TIMEOUT", statement_timeout),
             ("PGMAINT_LOCK_TIMEOUT", lock_timeout),
+            (
+                "PGMAINT_BACKGROUND_STATEMENT_TIMEOUT",
+                background_statement_timeout,
+            ),
             ("PGMAINT_SCRAPE_TIMEOUT", scrape_timeout),
         ] {
             if d < Duration::from_millis(1) {
@@ -159,6 +171,7 @@ impl Config {
             listen_address,
             collectors: parse_collectors(raw.collectors.as_deref())?,
             statement_timeout,
+            background_statement_timeout,
             lock_timeout,
             scrape_timeout,
             min_scrape_interval: duration("PGMAINT_MIN_SCRAPE_INTERVAL", &raw.min_scrape_interval, "1s")?,

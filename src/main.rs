@@ -19,6 +19,7 @@ Configuration is read from environment variables (see docs/configuration.md):
   PGMAINT_COLLECTORS          list of collectors, or +name/-name changes to the defaults
   PGMAINT_STATEMENT_TIMEOUT   statement_timeout of every query    [5s]
   PGMAINT_LOCK_TIMEOUT        lock_timeout of every query         [1s]
+  PGMAINT_BACKGROUND_STATEMENT_TIMEOUT  statement_timeout of cached collectors' background refreshes [60s]
   PGMAINT_SCRAPE_TIMEOUT      deadline of one scrape              [10s]
                               (X-Prometheus-Scrape-Timeout-Seconds shortens it)
   PGMAINT_LONG_QUERY_SECONDS  a query running longer is 'long'    [300]

@@ -585,8 +585,9 @@ impl Scraper {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            // Generous but bounded: statement_timeout bounds each query anyway.
-            let deadline = Instant::now() + this.config.scrape_timeout.max(Duration::from_secs(60));
+            // Bounded: the background statement_timeout plus time to get a connection.
+            let deadline =
+                Instant::now() + this.config.background_statement_timeout + this.config.scrape_timeout;
             let ctx = Ctx {
                 datname: &datname,
                 server: &server,
@@ -595,7 +596,22 @@ impl Scraper {
             if let Source::Sql(queries) = c.source(&ctx) {
                 match this.pools.get(&datname, deadline).await {
                     Ok(lease) => {
+                        // Slow by nature and off the scrape path: a longer,
+                        // still bounded, statement_timeout for this run only.
+                        let limits = |t: Duration| format!("SET statement_timeout = {}", t.as_millis());
+                        let widened = lease
+                            .conn
+                            .batch_execute(&limits(this.config.background_statement_timeout))
+                            .await;
                         let runs = this.execute(&lease, &ctx, vec![(c, queries)], deadline).await;
+                        let restored = lease
+                            .conn
+                            .batch_execute(&limits(this.config.statement_timeout))
+                            .await;
+                        if widened.is_err() || restored.is_err() {
+                            // Never hand a connection with unknown limits back to the pool.
+                            let _ = deadpool::managed::Object::take(lease.conn);
+                        }
                         debug!(collector = c.name(), datname = %datname, ok = runs.iter().all(|r| r.success), "background refresh done");
                     }
                     Err(e) => {
