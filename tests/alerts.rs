@@ -1,0 +1,534 @@
+//! The alerting rules, their unit tests, the example Alertmanager config and
+//! the runbook checked together: the tools (promtool, amtool, yamllint) find
+//! nothing, every alert has a firing and a non-firing unit test, complete
+//! labels and annotations, a runbook section, and uses only documented
+//! metrics and labels.
+//!
+//! The YAML files are read with a small line scanner (there is no YAML crate):
+//! it relies on the layout of `alerts/`, and cross-checks its counts with
+//! promtool's so that a layout change cannot make it silently see less.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use regex::Regex;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Runs a tool in the repository; returns (success, stdout + stderr).
+/// A missing tool fails the test: CI installs all of them.
+fn run(tool: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}); install it (see .ci/run)"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn test_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("alerts/tests"))
+        .expect("alerts/tests")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .map(|p: PathBuf| p.strip_prefix(repo()).unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no alerts/tests/*.yml");
+    files
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// One alerting or recording rule as the scanner sees it.
+#[derive(Debug, Default)]
+struct Rule {
+    name: String,
+    alert: bool,
+    expr: String,
+    /// Keys and values under `labels:` and `annotations:` (values of block
+    /// scalars are folded into one line).
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// Reads the value of `key:` at `lines[i]`: inline, or a `|` / `>-` block of
+/// the following, deeper indented lines (joined with spaces).
+fn value_at(lines: &[&str], i: usize) -> (String, usize) {
+    let line = lines[i];
+    let rest = line
+        .trim_start()
+        .split_once(':')
+        .map(|x| x.1.trim())
+        .unwrap_or("");
+    if !matches!(rest, "|" | ">-" | ">" | "|-") {
+        return (rest.trim_matches('\'').trim_matches('"').to_string(), i + 1);
+    }
+    let base = indent(line);
+    let mut j = i + 1;
+    let mut parts = vec![];
+    while j < lines.len() && (lines[j].trim().is_empty() || indent(lines[j]) > base) {
+        if !lines[j].trim().is_empty() {
+            parts.push(lines[j].trim());
+        }
+        j += 1;
+    }
+    (parts.join(" "), j)
+}
+
+fn parse_rules(text: &str) -> Vec<Rule> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = Regex::new(r"^\s*- (alert|record): (\S+)\s*$").unwrap();
+    let mut rules: Vec<Rule> = vec![];
+    let mut section = "";
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if let Some(c) = start.captures(line) {
+            rules.push(Rule {
+                name: c[2].to_string(),
+                alert: &c[1] == "alert",
+                ..Rule::default()
+            });
+            section = "";
+            i += 1;
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("- name:") || trimmed.starts_with('#') || trimmed.is_empty() {
+            i += 1;
+            continue;
+        }
+        let Some(rule) = rules.last_mut() else {
+            i += 1;
+            continue;
+        };
+        let key = trimmed.split(':').next().unwrap_or("");
+        match (indent(line), key) {
+            (8, "expr") => {
+                let (v, next) = value_at(&lines, i);
+                rule.expr = v;
+                i = next;
+                continue;
+            }
+            (8, "labels") | (8, "annotations") => {
+                section = if key == "labels" { "labels" } else { "annotations" }
+            }
+            (8, _) => section = "",
+            (10, k) if !section.is_empty() => {
+                let (v, next) = value_at(&lines, i);
+                let map = if section == "labels" {
+                    &mut rule.labels
+                } else {
+                    &mut rule.annotations
+                };
+                map.insert(k.to_string(), v);
+                i = next;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    rules
+}
+
+/// One `alert_rule_test` item: the alert and whether it expects alerts.
+#[derive(Debug)]
+struct Case {
+    file: String,
+    alertname: String,
+    eval_time: String,
+    firing: bool,
+    /// For firing cases: every expected alert has exp_labels with a
+    /// severity and exp_annotations with summary, description, runbook_url.
+    complete: bool,
+}
+
+fn parse_cases(file: &str, text: &str) -> Vec<Case> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cases = vec![];
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim_start();
+        if !t.starts_with("- eval_time:") {
+            i += 1;
+            continue;
+        }
+        let base = indent(lines[i]);
+        let eval_time = t["- eval_time:".len()..].trim().to_string();
+        let mut j = i + 1;
+        while j < lines.len() && (lines[j].trim().is_empty() || indent(lines[j]) > base) {
+            j += 1;
+        }
+        let body: Vec<&str> = lines[i + 1..j].iter().map(|l| l.trim()).collect();
+        let alertname = body
+            .iter()
+            .find_map(|l| l.strip_prefix("alertname:"))
+            .map(|s| s.trim().to_string());
+        if let Some(alertname) = alertname {
+            let expected = body.iter().filter(|l| l.starts_with("- exp_labels:")).count();
+            let count = |key: &str| body.iter().filter(|l| l.starts_with(key)).count();
+            let complete = expected > 0
+                && count("exp_annotations:") == expected
+                && count("severity:") == expected
+                && count("summary:") == expected
+                && count("description:") == expected
+                && count("runbook_url:") == expected;
+            let empty =
+                body.contains(&"exp_alerts: []") || !body.iter().any(|l| l.starts_with("exp_alerts:"));
+            assert!(
+                (expected > 0) != empty,
+                "{file}: case at {eval_time} for {alertname} is neither clearly firing nor clearly silent"
+            );
+            cases.push(Case {
+                file: file.to_string(),
+                alertname,
+                eval_time,
+                firing: expected > 0,
+                complete,
+            });
+        }
+        i = j;
+    }
+    cases
+}
+
+fn rules() -> Vec<Rule> {
+    let rules = parse_rules(&read("alerts/pgmaint.rules.yml"));
+    // Cross-check the scanner with promtool's count.
+    let (ok, out) = run("promtool", &["check", "rules", "alerts/pgmaint.rules.yml"]);
+    assert!(ok, "promtool check rules:\n{out}");
+    let n: usize = Regex::new(r"SUCCESS: (\d+) rules found")
+        .unwrap()
+        .captures(&out)
+        .unwrap_or_else(|| panic!("unexpected promtool output:\n{out}"))[1]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        rules.len(),
+        n,
+        "the scanner found {} rules, promtool {n}",
+        rules.len()
+    );
+    assert!(
+        rules.iter().filter(|r| r.alert).count() >= 30,
+        "too few alerts parsed"
+    );
+    rules
+}
+
+#[test]
+fn promtool_check_rules_finds_nothing() {
+    let (ok, out) = run("promtool", &["check", "rules", "alerts/pgmaint.rules.yml"]);
+    assert!(ok, "promtool check rules:\n{out}");
+    let findings: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with("Checking ") && !l.contains("SUCCESS") && !l.trim().is_empty())
+        .collect();
+    assert!(findings.is_empty(), "promtool check rules reported:\n{out}");
+}
+
+#[test]
+fn promtool_unit_tests_pass() {
+    let files = test_files();
+    let mut args = vec!["test", "rules"];
+    args.extend(files.iter().map(|s| s.as_str()));
+    let (ok, out) = run("promtool", &args);
+    assert!(ok, "promtool test rules:\n{out}");
+    assert_eq!(
+        out.matches("SUCCESS").count(),
+        files.len(),
+        "not every file succeeded:\n{out}"
+    );
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+#[test]
+fn amtool_accepts_the_alertmanager_config_and_routes_by_severity() {
+    let (ok, out) = run("amtool", &["check-config", "alerts/alertmanager.yml"]);
+    assert!(ok && out.contains("SUCCESS"), "amtool check-config:\n{out}");
+    for (labels, receiver) in [
+        (&["severity=critical", "alertname=PostgresDown"][..], "pager"),
+        (
+            &["severity=warning", "alertname=PostgresTableBloat"][..],
+            "tickets",
+        ),
+    ] {
+        let mut args = vec![
+            "config",
+            "routes",
+            "test",
+            "--config.file=alerts/alertmanager.yml",
+        ];
+        let verify = format!("--verify.receivers={receiver}");
+        args.push(&verify);
+        args.extend(labels);
+        let (ok, out) = run("amtool", &args);
+        assert!(ok, "{labels:?} should go to {receiver}:\n{out}");
+    }
+}
+
+#[test]
+fn alertmanager_config_names_only_existing_alerts_and_inhibits_on_postgres_down() {
+    let config = read("alerts/alertmanager.yml");
+    let names: BTreeSet<String> = rules().into_iter().filter(|r| r.alert).map(|r| r.name).collect();
+    let mentioned: Vec<String> = Regex::new(r#"alertname!?="(\w+)""#)
+        .unwrap()
+        .captures_iter(&config)
+        .map(|c| c[1].to_string())
+        .collect();
+    assert!(mentioned.len() >= 2, "no alert names in alerts/alertmanager.yml");
+    for name in &mentioned {
+        assert!(
+            names.contains(name),
+            "alertmanager.yml names unknown alert {name}"
+        );
+    }
+    assert!(
+        config.contains("- alertname=\"PostgresDown\"\n    target_matchers:\n      - alertname!=\"PostgresDown\"\n    equal: ['instance']"),
+        "PostgresDown must inhibit every other alert of the same instance"
+    );
+}
+
+#[test]
+fn yamllint_finds_nothing() {
+    let (ok, out) = run(
+        "yamllint",
+        &["--strict", "-f", "parsable", "-d", "relaxed", "alerts/"],
+    );
+    assert!(ok && out.trim().is_empty(), "yamllint:\n{out}");
+}
+
+#[test]
+fn every_alert_has_a_firing_and_a_silent_unit_test() {
+    let alerts: Vec<String> = rules().into_iter().filter(|r| r.alert).map(|r| r.name).collect();
+    let mut cases = vec![];
+    for file in test_files() {
+        let text = read(&file);
+        let parsed = parse_cases(&file, &text);
+        // Cross-check: every alert_rule_test item was understood.
+        let items = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- eval_time:"))
+            .count();
+        assert_eq!(
+            parsed.len(),
+            items,
+            "{file}: some alert_rule_test items were not understood"
+        );
+        cases.extend(parsed);
+    }
+    for case in &cases {
+        assert!(
+            alerts.contains(&case.alertname),
+            "{}: test at {} for unknown alert {}",
+            case.file,
+            case.eval_time,
+            case.alertname
+        );
+        if case.firing {
+            assert!(
+                case.complete,
+                "{}: firing case at {} for {} must check severity and all three annotations of every alert",
+                case.file, case.eval_time, case.alertname
+            );
+        }
+    }
+    let mut missing = vec![];
+    for alert in &alerts {
+        let firing = cases.iter().any(|c| &c.alertname == alert && c.firing);
+        let silent = cases.iter().any(|c| &c.alertname == alert && !c.firing);
+        if !firing || !silent {
+            missing.push(format!("{alert} (firing: {firing}, silent: {silent})"));
+        }
+    }
+    assert!(missing.is_empty(), "alerts without both test cases: {missing:#?}");
+}
+
+#[test]
+fn every_alert_has_severity_annotations_and_a_runbook_section() {
+    let runbook = read("docs/runbook.md");
+    // GitHub's anchors: lower case, spaces to dashes, punctuation dropped.
+    let anchors: BTreeSet<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## ").or_else(|| l.strip_prefix("### ")))
+        .map(|h| {
+            h.trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let url = Regex::new(
+        r"^https://github\.com/pgmaint/pgmaint-exporter/blob/main/docs/runbook\.md#([a-z0-9_-]+)$",
+    )
+    .unwrap();
+    let rules = rules();
+    let mut seen = BTreeSet::new();
+    for rule in rules.iter().filter(|r| r.alert) {
+        let n = &rule.name;
+        assert!(seen.insert(n.clone()), "alert {n} is defined twice");
+        let severity = rule.labels.get("severity").map(String::as_str);
+        assert!(
+            matches!(severity, Some("critical") | Some("warning")),
+            "{n}: severity is {severity:?}"
+        );
+        for key in ["summary", "description", "runbook_url"] {
+            let v = rule.annotations.get(key).map(String::as_str).unwrap_or("");
+            assert!(!v.is_empty(), "{n} has no {key}");
+        }
+        let description = &rule.annotations["description"];
+        assert!(
+            description.contains("$labels.instance"),
+            "{n}: description must name the instance"
+        );
+        // The value, unless the alert is on a 0/1 flag (then the labels say it all).
+        let flag = rule.expr.trim().ends_with("== 0") || rule.expr.trim().ends_with("== 1");
+        assert!(
+            flag || description.contains("$value") || description.contains("| query"),
+            "{n}: description must show the value"
+        );
+        let anchor = url.captures(&rule.annotations["runbook_url"]).unwrap_or_else(|| {
+            panic!(
+                "{n}: runbook_url {} has the wrong form",
+                rule.annotations["runbook_url"]
+            )
+        })[1]
+            .to_string();
+        assert_eq!(anchor, n.to_lowercase(), "{n}: runbook anchor");
+        assert!(
+            anchors.contains(&anchor),
+            "{n}: docs/runbook.md has no section #{anchor}"
+        );
+    }
+    // Links inside the runbook lead somewhere.
+    for c in Regex::new(r"\]\(#([a-z0-9_-]+)\)")
+        .unwrap()
+        .captures_iter(&runbook)
+    {
+        assert!(
+            anchors.contains(&c[1]),
+            "docs/runbook.md links to missing #{}",
+            &c[1]
+        );
+    }
+    // And no runbook section is left over from a removed alert.
+    for line in runbook.lines().filter_map(|l| l.strip_prefix("## ")) {
+        let h = line.trim();
+        if h.starts_with("Postgres") || h.starts_with("Pgmaint") {
+            assert!(seen.contains(h), "docs/runbook.md documents unknown alert {h}");
+        }
+    }
+    for rule in rules.iter().filter(|r| !r.alert) {
+        assert!(
+            rule.name.starts_with("pgmaint:"),
+            "recording rule {} must be named pgmaint:…",
+            rule.name
+        );
+    }
+}
+
+/// Documented metric families and their labels, from the tables of
+/// docs/metrics.md (`| \`name\` | type | labels | …`). "same" refers to the
+/// row above.
+fn documented() -> BTreeMap<String, BTreeSet<String>> {
+    let doc = read("docs/metrics.md");
+    let row = Regex::new(r"^\| `([a-z0-9_]+)` \| (gauge|counter) \|([^|]*)\|").unwrap();
+    let mut families = BTreeMap::new();
+    let mut previous: BTreeSet<String> = BTreeSet::new();
+    for line in doc.lines() {
+        if let Some(c) = row.captures(line) {
+            let labels: BTreeSet<String> = if c[3].trim() == "same" {
+                previous.clone()
+            } else {
+                c[3].split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            };
+            previous = labels.clone();
+            families.insert(c[1].to_string(), labels);
+        }
+    }
+    assert!(families.len() > 100, "docs/metrics.md tables not understood");
+    families
+}
+
+#[test]
+fn rules_use_only_documented_metrics_and_labels() {
+    let families = documented();
+    let metric = Regex::new(r"\b(pg_[a-z0-9_]+|pgmaint_exporter_[a-z0-9_]+)\b").unwrap();
+    let matchers = Regex::new(r"\b([a-z_][a-z0-9_]*)\{([^}]*)\}").unwrap();
+    let matcher_label = Regex::new(r#"([a-z_][a-z0-9_]*)\s*(=~|!~|!=|=)\s*""#).unwrap();
+    let grouping = Regex::new(r"\b(without|by|ignoring|on)\s*\(([^)]*)\)").unwrap();
+    let counter_fn = Regex::new(r"\b(rate|irate|increase|resets)\(\s*([a-z0-9_]+)").unwrap();
+    // Target labels Prometheus adds to every series.
+    let target = ["job", "instance"];
+    let mut used = 0;
+    for rule in rules() {
+        let n = &rule.name;
+        assert!(!rule.expr.is_empty(), "{n} has no expr");
+        let names: BTreeSet<String> = metric
+            .find_iter(&rule.expr)
+            .map(|m| m.as_str().to_string())
+            .collect();
+        let mut labels: BTreeSet<&str> = target.into();
+        for name in &names {
+            let documented = families
+                .get(name)
+                .unwrap_or_else(|| panic!("{n} uses {name}, which docs/metrics.md does not list"));
+            labels.extend(documented.iter().map(String::as_str));
+            used += 1;
+        }
+        for c in matchers.captures_iter(&rule.expr) {
+            let family = &c[1];
+            for m in matcher_label.captures_iter(&c[2]) {
+                let label = &m[1];
+                let ok = match families.get(family) {
+                    Some(l) => l.contains(label) || target.contains(&label),
+                    None => family == "up" && target.contains(&label),
+                };
+                assert!(ok, "{n}: {family} has no label {label}");
+            }
+        }
+        for c in grouping.captures_iter(&rule.expr) {
+            for label in c[2].split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                assert!(
+                    labels.contains(label),
+                    "{n}: {}({label}) names a label none of its metrics has",
+                    &c[1]
+                );
+            }
+        }
+        // rate()/irate()/increase() only on counters.
+        for c in counter_fn.captures_iter(&rule.expr) {
+            assert!(
+                c[2].ends_with("_total"),
+                "{n}: {}() on the gauge {}",
+                &c[1],
+                &c[2]
+            );
+        }
+    }
+    assert!(used > 40, "too few metric references found ({used})");
+}
