@@ -1,0 +1,1036 @@
+//! The Grafana dashboards in `dashboards/`: well-formed (JSON, schemaVersion,
+//! variables, a unit and a description on every panel, only documented
+//! metrics), and alive — every panel query, run by a real Prometheus scraping
+//! the exporter over a scenario database, parses and returns data. The alert
+//! rules in `alerts/*.rules.yml` are loaded into the same Prometheus: every
+//! rule must evaluate cleanly.
+//!
+//! serde_json is not a dependency, so a small strict JSON parser lives here.
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------- JSON
+
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Strict RFC 8259 parsing; duplicate object keys are an error too.
+    fn parse(text: &str) -> Result<Json, String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value(0)?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing characters at byte {}", p.i));
+        }
+        Ok(v)
+    }
+
+    fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn str(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            Some(Json::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn num(&self, key: &str) -> Option<f64> {
+        match self.get(key) {
+            Some(Json::Num(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn bool(&self, key: &str) -> Option<bool> {
+        match self.get(key) {
+            Some(Json::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn arr(&self, key: &str) -> &[Json] {
+        match self.get(key) {
+            Some(Json::Arr(a)) => a,
+            _ => &[],
+        }
+    }
+
+    /// Follows a path of object keys.
+    fn at(&self, path: &[&str]) -> Option<&Json> {
+        path.iter().try_fold(self, |v, k| v.get(k))
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn err<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("{what} at byte {}", self.i))
+    }
+
+    fn eat(&mut self, lit: &str) -> bool {
+        if self.s[self.i..].starts_with(lit.as_bytes()) {
+            self.i += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json, String> {
+        if depth > 200 {
+            return self.err("nested too deeply");
+        }
+        self.ws();
+        match self.s.get(self.i) {
+            None => self.err("unexpected end"),
+            Some(b'{') => {
+                self.i += 1;
+                let mut m: Vec<(String, Json)> = Vec::new();
+                self.ws();
+                if self.eat("}") {
+                    return Ok(Json::Obj(m));
+                }
+                loop {
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b'"') {
+                        return self.err("expected a key");
+                    }
+                    let k = self.string()?;
+                    if m.iter().any(|(x, _)| *x == k) {
+                        return self.err(&format!("duplicate key {k:?}"));
+                    }
+                    self.ws();
+                    if !self.eat(":") {
+                        return self.err("expected ':'");
+                    }
+                    let v = self.value(depth + 1)?;
+                    m.push((k, v));
+                    self.ws();
+                    if self.eat("}") {
+                        return Ok(Json::Obj(m));
+                    }
+                    if !self.eat(",") {
+                        return self.err("expected ',' or '}'");
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut a = Vec::new();
+                self.ws();
+                if self.eat("]") {
+                    return Ok(Json::Arr(a));
+                }
+                loop {
+                    a.push(self.value(depth + 1)?);
+                    self.ws();
+                    if self.eat("]") {
+                        return Ok(Json::Arr(a));
+                    }
+                    if !self.eat(",") {
+                        return self.err("expected ',' or ']'");
+                    }
+                }
+            }
+            Some(b'"') => Ok(Json::Str(self.string()?)),
+            Some(b't') if self.eat("true") => Ok(Json::Bool(true)),
+            Some(b'f') if self.eat("false") => Ok(Json::Bool(false)),
+            Some(b'n') if self.eat("null") => Ok(Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => self.err("unexpected character"),
+        }
+    }
+
+    fn number(&mut self) -> Result<Json, String> {
+        let start = self.i;
+        let digits = |p: &mut Self| {
+            let s = p.i;
+            while p.i < p.s.len() && p.s[p.i].is_ascii_digit() {
+                p.i += 1;
+            }
+            p.i - s
+        };
+        self.eat("-");
+        let n = digits(self);
+        if n == 0 || (n > 1 && self.s[self.i - n] == b'0') {
+            return self.err("bad number");
+        }
+        if self.eat(".") && digits(self) == 0 {
+            return self.err("bad fraction");
+        }
+        if self.eat("e") || self.eat("E") {
+            let _ = self.eat("+") || self.eat("-");
+            if digits(self) == 0 {
+                return self.err("bad exponent");
+            }
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).unwrap();
+        text.parse().map(Json::Num).map_err(|e| format!("{text}: {e}"))
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let h = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
+        let v = u32::from_str_radix(std::str::from_utf8(h).map_err(|e| e.to_string())?, 16)
+            .map_err(|e| format!("\\u escape: {e}"))?;
+        self.i += 4;
+        Ok(v)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.i += 1; // opening quote
+        let mut out = String::new();
+        loop {
+            let start = self.i;
+            while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\' | 0..=0x1f) {
+                self.i += 1;
+            }
+            out.push_str(std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?);
+            match self.s.get(self.i) {
+                None => return self.err("unterminated string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let c = *self.s.get(self.i).ok_or("unterminated escape")?;
+                    self.i += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let mut cp = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&cp) {
+                                if !self.eat("\\u") {
+                                    return self.err("lone high surrogate");
+                                }
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return self.err("bad low surrogate");
+                                }
+                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                            }
+                            out.push(char::from_u32(cp).ok_or("bad code point")?);
+                        }
+                        _ => return self.err("bad escape"),
+                    }
+                }
+                Some(_) => return self.err("control character in string"),
+            }
+        }
+    }
+}
+
+#[test]
+fn json_parser_is_strict_and_decodes_escapes() {
+    let v = Json::parse(r#" {"a": [1, -2.5e3, true, null], "b": "x\"\\\/\n\u00e9\ud83d\ude00"} "#).unwrap();
+    assert_eq!(v.arr("a")[1], Json::Num(-2500.0));
+    assert_eq!(v.str("b"), Some("x\"\\/\né😀"));
+    for bad in [
+        r#"{"a": 1,}"#,
+        r#"{"a": 1} x"#,
+        r#"{"a": 1, "a": 2}"#,
+        r#"[01]"#,
+        "[\"tab\there\"]",
+        r#"["\x"]"#,
+        r#"{"a" 1}"#,
+        r#"["\ud83d"]"#,
+    ] {
+        assert!(Json::parse(bad).is_err(), "accepted {bad}");
+    }
+}
+
+// ---------------------------------------------------------------- dashboards
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const DASHBOARDS: &[&str] = &["overview", "vacuum", "indexes", "sessions", "replication"];
+
+struct Target {
+    ref_id: String,
+    expr: String,
+    legend: String,
+}
+
+struct Panel {
+    title: String,
+    targets: Vec<Target>,
+}
+
+struct Dashboard {
+    file: String,
+    json: Json,
+    panels: Vec<Panel>,
+}
+
+/// Every panel, rows' nested panels included (rows themselves left out).
+fn collect_panels<'a>(panels: &'a [Json], out: &mut Vec<&'a Json>) {
+    for p in panels {
+        if p.str("type") == Some("row") {
+            collect_panels(p.arr("panels"), out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn load_dashboards() -> Vec<Dashboard> {
+    let dir = repo().join("dashboards");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dashboards/")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    found.sort();
+    let mut expected: Vec<String> = DASHBOARDS.iter().map(|d| format!("{d}.json")).collect();
+    expected.sort();
+    assert_eq!(found, expected, "dashboards/*.json");
+    found
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(dir.join(&file)).unwrap();
+            let json = Json::parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let mut raw = Vec::new();
+            collect_panels(json.arr("panels"), &mut raw);
+            let panels = raw
+                .iter()
+                .map(|p| Panel {
+                    title: p.str("title").unwrap_or_default().to_string(),
+                    targets: p
+                        .arr("targets")
+                        .iter()
+                        .map(|t| Target {
+                            ref_id: t.str("refId").unwrap_or_default().to_string(),
+                            expr: t.str("expr").unwrap_or_default().to_string(),
+                            legend: t.str("legendFormat").unwrap_or_default().to_string(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            Dashboard { file, json, panels }
+        })
+        .collect()
+}
+
+/// Grafana variables an expression uses (`$x` and `${x}`), built-ins included.
+fn variables_in(expr: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let b = expr.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let braced = b.get(i + 1) == Some(&b'{');
+            let start = i + 1 + braced as usize;
+            let mut j = start;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                j += 1;
+            }
+            out.insert(expr[start..j].to_string());
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Metric names (identifiers outside string literals starting `pg_`/`pgmaint_`).
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut chars = expr.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' || c == '\'' || c == '`' {
+            while let Some((_, d)) = chars.next() {
+                if d == '\\' {
+                    chars.next();
+                } else if d == c {
+                    break;
+                }
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if d.is_ascii_alphanumeric() || d == '_' || d == ':' {
+                    end = j + 1;
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let word = &expr[i..end];
+            if word.starts_with("pg_") || word.starts_with("pgmaint_") {
+                out.insert(word.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboards_are_well_formed() {
+    let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).unwrap();
+    let dashboards = load_dashboards();
+    let mut uids = BTreeSet::new();
+    let mut panels_total = 0;
+    for d in &dashboards {
+        let (f, j) = (&d.file, &d.json);
+        let schema = j.num("schemaVersion").unwrap_or(0.0);
+        assert!(schema >= 39.0, "{f}: schemaVersion {schema}");
+        let uid = j.str("uid").unwrap_or_default();
+        assert!(
+            !uid.is_empty() && uid.len() <= 40 && uid.starts_with("pgmaint-"),
+            "{f}: uid {uid:?}"
+        );
+        assert!(uids.insert(uid.to_string()), "{f}: uid {uid} used twice");
+        assert!(!j.str("title").unwrap_or_default().is_empty(), "{f}: title");
+
+        // Variables: the datasource, then instance (and datname) queries.
+        let vars: BTreeMap<&str, &Json> = j
+            .at(&["templating"])
+            .map(|t| t.arr("list"))
+            .unwrap_or_default()
+            .iter()
+            .map(|v| (v.str("name").unwrap_or_default(), v))
+            .collect();
+        let ds = vars
+            .get("datasource")
+            .unwrap_or_else(|| panic!("{f}: no datasource variable"));
+        assert_eq!(ds.str("type"), Some("datasource"), "{f}");
+        assert_eq!(ds.str("query"), Some("prometheus"), "{f}");
+        for (name, needle) in [
+            ("instance", "label_values(pg_up, instance)"),
+            ("datname", "datname)"),
+        ] {
+            let Some(v) = vars.get(name) else {
+                assert_ne!(name, "instance", "{f}: no instance variable");
+                continue;
+            };
+            assert_eq!(v.str("type"), Some("query"), "{f}: {name}");
+            assert_eq!(v.bool("multi"), Some(true), "{f}: {name} multi");
+            assert_eq!(v.bool("includeAll"), Some(true), "{f}: {name} includeAll");
+            assert_eq!(v.str("allValue"), Some(".*"), "{f}: {name} allValue");
+            assert_eq!(
+                v.at(&["datasource", "uid"]),
+                Some(&Json::Str("${datasource}".into())),
+                "{f}: {name} datasource"
+            );
+            let q = v.at(&["query", "query"]).or(v.get("query"));
+            let q = match q {
+                Some(Json::Str(s)) => s.as_str(),
+                _ => panic!("{f}: {name} has no query"),
+            };
+            assert!(q.contains(needle), "{f}: {name} query {q}");
+            assert_eq!(v.str("definition"), Some(q), "{f}: {name} definition");
+        }
+
+        let mut raw = Vec::new();
+        collect_panels(j.arr("panels"), &mut raw);
+        assert!(raw.len() >= 5, "{f}: only {} panels", raw.len());
+        let mut ids = BTreeSet::new();
+        let mut used_vars = BTreeSet::new();
+        for (p, panel) in raw.iter().zip(&d.panels) {
+            let t = &panel.title;
+            assert!(!t.is_empty(), "{f}: a panel without title");
+            let id = p.num("id").unwrap_or_else(|| panic!("{f}/{t}: no id"));
+            assert!(ids.insert(id as i64), "{f}/{t}: id {id} used twice");
+            let desc = p.str("description").unwrap_or_default();
+            assert!(desc.len() >= 20, "{f}/{t}: description {desc:?}");
+            let unit = p
+                .at(&["fieldConfig", "defaults"])
+                .and_then(|d| d.str("unit"))
+                .unwrap_or_default();
+            assert!(!unit.is_empty(), "{f}/{t}: no unit");
+            assert_eq!(
+                p.at(&["datasource", "uid"]),
+                Some(&Json::Str("${datasource}".into())),
+                "{f}/{t}: datasource"
+            );
+            let g = p.get("gridPos").unwrap_or_else(|| panic!("{f}/{t}: gridPos"));
+            let (x, w, h) = (g.num("x").unwrap(), g.num("w").unwrap(), g.num("h").unwrap());
+            assert!(w > 0.0 && h > 0.0 && x + w <= 24.0, "{f}/{t}: gridPos");
+            assert!(!panel.targets.is_empty(), "{f}/{t}: no targets");
+            let mut refs = BTreeSet::new();
+            for (tj, tg) in p.arr("targets").iter().zip(&panel.targets) {
+                assert!(refs.insert(&tg.ref_id), "{f}/{t}: refId {} twice", tg.ref_id);
+                assert!(!tg.expr.trim().is_empty(), "{f}/{t}/{}: no expr", tg.ref_id);
+                assert_eq!(
+                    tj.at(&["datasource", "uid"]),
+                    Some(&Json::Str("${datasource}".into())),
+                    "{f}/{t}/{}: datasource",
+                    tg.ref_id
+                );
+                let v = variables_in(&tg.expr);
+                assert!(
+                    v.contains("instance"),
+                    "{f}/{t}: not filtered by $instance: {}",
+                    tg.expr
+                );
+                for name in &v {
+                    assert!(
+                        vars.contains_key(name.as_str()) || name.starts_with("__"),
+                        "{f}/{t}: ${name} is not a variable of the dashboard"
+                    );
+                }
+                used_vars.extend(v);
+                let metrics = metric_names(&tg.expr);
+                assert!(
+                    !metrics.is_empty() || tg.expr.contains("ALERTS"),
+                    "{f}/{t}: no metric"
+                );
+                for m in metrics {
+                    assert!(
+                        docs.contains(&format!("`{m}`")),
+                        "{f}/{t}: {m} is not in docs/metrics.md"
+                    );
+                }
+            }
+            panels_total += 1;
+        }
+        for name in vars.keys().filter(|n| **n != "datasource") {
+            assert!(
+                used_vars.contains(*name),
+                "{f}: variable {name} is used by no panel"
+            );
+        }
+    }
+    assert!(panels_total >= 40, "{panels_total} panels");
+}
+
+// ---------------------------------------------------------------- live
+
+/// Targets allowed to return nothing in the scenario (their panel must still
+/// show something through another target), by a metric their query uses.
+const MAY_BE_EMPTY: &[(&str, &str)] = &[
+    (
+        "pg_replication_standby_replay_lag_bytes",
+        "the scenario's WAL client is pg_receivewal, which never replays",
+    ),
+    (
+        "pg_replication_replay_lag_seconds",
+        "standby-only; the scenario server is a primary",
+    ),
+];
+
+/// Grafana's substitutions for a Prometheus query run outside Grafana.
+fn substitute(expr: &str) -> String {
+    let mut e = expr.to_string();
+    for (from, to) in [
+        ("${instance}", ".*"),
+        ("$instance", ".*"),
+        ("${datname}", ".*"),
+        ("$datname", ".*"),
+        ("$__rate_interval", "10s"),
+        ("$__interval", "2s"),
+        ("$__range", "1m"),
+    ] {
+        e = e.replace(from, to);
+    }
+    assert!(!e.contains('$'), "unsubstituted variable in {e}");
+    e
+}
+
+/// A child process killed (and its directory removed) on drop.
+struct Guard {
+    child: Child,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Aborts spawned tasks (and so closes their sessions) on drop.
+struct Tasks(Vec<tokio::task::AbortHandle>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+struct Prometheus {
+    guard: Guard,
+    base: String,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Prometheus {
+    async fn start(dir: &Path, exporter: &str, rule_files: &[PathBuf]) -> Prometheus {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = harness::free_port();
+        let rules: String = rule_files
+            .iter()
+            .map(|p| format!("  - '{}'\n", p.display()))
+            .collect();
+        // Prometheus sends its scrape timeout to the exporter, which then
+        // keeps its deadline under it.
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n{rules}\
+             scrape_configs:\n  - job_name: pgmaint\n    static_configs:\n      - targets: ['{exporter}']\n"
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = dir.join("prometheus.log");
+        let child = Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("/usr/bin/prometheus (apt-get install prometheus)");
+        let mut p = Prometheus {
+            guard: Guard {
+                child,
+                dir: Some(dir.to_path_buf()),
+            },
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        };
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = p.http.get(format!("{}/-/ready", p.base)).send().await {
+                if r.status() == 200 {
+                    return p;
+                }
+            }
+            if let Ok(Some(st)) = p.guard.child.try_wait() {
+                panic!("prometheus exited with {st}: {}", p.logs());
+            }
+            assert!(Instant::now() < until, "prometheus not ready: {}", p.logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn api(&self, path: &str, query: &[(&str, &str)]) -> (u16, Json) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        let json = Json::parse(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        (status, json)
+    }
+
+    /// Instant query: Ok(result series) or Err(the error Prometheus gave).
+    async fn query(&self, expr: &str) -> Result<Vec<Json>, String> {
+        let (status, j) = self.api("/api/v1/query", &[("query", expr)]).await;
+        if status != 200 || j.str("status") != Some("success") {
+            return Err(format!(
+                "HTTP {status}: {} {}",
+                j.str("errorType").unwrap_or_default(),
+                j.str("error").unwrap_or_default()
+            ));
+        }
+        let data = j.get("data").unwrap();
+        Ok(match data.str("resultType") {
+            Some("scalar") | Some("string") => vec![data.get("result").unwrap().clone()],
+            _ => data.arr("result").to_vec(),
+        })
+    }
+
+    /// Every rule Prometheus loaded, with the file it came from.
+    async fn rules(&self) -> Vec<(String, Json)> {
+        let (status, j) = self.api("/api/v1/rules", &[]).await;
+        assert_eq!(status, 200, "/api/v1/rules");
+        let mut out = Vec::new();
+        for g in j.at(&["data"]).map(|d| d.arr("groups")).unwrap_or_default() {
+            for r in g.arr("rules") {
+                out.push((g.str("file").unwrap_or_default().to_string(), r.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Runs `body` in a task so a failed assertion still reaches the cleanup,
+/// then re-raises the panic.
+async fn with_cleanup<F, C>(body: F, cleanup: C)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+    C: std::future::Future<Output = ()>,
+{
+    let result = tokio::spawn(body).await;
+    cleanup.await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// `alerts/*.rules.yml` of the repository; at least one once `alerts/` exists.
+fn repo_rule_files() -> Vec<PathBuf> {
+    let dir = repo().join("alerts");
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "alerts/ exists but holds no *.rules.yml");
+    files
+}
+
+/// Rules a file declares: lines `- alert: X` / `- record: X` (or without the dash).
+fn declared_rules(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_start().trim_start_matches("- ").trim_start())
+        .filter(|l| {
+            (l.starts_with("alert:") || l.starts_with("record:"))
+                && l.split_once(':').is_some_and(|(_, v)| !v.trim().is_empty())
+        })
+        .count()
+}
+
+/// Tables, indexes and sessions every dashboard has something to show for.
+const SCENARIO: &str = "
+    CREATE EXTENSION pg_stat_statements;
+    -- Past its vacuum trigger, autovacuum off: dead tuples stay; bloat after ANALYZE.
+    CREATE TABLE dead (id int PRIMARY KEY, v int, pad text) WITH (autovacuum_enabled = off);
+    INSERT INTO dead SELECT g, g % 100, repeat('x', 50) FROM generate_series(1, 20000) g;
+    CREATE INDEX dead_v ON dead (v);          -- never scanned: unused
+    CREATE INDEX dead_v_again ON dead (v);    -- identical: duplicate
+    DELETE FROM dead WHERE id % 10 < 6;
+    ANALYZE dead;
+    -- Autovacuum on: autovacuumed within seconds (autovacuum_naptime = 1).
+    CREATE TABLE churn (id int, v int);
+    INSERT INTO churn SELECT g, g FROM generate_series(1, 2000) g;
+    DELETE FROM churn WHERE id % 2 = 0;
+    -- For a slow manual VACUUM that runs during the whole test.
+    CREATE TABLE slow (id int, pad text) WITH (autovacuum_enabled = off);
+    INSERT INTO slow SELECT g, repeat('y', 100) FROM generate_series(1, 30000) g;
+    DELETE FROM slow WHERE id % 2 = 0;
+    -- A row an idle transaction locks and another session waits for.
+    CREATE TABLE locked (id int PRIMARY KEY, v int);
+    INSERT INTO locked VALUES (1, 0);
+    -- Duplicate keys: CREATE UNIQUE INDEX CONCURRENTLY fails, leaving an invalid index.
+    CREATE TABLE dup (x int);
+    INSERT INTO dup VALUES (1), (1);
+    SET enable_seqscan = off;
+    SELECT * FROM dead WHERE id = 7;
+";
+
+#[tokio::test]
+async fn every_panel_query_returns_data() {
+    let started = Instant::now();
+    // A cluster of its own: autovacuum every second, and WAL archiving whose
+    // first attempt fails (it creates the archive directory) and whose retry
+    // succeeds, so the archiver panels have a success and a failure to show.
+    let pg = harness::start_cluster(
+        None,
+        &[
+            "autovacuum_naptime = 1",
+            "archive_mode = on",
+            "archive_command = 'test -d ../archive && cp %p ../archive/%f || { mkdir -p ../archive; exit 1; }'",
+        ],
+    );
+    let db = pg.fresh_db().await;
+    db.batch(SCENARIO).await;
+    let failed = db
+        .client
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY dup_x ON dup (x)")
+        .await;
+    assert!(failed.is_err(), "duplicate keys must fail the unique index");
+    db.batch("SELECT pg_switch_wal()").await;
+    let slot = db.name.clone();
+    db.client
+        .execute("SELECT pg_create_physical_replication_slot($1, true)", &[&slot])
+        .await
+        .unwrap();
+
+    let (name, url, port) = (db.name.clone(), db.url.clone(), pg.port);
+    let body = async move { scenario(name, url, port, started).await };
+    let cleanup = async {
+        // The body's guards have stopped pg_receivewal: the slot is free.
+        harness::eventually(Duration::from_secs(20), || async {
+            db.client
+                .execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await
+                .ok()
+        })
+        .await;
+    };
+    with_cleanup(body, cleanup).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+async fn scenario(name: String, url: String, port: u16, started: Instant) {
+    let tmp = std::env::temp_dir().join(format!("pgmaint-dashboards-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    // A WAL client on the slot: a standby for the replication panels.
+    std::fs::create_dir_all(tmp.join("wal")).unwrap();
+    let _receivewal = Guard {
+        child: Command::new("/usr/lib/postgresql/15/bin/pg_receivewal")
+            .arg("-D")
+            .arg(tmp.join("wal"))
+            .args(["-n", "--synchronous", "--slot", &name, "-d"])
+            .arg(format!("host=127.0.0.1 port={port} user=postgres"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pg_receivewal"),
+        dir: None,
+    };
+
+    // Sessions: an idle transaction holding a row lock, a session waiting for
+    // it, a long pg_sleep, a throttled VACUUM, and a stream of commits.
+    let idle = harness::connect(&url).await;
+    idle.batch_execute("BEGIN; UPDATE locked SET v = 1 WHERE id = 1;")
+        .await
+        .unwrap();
+    let waiter = harness::connect(&url).await;
+    let sleeper = harness::connect(&url).await;
+    let vacuumer = harness::connect(&url).await;
+    vacuumer
+        .batch_execute("SET vacuum_cost_delay = 100; SET vacuum_cost_limit = 1")
+        .await
+        .unwrap();
+    let writer = harness::connect(&url).await;
+    let _tasks = Tasks(vec![
+        tokio::spawn(async move { waiter.batch_execute("UPDATE locked SET v = 2 WHERE id = 1").await })
+            .abort_handle(),
+        tokio::spawn(async move { sleeper.batch_execute("SELECT pg_sleep(120)").await }).abort_handle(),
+        tokio::spawn(async move { vacuumer.batch_execute("VACUUM slow").await }).abort_handle(),
+        tokio::spawn(async move {
+            for i in 0..600 {
+                writer
+                    .execute("INSERT INTO churn VALUES ($1, $1)", &[&i])
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+        .abort_handle(),
+    ]);
+
+    // Every collector (pg_stat_statements is installed in the database).
+    let all: Vec<&str> = pgmaint_exporter::collectors::ALL
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    let exporter = harness::Exporter::spawn(&[
+        ("PGMAINT_DATABASE_URL", &url),
+        ("PGMAINT_INCLUDE_DATABASES", &name),
+        ("PGMAINT_LOG_LEVEL", "debug"),
+        ("PGMAINT_COLLECTORS", &all.join(",")),
+        ("PGMAINT_MIN_SCRAPE_INTERVAL", "0s"),
+        ("PGMAINT_LONG_QUERY_SECONDS", "1"),
+    ])
+    .await;
+
+    // The repository's alert rules, plus one that always fires so the
+    // "Firing alerts" panel has an alert to list.
+    let mut rule_files = repo_rule_files();
+    std::fs::create_dir_all(&tmp).unwrap();
+    let test_rules = tmp.join("test.rules.yml");
+    std::fs::write(
+        &test_rules,
+        "groups:\n  - name: dashboard-test\n    rules:\n      - alert: DashboardTestAlwaysFiring\n        expr: pg_up == 1\n",
+    )
+    .unwrap();
+    rule_files.push(test_rules.clone());
+    let prom = Prometheus::start(&tmp.join("prometheus"), &exporter.addr, &rule_files).await;
+
+    // At least 10 s of successful scrapes, so 10 s rate windows have samples.
+    harness::eventually(Duration::from_secs(30), || async {
+        let r = prom
+            .query("count_over_time(up[1m]) >= 11 and min_over_time(up[10s]) == 1")
+            .await
+            .unwrap();
+        (!r.is_empty()).then_some(())
+    })
+    .await;
+
+    // Every target of every panel parses at once, and returns data in at
+    // least one round (rounds repeat while the scenario settles, e.g. the
+    // first autovacuum, or a collector missed a scrape's deadline).
+    let dashboards = load_dashboards();
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut checked;
+    loop {
+        let mut empty = Vec::new();
+        checked = 0;
+        for d in &dashboards {
+            for p in &d.panels {
+                let panel_key = format!("{}/{}", d.file, p.title);
+                for t in &p.targets {
+                    let expr = substitute(&t.expr);
+                    let key = format!("{panel_key}/{}: {expr}", t.ref_id);
+                    let series = prom.query(&expr).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+                    checked += 1;
+                    if !series.is_empty() {
+                        seen.insert(key.clone());
+                        seen.insert(panel_key.clone());
+                        // Every {{label}} of the legend exists on some series.
+                        for label in legend_labels(&t.legend) {
+                            assert!(
+                                series.iter().any(|s| s.at(&["metric", &label]).is_some()),
+                                "{key}: legend label {label} is on no series"
+                            );
+                        }
+                    }
+                    let may_be_empty = MAY_BE_EMPTY.iter().any(|(m, _)| t.expr.contains(m));
+                    if !may_be_empty && !seen.contains(&key) {
+                        empty.push(key);
+                    }
+                }
+                if !seen.contains(&panel_key) {
+                    empty.push(format!("{panel_key}: the whole panel"));
+                }
+            }
+        }
+        if empty.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queries without data after {:?}:\n{}\nexporter log tail:\n{}",
+            started.elapsed(),
+            empty.join("\n"),
+            tail(&exporter.logs(), 30)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(checked >= 50, "only {checked} targets");
+
+    // The firing-alerts panel lists the test alert.
+    let firing = prom
+        .query("ALERTS{alertstate=\"firing\", alertname=\"DashboardTestAlwaysFiring\"}")
+        .await
+        .unwrap();
+    assert_eq!(firing.len(), 1, "{firing:?}");
+
+    // Alert rules: all files loaded with all their rules, each evaluated
+    // without error, each expression accepted by the query API.
+    let rules = harness::eventually(Duration::from_secs(15), || async {
+        let rules = prom.rules().await;
+        rules
+            .iter()
+            .all(|(_, r)| r.str("health") != Some("unknown"))
+            .then_some(rules)
+    })
+    .await;
+    for f in &rule_files {
+        let path = f.display().to_string();
+        let loaded = rules.iter().filter(|(file, _)| *file == path).count();
+        assert!(loaded >= 1, "{path}: no rule loaded");
+        assert_eq!(loaded, declared_rules(f), "{path}: rules loaded vs declared");
+    }
+    for (file, r) in &rules {
+        let rule = r.str("name").unwrap_or_default();
+        assert_eq!(
+            r.str("health"),
+            Some("ok"),
+            "{file}: {rule}: {:?}",
+            r.get("lastError")
+        );
+        assert!(
+            r.str("lastError").unwrap_or_default().is_empty(),
+            "{file}: {rule}: {:?}",
+            r.get("lastError")
+        );
+        let q = r.str("query").unwrap_or_default();
+        prom.query(q)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {rule}: {q}: {e}"));
+    }
+    eprintln!(
+        "{checked} panel queries and {} rules checked in {:?}",
+        rules.len(),
+        started.elapsed()
+    );
+    drop(prom);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+fn legend_labels(legend: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = legend;
+    while let Some(i) = rest.find("{{") {
+        let Some(j) = rest[i..].find("}}") else { break };
+        out.push(rest[i + 2..i + j].trim().to_string());
+        rest = &rest[i + j + 2..];
+    }
+    out
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
