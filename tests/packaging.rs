@@ -77,7 +77,7 @@ fn dockerfile_shape() {
     let user = final_stage
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("a USER in the final stage");
     assert!(!user.starts_with("root") && !user.starts_with('0'), "USER {user}");
     assert!(final_stage.contains("EXPOSE 9188"));
