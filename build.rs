@@ -14,7 +14,13 @@ fn main() {
         "cargo:rustc-env=PGMAINT_REVISION={}",
         revision.unwrap_or_else(|| "unknown".into())
     );
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Only watch files that exist: a missing path makes cargo rerun this
+    // script (and rebuild the crate) on every build, e.g. in a git worktree
+    // where .git is a file, or in a source tarball.
+    for path in [".git/HEAD", ".git/refs/heads"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
     println!("cargo:rerun-if-env-changed=PGMAINT_REVISION");
 }
