@@ -706,20 +706,6 @@ impl Prometheus {
     }
 }
 
-/// Runs `body` in a task so a failed assertion still reaches the cleanup,
-/// then re-raises the panic.
-async fn with_cleanup<F, C>(body: F, cleanup: C)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-    C: std::future::Future<Output = ()>,
-{
-    let result = tokio::spawn(body).await;
-    cleanup.await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
 /// `alerts/*.rules.yml` of the repository; at least one once `alerts/` exists.
 fn repo_rule_files() -> Vec<PathBuf> {
     let dir = repo().join("alerts");
@@ -820,7 +806,7 @@ async fn every_panel_query_returns_data() {
         })
         .await;
     };
-    with_cleanup(body, cleanup).await;
+    harness::with_cleanup(body, cleanup).await;
     assert!(
         started.elapsed() < Duration::from_secs(90),
         "took {:?}",

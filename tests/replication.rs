@@ -10,20 +10,6 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-/// Runs `body` in a task so a failed assertion still reaches the cleanup,
-/// then re-raises the panic.
-async fn with_cleanup<F, C>(body: F, cleanup: C)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-    C: std::future::Future<Output = ()>,
-{
-    let result = tokio::spawn(body).await;
-    cleanup.await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
 /// Drops slots, waiting until the WAL senders using them have gone.
 async fn drop_slots(client: &Client, slots: &[String]) {
     for slot in slots {
@@ -113,7 +99,7 @@ async fn physical_slot_retains_wal() {
         assert!(r2 >= r1 + 8_000_000.0, "retained {r1} → {r2}");
         assert!(r2 <= retained(&client, &name).await);
     };
-    with_cleanup(body, drop_slots(&db.client, &[slot])).await;
+    harness::with_cleanup(body, drop_slots(&db.client, &[slot])).await;
 }
 
 /// pg_receivewal streaming into a temp dir, with or without a slot.
@@ -231,7 +217,7 @@ async fn wal_senders_sharing_a_name_are_distinct_series() {
         drop_slots(client, &slots).await;
         let _ = std::fs::remove_dir_all(&tmp);
     };
-    with_cleanup(body, cleanup).await;
+    harness::with_cleanup(body, cleanup).await;
 }
 
 #[tokio::test]

@@ -416,6 +416,20 @@ impl Samples {
     }
 }
 
+/// Runs `body` in a task so a failed assertion still reaches the cleanup,
+/// then re-raises the panic.
+pub async fn with_cleanup<F, C>(body: F, cleanup: C)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+    C: std::future::Future<Output = ()>,
+{
+    let result = tokio::spawn(body).await;
+    cleanup.await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 /// Polls `f` until it returns Some, or panics after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> T
 where
