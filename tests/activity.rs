@@ -23,8 +23,16 @@ async fn idle_transaction_lock_wait_and_long_query() {
     let sleeping = tokio::spawn(async move { sleeper.batch_execute("SELECT pg_sleep(20)").await });
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    // Only `activity`: the exporter's own background refreshes (sizes,
+    // bloat) would otherwise be active sessions in this database too.
     let exporter = pg
-        .spawn_exporter(&db.name, &[("PGMAINT_LONG_QUERY_SECONDS", "1")])
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_LONG_QUERY_SECONDS", "1"),
+                ("PGMAINT_COLLECTORS", "activity"),
+            ],
+        )
         .await;
     let m = exporter.scrape().await;
     let d = [("datname", db.name.as_str())];
