@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Driver of bench/run.sh (issue 6). Python 3 standard library only.
+
+bench/run.sh starts the throwaway cluster, builds the exporters and calls this
+with the cluster's port; see the top of bench/run.sh for what is measured.
+Everything this starts (exporters, psql sessions) it stops in `finally`; their
+pids are also written to WORK/pids so the shell trap can stop leftovers.
+"""
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROLES = ["bench_ours", "bench_peer", "bench_peerq", "bench_pgx", "bench_pgxf"]
+
+
+def log(*a):
+    print(time.strftime("[%H:%M:%S]"), *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Cluster:
+    def __init__(self, port):
+        self.port = port
+
+    def url(self, role, db):
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def psql(self, sql, db="postgres", timeout=1800):
+        r = subprocess.run(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+             "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+            capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed in {db}: {r.stderr.strip()}\n{sql[:200]}")
+        return r.stdout
+
+    def statements(self):
+        """{role: (calls, exec_ms)} from pg_stat_statements, per bench role."""
+        out = self.psql(
+            "SELECT r.rolname, sum(s.calls), sum(s.total_exec_time) "
+            "FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+            "WHERE r.rolname LIKE 'bench\\_%' GROUP BY 1")
+        res = {}
+        for line in out.splitlines():
+            role, calls, ms = line.split("|")
+            res[role] = (int(calls), float(ms))
+        return res
+
+
+def make_database(cl, name, tables):
+    t = time.time()
+    cl.psql(f"DROP DATABASE IF EXISTS {name}")
+    cl.psql(f"CREATE DATABASE {name}")
+    # One server-side loop, COMMIT every 100 tables: no client round trip per table.
+    cl.psql(f"""DO $$ BEGIN
+  FOR i IN 1..{tables} LOOP
+    EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, a int, b text)', i);
+    EXECUTE format('CREATE INDEX ON t%s (a)', i);
+    EXECUTE format('CREATE INDEX ON t%s (b)', i);
+    EXECUTE format('INSERT INTO t%s SELECT g, g, md5(g::text) FROM generate_series(1, 100) g', i);
+    EXECUTE format('DELETE FROM t%s WHERE id %% 5 = 0', i);
+    IF i % 100 = 0 THEN COMMIT; END IF;
+  END LOOP;
+END $$""", db=name)
+    cl.psql("ANALYZE", db=name)
+    log(f"database {name}: {tables} tables in {time.time() - t:.1f} s")
+
+
+def floor_sql():
+    """Our exporter's per-table, per-index and shared selection SQL, from the source."""
+    qs = []
+    for f in ("tables", "selection", "indexes"):
+        src = open(os.path.join(ROOT, "src", "collectors", f + ".rs")).read()
+        m = re.findall(r'const SQL: &str = "(.*?)";\n', src, re.S)
+        if not m:
+            raise RuntimeError(f"no `const SQL` in src/collectors/{f}.rs")
+        qs += [q.replace('\\"', '"') for q in m]
+    return qs
+
+
+class Floor:
+    """The same catalog queries in one long-lived psql session per database."""
+
+    name = "floor"
+
+    def __init__(self, cl, dbs, work):
+        self.queries = floor_sql()
+        self.sessions = []
+        for db in dbs:
+            err = open(os.path.join(work, f"floor-{db}.log"), "w")
+            p = subprocess.Popen(
+                ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(cl.port), "-U", "postgres", "-d", db],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1)
+            p.stdin.write("\\o /dev/null\n\\timing on\n")
+            self.sessions.append(p)
+        self.times = []
+
+    def run_once(self):
+        total = 0.0
+        for p in self.sessions:
+            p.stdin.write("".join(q + ";\n" for q in self.queries) + "\\echo __END__\n")
+            p.stdin.flush()
+            n = 0
+            while True:
+                line = p.stdout.readline()
+                if not line:
+                    raise RuntimeError("floor psql session ended")
+                if line.startswith("__END__"):
+                    break
+                m = re.match(r"Time: ([\d.]+) ms", line)
+                if m:
+                    total += float(m.group(1)) / 1000
+                    n += 1
+            if n != len(self.queries):
+                raise RuntimeError("a floor query failed (see floor-*.log)")
+        return total
+
+    def stop(self):
+        for p in self.sessions:
+            try:
+                p.stdin.close()
+                p.wait(timeout=10)
+            except Exception:
+                p.kill()
+
+
+class Exporter:
+    def __init__(self, name, label, role, argv, env, work):
+        self.name, self.label, self.role = name, label, role
+        self.port = free_port()
+        argv = [a.replace("{PORT}", str(self.port)) for a in argv]
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.logf = open(os.path.join(work, f"{name}.log"), "w")
+        full_env = dict(os.environ)
+        full_env.update({k: v.replace("{PORT}", str(self.port)) for k, v in env.items()})
+        self.proc = subprocess.Popen(argv, env=full_env, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        with open(os.path.join(work, "pids"), "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        self.work = work
+        self.times, self.sizes, self.stmts, self.exec_ms = [], [], [], []
+        self.body = None
+
+    def wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.label} exited (see {self.logf.name})")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.label} did not listen within {timeout} s")
+
+    def cpu(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+    def hwm_mib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def curl_argv(self, out):
+        return ["curl", "-s", "--max-time", "300", "-o", out, "-w", "%{http_code} %{size_download} %{time_total}",
+                self.url]
+
+    def scrape(self, out=None):
+        out = out or os.path.join(self.work, f"{self.name}.body")
+        r = subprocess.run(self.curl_argv(out), capture_output=True, text=True)
+        code, size, t = r.stdout.split()
+        return int(code), int(size), float(t), out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def series_count(path):
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip() and not line.startswith(b"#"):
+                n += 1
+    return n
+
+
+def start_exporters(args, cl, dbs, work, multi):
+    """The exporters of one case; dbs are the databases whose tables are exported."""
+    exps = []
+    main_db = "postgres" if multi else dbs[0]
+    ours_env = {
+        "PGMAINT_DATABASE_URL": cl.url("bench_ours", main_db),
+        "PGMAINT_LISTEN_ADDRESS": "127.0.0.1:{PORT}",
+        "PGMAINT_MAX_TABLES_PER_DATABASE": "20000",
+        "PGMAINT_MIN_SCRAPE_INTERVAL": "0s",
+        "PGMAINT_INCLUDE_DATABASES": ",".join(dbs),
+        "PGMAINT_SCRAPE_TIMEOUT": "60s",
+        "PGMAINT_STATEMENT_TIMEOUT": "60s",
+        "PGMAINT_LOG_LEVEL": "warn",
+    }
+    exps.append(Exporter("ours", "ours", "bench_ours", [args.ours], ours_env, work))
+    peer_args = ["--web.listen-address=127.0.0.1:{PORT}", "--log.level=warn"]
+    if multi:
+        peer_args += ["--auto-discover-databases", "--include-databases=" + ",".join(dbs)]
+    for name, role, extra in (("peer", "bench_peer", []),
+                              ("peerq", "bench_peerq", ["--extend.query-path=" + os.path.join(HERE, "queries.yaml")])):
+        label = "peer(default)" if name == "peer" else "peer(queries.yaml)"
+        exps.append(Exporter(name, label, role, [args.peer] + peer_args + extra,
+                             {"DATA_SOURCE_NAME": cl.url(role, main_db)}, work))
+    if args.pgx:
+        # nbari/pg_exporter 0.22.2: one DSN (one database); in the multi-database case it sees `postgres` only.
+        base = [args.pgx, "--listen", "127.0.0.1:{PORT}", "--dsn", cl.url("bench_pgx", main_db)]
+        exps.append(Exporter("pgx", "pg_exporter", "bench_pgx", base, {}, work))
+        full = [args.pgx, "--listen", "127.0.0.1:{PORT}", "--dsn", cl.url("bench_pgxf", main_db),
+                "--collector.index", "--collector.database", "--collector.stat"]
+        exps.append(Exporter("pgxf", "pg_exporter(+idx,db,stat)", "bench_pgxf", full, {}, work))
+    for e in exps:
+        e.wait_ready()
+    return exps
+
+
+def run_case(args, cl, title, dbs, work, multi=False):
+    log(f"case {title}: starting exporters")
+    exps = start_exporters(args, cl, dbs, work, multi)
+    floor = Floor(cl, dbs, work)
+    try:
+        # Warm-up: one scrape each (connection pools, first-scrape caches), not counted.
+        for e in exps:
+            code, size, t, _ = e.scrape()
+            log(f"  warm-up {e.label}: HTTP {code}, {size} bytes, {t:.2f} s")
+        floor.run_once()
+        time.sleep(args.settle)
+        cpu0 = {e.name: e.cpu() for e in exps}
+        for r in range(args.rounds):
+            for e in exps:
+                s0 = cl.statements()
+                code, size, t, path = e.scrape()
+                s1 = cl.statements()
+                if code != 200:
+                    log(f"  {e.label}: HTTP {code}")
+                e.times.append(t)
+                e.sizes.append(size)
+                c0, m0 = s0.get(e.role, (0, 0.0))
+                c1, m1 = s1.get(e.role, (0, 0.0))
+                e.stmts.append(c1 - c0)
+                e.exec_ms.append(m1 - m0)
+                e.body = path
+            floor.times.append(floor.run_once())
+            log(f"  round {r + 1}/{args.rounds}: " + ", ".join(
+                f"{e.name} {e.times[-1]:.2f}s" for e in exps) + f", floor {floor.times[-1]:.2f}s")
+        for e in exps:
+            e.cpu_per_scrape = (e.cpu() - cpu0[e.name]) / args.rounds
+            e.hwm = e.hwm_mib()
+            e.series = series_count(e.body)
+        # Burst: 4 simultaneous scrapes of each exporter in turn.
+        for e in exps:
+            s0 = cl.statements()
+            outs = [os.path.join(work, f"{e.name}.burst{i}") for i in range(4)]
+            t0 = time.time()
+            procs = [subprocess.Popen(e.curl_argv(o), stdout=subprocess.PIPE, text=True) for o in outs]
+            res = [p.communicate()[0].split() for p in procs]
+            e.burst_wall = time.time() - t0
+            s1 = cl.statements()
+            e.burst_stmts = s1.get(e.role, (0, 0.0))[0] - s0.get(e.role, (0, 0.0))[0]
+            ref = statistics.median(e.sizes)
+            e.burst_ok = sum(1 for code, size, _ in res
+                             if code == "200" and abs(int(size) - ref) <= 0.05 * ref)
+            e.burst_hwm = e.hwm_mib()
+            log(f"  burst {e.label}: {e.burst_wall:.2f} s, {e.burst_stmts} statements, "
+                f"{e.burst_ok}/4 HTTP 200 with full body, codes {[x[0] for x in res]}")
+    finally:
+        for e in exps:
+            e.stop()
+        floor.stop()
+    return report(title, exps, floor)
+
+
+def fmt_t(xs):
+    return f"{statistics.median(xs):.3f} ({min(xs):.2f}–{max(xs):.2f})"
+
+
+def report(title, exps, floor):
+    cols = [e.label for e in exps] + ["floor (psql)"]
+    rows = [
+        ("scrape s, median (min–max)", [fmt_t(e.times) for e in exps] + [fmt_t(floor.times)]),
+        ("exporter CPU s / scrape", [f"{e.cpu_per_scrape:.3f}" for e in exps] + ["—"]),
+        ("peak RSS MiB (VmHWM)", [f"{e.hwm:.0f}" for e in exps] + ["—"]),
+        ("peak RSS MiB after burst", [f"{e.burst_hwm:.0f}" for e in exps] + ["—"]),
+        ("body bytes", [f"{int(statistics.median(e.sizes)):,}" for e in exps] + ["—"]),
+        ("series", [f"{e.series:,}" for e in exps] + ["—"]),
+        ("statements / scrape", [f"{statistics.median(e.stmts):.0f}" for e in exps] + [str(len(floor.queries) * len(floor.sessions))]),
+        ("server exec ms / scrape", [f"{statistics.median(e.exec_ms):.0f}" for e in exps] + ["—"]),
+        ("burst of 4: wall s", [f"{e.burst_wall:.2f}" for e in exps] + ["—"]),
+        ("burst of 4: statements", [str(e.burst_stmts) for e in exps] + ["—"]),
+        ("burst of 4: HTTP 200 + full body", [f"{e.burst_ok}/4" for e in exps] + ["—"]),
+    ]
+    lines = [f"### {title}", ""]
+    lines.append("| | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for name, vals in rows:
+        lines.append(f"| {name} | " + " | ".join(vals) + " |")
+    ours = exps[0]
+    med = statistics.median
+    fl = med(floor.times)
+    lines += ["", "| ratio ours / … | scrape time | CPU / scrape | peak RSS | peak RSS in burst | burst statements / one scrape |",
+              "|---|---|---|---|---|---|"]
+    for e in exps[1:]:
+        lines.append(
+            f"| {e.label} | {med(ours.times) / med(e.times):.2f} | {ratio(ours.cpu_per_scrape, e.cpu_per_scrape)} | "
+            f"{ours.hwm / e.hwm:.2f} | {ours.burst_hwm / e.burst_hwm:.2f} | "
+            f"ours {ratio(ours.burst_stmts, med(ours.stmts))}, {e.label} {ratio(e.burst_stmts, med(e.stmts))} |")
+    lines.append(f"| floor (psql) | {med(ours.times) / fl:.2f} | | | | |")
+    text = "\n".join(lines) + "\n"
+    print(text, flush=True)
+    return text
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if b else "—"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--tables", default="100,2000,10000")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--multi", action="store_true", help="also 10 databases × 200 tables")
+    ap.add_argument("--ours", required=True)
+    ap.add_argument("--peer", required=True)
+    ap.add_argument("--pgx", default="")
+    ap.add_argument("--settle", type=float, default=2.0, help="seconds between warm-up and measuring")
+    ap.add_argument("--out", default="", help="also write the tables to this file")
+    args = ap.parse_args()
+    cl = Cluster(args.port)
+    for role in ROLES:
+        cl.psql(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
+    cl.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    sizes = [int(x.replace("_", "")) for x in args.tables.split(",") if x.strip()]
+    cases = [(f"{n:,} tables (1 database)", [f"bench_t{n}"], [n], False) for n in sizes]
+    if args.multi:
+        cases.append(("10 databases × 200 tables", [f"bench_m{i}" for i in range(10)], [200] * 10, True))
+    texts = []
+    for title, dbs, counts, multi in cases:
+        for db, n in zip(dbs, counts):
+            make_database(cl, db, n)
+        texts.append(run_case(args, cl, title, dbs, args.work, multi))
+        for db in dbs:  # keep the disk small for the next case
+            cl.psql(f"DROP DATABASE {db} WITH (FORCE)")
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(texts))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
