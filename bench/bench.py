@@ -236,12 +236,14 @@ def start_exporters(args, cl, dbs, work, multi):
         exps.append(Exporter(name, label, role, [args.peer] + peer_args + extra,
                              {"DATA_SOURCE_NAME": cl.url(role, main_db)}, work))
     if args.pgx:
-        # nbari/pg_exporter 0.22.2: one DSN (one database); in the multi-database case it sees `postgres` only.
-        base = [args.pgx, "--listen", "127.0.0.1:{PORT}", "--dsn", cl.url("bench_pgx", main_db)]
-        exps.append(Exporter("pgx", "pg_exporter", "bench_pgx", base, {}, work))
-        full = [args.pgx, "--listen", "127.0.0.1:{PORT}", "--dsn", cl.url("bench_pgxf", main_db),
-                "--collector.index", "--collector.database", "--collector.stat"]
-        exps.append(Exporter("pgxf", "pg_exporter(+idx,db,stat)", "bench_pgxf", full, {}, work))
+        # nbari/pg_exporter 0.22.2, default settings: its `stat` and `index` collectors visit every
+        # database of the cluster by themselves (only the bench databases have tables).
+        base = [args.pgx, "--listen", "127.0.0.1", "--port", "{PORT}"]
+        exps.append(Exporter("pgx", "pg_exporter", "bench_pgx",
+                             base + ["--dsn", cl.url("bench_pgx", main_db)], {}, work))
+        exps.append(Exporter("pgxf", "pg_exporter(+index,database,stat)", "bench_pgxf",
+                             base + ["--dsn", cl.url("bench_pgxf", main_db),
+                                     "--collector.index", "--collector.database", "--collector.stat"], {}, work))
     for e in exps:
         e.wait_ready()
     return exps

@@ -21,7 +21,7 @@
 #      really scrapes, 60 s scrape and statement timeouts); Debian's prometheus-postgres-exporter
 #      0.11.1 in its default configuration and with bench/queries.yaml (per-table and per-index
 #      stats, fixed for PG 15); nbari/pg_exporter 0.22.2 (cargo install into the cache directory
-#      $PGMAINT_BENCH_CACHE, default ~/.cache/pgmaint-bench; build limited to
+#      $PGMAINT_BENCH_CACHE, default ~/.cache/pgmaint-bench, resumable; build limited to
 #      $PGMAINT_BENCH_PGX_BUILD_SECONDS, default 900; skipped with a message if it fails);
 #   4. one warm-up scrape each, then N rounds of alternating scrapes (ours, peer, peer+queries, …,
 #      floor): wall time (curl time_total), exporter CPU (utime+stime from /proc/PID/stat over the
@@ -80,7 +80,7 @@ cleanup() {
     if [ -f "$work/pids" ]; then
         while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$work/pids"
     fi
-    [ -n "${build_pid:-}" ] && kill -- "-$build_pid" 2>/dev/null || true
+    [ -n "${build_pid:-}" ] && kill "$build_pid" 2>/dev/null || true  # timeout(1) passes it to cargo
     [ -n "$pgdir" ] && scripts/pgcluster.sh stop "$pgdir" || true
     rm -rf "$work"
     exit "$rc"
@@ -111,8 +111,8 @@ if [ "$pgx" = 1 ]; then
     else
         limit=${PGMAINT_BENCH_PGX_BUILD_SECONDS:-900}
         say "nbari/pg_exporter: cargo install pg_exporter --version 0.22.2 (at most ${limit} s; log $cache/pgx-install.log)"
-        ( set -m; timeout "$limit" cargo install pg_exporter --version 0.22.2 --root "$pgx_root" \
-            >"$cache/pgx-install.log" 2>&1 ) &
+        CARGO_TARGET_DIR=$cache/pgx-target timeout "$limit" cargo install pg_exporter --version 0.22.2 \
+            --root "$pgx_root" >"$cache/pgx-install.log" 2>&1 &
         build_pid=$!
         if wait "$build_pid" && [ -x "$pgx_root/bin/pg_exporter" ]; then
             pgx_bin=$pgx_root/bin/pg_exporter
