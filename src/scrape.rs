@@ -394,7 +394,7 @@ impl Scraper {
                     .get(&(c.name(), datname.clone()))
                     .map(|e| (e.at.elapsed() < ttl, e.success, e.sink.clone()))
             };
-            match (cached, c.source(&ctx)) {
+            match (cached, collectors::plan(c, &ctx)) {
                 (_, Source::NotApplicable) => {}
                 (Some((fresh, success, sink)), _) => {
                     if !fresh {
@@ -593,7 +593,7 @@ impl Scraper {
                 server: &server,
                 config: &this.config,
             };
-            if let Source::Sql(queries) = c.source(&ctx) {
+            if let Source::Sql(queries) = collectors::plan(c, &ctx) {
                 match this.pools.get(&datname, deadline).await {
                     Ok(lease) => {
                         // Slow by nature and off the scrape path: a longer,

@@ -158,9 +158,6 @@ impl Collector for Activity {
         FAMILIES
     }
     fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
         Source::Sql(vec![
             Query::new("connections", CONNECTIONS_SQL),
             Query::new("sessions", SESSIONS_SQL).param(Param::Float(ctx.config.long_query_seconds)),

@@ -110,10 +110,7 @@ impl Collector for Archiver {
     fn families(&self) -> &'static [&'static Family] {
         FAMILIES
     }
-    fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
+    fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![
             Query::new("archiver", ARCHIVER_SQL),
             Query::new("waldir", WALDIR_SQL).optional(),

@@ -390,9 +390,6 @@ impl Collector for Bloat {
         FAMILIES
     }
     fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
         let mut queries = vec![
             selection::query(),
             Query::new("heap", HEAP_SQL),

@@ -137,8 +137,7 @@ impl Collector for Checkpointer {
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let sql = match ctx.server.major() {
-            ..=13 => return Source::NotApplicable,
-            14..=16 => SQL_14,
+            ..=16 => SQL_14,
             17 => SQL_17,
             _ => SQL_18,
         };

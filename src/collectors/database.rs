@@ -215,10 +215,7 @@ impl Collector for Database {
     fn families(&self) -> &'static [&'static Family] {
         FAMILIES
     }
-    fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
+    fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![
             Query::new("databases", DATABASES_SQL),
             Query::new("sizes", SIZES_SQL).optional(),

@@ -149,9 +149,6 @@ impl Collector for Indexes {
         FAMILIES
     }
     fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
         let mut queries = vec![
             Query::new("indexes", SQL),
             Query::new("stats_reset", STATS_RESET_SQL),

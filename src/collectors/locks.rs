@@ -60,10 +60,7 @@ impl Collector for Locks {
     fn families(&self) -> &'static [&'static Family] {
         FAMILIES
     }
-    fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
+    fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![Query::new("locks", LOCKS_SQL)])
     }
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {

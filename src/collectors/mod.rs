@@ -59,6 +59,19 @@ pub fn by_name(name: &str) -> Option<&'static dyn Collector> {
     ALL.iter().copied().find(|c| c.name() == name)
 }
 
+/// The oldest PostgreSQL major version the exporter supports.
+pub const MIN_SUPPORTED_MAJOR: i32 = 14;
+
+/// What a collector needs for this server: `NotApplicable` below its minimum
+/// version (checked here once, not in every collector), else its `source`.
+pub fn plan(c: &dyn Collector, ctx: &Ctx) -> Source {
+    if ctx.server.major() < c.min_major() {
+        Source::NotApplicable
+    } else {
+        c.source(ctx)
+    }
+}
+
 /// Where a collector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -200,7 +213,13 @@ pub trait Collector: Send + Sync {
     }
     /// Every family this collector can emit (docs and lint tests walk these).
     fn families(&self) -> &'static [&'static Family];
-    /// The queries for this server, or `NotApplicable`.
+    /// Oldest major version the collector applies to; older servers skip it
+    /// without error.
+    fn min_major(&self) -> i32 {
+        MIN_SUPPORTED_MAJOR
+    }
+    /// The queries for this server (already known to be ≥ `min_major`), or
+    /// `NotApplicable`.
     fn source(&self, ctx: &Ctx) -> Source;
     /// Rows → samples.
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError>;
@@ -243,4 +262,37 @@ pub fn num0(row: &Row, idx: usize) -> Result<f64, CollectError> {
 /// Reads an optional text column; NULL becomes "".
 pub fn text(row: &Row, idx: usize) -> Result<String, CollectError> {
     Ok(row.try_get::<_, Option<String>>(idx)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collectors_are_skipped_below_their_minimum_version() {
+        let config =
+            Config::from_vars([("PGMAINT_DATABASE_URL".to_string(), "host=h dbname=d".to_string())]).unwrap();
+        let plan_for = |version_num| {
+            let server = ServerInfo {
+                version_num,
+                ..Default::default()
+            };
+            let ctx = Ctx {
+                datname: "d",
+                server: &server,
+                config: &config,
+            };
+            ALL.iter()
+                .map(|c| matches!(plan(*c, &ctx), Source::Sql(_)))
+                .collect::<Vec<bool>>()
+        };
+        assert!(
+            plan_for(130012).iter().all(|sql| !sql),
+            "PostgreSQL 13 is not supported"
+        );
+        assert!(
+            plan_for(150004).iter().all(|sql| *sql),
+            "every collector applies to 15"
+        );
+    }
 }

@@ -257,9 +257,6 @@ impl Collector for Replication {
         FAMILIES
     }
     fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
         let standby = ctx.server.in_recovery;
         let slots = match (standby, ctx.server.major() >= 17) {
             (false, false) => SLOTS_PRIMARY_SQL,

@@ -410,10 +410,7 @@ impl Collector for Settings {
     fn families(&self) -> &'static [&'static Family] {
         FAMILIES
     }
-    fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
+    fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![
             Query::new("settings", SETTINGS_SQL),
             Query::new("pending", PENDING_SQL),

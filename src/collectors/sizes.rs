@@ -94,10 +94,7 @@ impl Collector for Sizes {
     fn cache_ttl(&self, config: &Config) -> Duration {
         config.size_cache
     }
-    fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
+    fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![selection::query(), Query::new("sizes", SQL)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {

@@ -177,9 +177,6 @@ impl Collector for Statements {
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let major = ctx.server.major();
-        if major < 14 {
-            return Source::NotApplicable;
-        }
         let sql = if major >= 17 {
             STATEMENTS_SQL_17
         } else {

@@ -175,7 +175,7 @@ impl Collector for Tables {
         "tables"
     }
     fn description(&self) -> &'static str {
-        "Per-table tuples, vacuum/analyze history, sizes, frozen-xid age and autovacuum trigger points."
+        "Per-table tuples, vacuum/analyze history, frozen-xid age and autovacuum trigger points."
     }
     fn scope(&self) -> Scope {
         Scope::PerDatabase
@@ -183,10 +183,7 @@ impl Collector for Tables {
     fn families(&self) -> &'static [&'static Family] {
         FAMILIES
     }
-    fn source(&self, ctx: &Ctx) -> Source {
-        if ctx.server.major() < 14 {
-            return Source::NotApplicable;
-        }
+    fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![Query::new("tables", SQL), selection::query()])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {

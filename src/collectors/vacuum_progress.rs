@@ -149,8 +149,7 @@ impl Collector for VacuumProgress {
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let progress = match ctx.server.major() {
-            ..=13 => return Source::NotApplicable,
-            14..=16 => PROGRESS_SQL,
+            ..=16 => PROGRESS_SQL,
             _ => PROGRESS_17_SQL,
         };
         Source::Sql(vec![
