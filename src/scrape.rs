@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::{join_all, BoxFuture, FutureExt, Shared};
 use tracing::{debug, info, warn, Instrument};
@@ -20,7 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::collectors::{self, Collector, Ctx, Fetched, Query, QueryResult, Scope, ServerInfo, Source};
 use crate::config::Config;
 use crate::error::CollectError;
-use crate::metrics::{encode_family, Family, Sample, Sink};
+use crate::metrics::{encode_family, Family, Sink};
 use crate::pool::{Lease, Pools};
 
 pub static UP: Family = Family::gauge(
@@ -137,13 +137,6 @@ pub struct Snapshot {
     pub runs: Vec<Run>,
     pub taken_at: SystemTime,
     pub duration: Duration,
-}
-
-impl Snapshot {
-    /// All samples of a family across runs.
-    pub fn samples<'a>(&'a self, family: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
-        self.runs.iter().flat_map(move |r| r.sink.get(family).iter())
-    }
 }
 
 struct Cached {
@@ -721,13 +714,6 @@ pub fn render(snap: &Snapshot, config: &Config, open_connections: usize, out: &m
             );
         }
     }
-}
-
-/// Seconds since the Unix epoch, for "age of the data" displays.
-pub fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]
