@@ -385,6 +385,10 @@ async fn exporter_runs_only_reading_statements() {
             reads += 1;
         }
     }
+    eprintln!(
+        "{reads} reading statements and {} in all recorded for the exporter",
+        rows.len()
+    );
     // Not vacuous: the collectors' queries are there.
     assert!(reads >= 10, "only {reads} reading statements recorded: {rows:?}");
 }
