@@ -345,3 +345,23 @@ async fn require_against_a_server_without_ssl_fails_clearly() {
     let (e, up) = exporter(&pg, &db.name, &url(&pg, "127.0.0.1", &db.name, "sslmode=prefer")).await;
     assert_eq!(up, 1.0, "{}", e.logs());
 }
+
+#[tokio::test]
+async fn unix_sockets_connect_without_tls() {
+    // PostgreSQL never offers TLS on a Unix socket; prefer (the default) goes plain.
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let dsn = format!(
+        "host={} port={} user=postgres dbname={}",
+        pg.dir, pg.port, db.name
+    );
+    let (e, up) = exporter(&pg, &db.name, &dsn).await;
+    assert_eq!(up, 1.0, "{}", e.logs());
+    let (e, up) = exporter(&pg, &db.name, &format!("{dsn} sslmode=require")).await;
+    assert_eq!(up, 0.0);
+    assert!(
+        e.logs().contains("the server does not support TLS"),
+        "{}",
+        e.logs()
+    );
+}
