@@ -1,5 +1,9 @@
 //! Load: 50 concurrent clients scraping /metrics on loopback.
 //!
+//! A response counts as full when it is healthy, ends with the last family
+//! and is at least 95 % of the warm-up body (it may grow: other tests'
+//! sessions show up in cluster-wide activity series).
+//!
 //! 15 s in CI; `PGMAINT_LOAD_SECONDS=60 scripts/test.sh -E 'binary(load)'
 //! --no-capture` for the documented run (figures in docs/reliability.md).
 //! The exporter is spawned here rather than through the harness so that its
@@ -92,7 +96,14 @@ async fn exporter_calls(admin: &tokio_postgres::Client, db: &str) -> i64 {
         .get(0)
 }
 
-async fn run(p: &Proc, admin: &tokio_postgres::Client, db: &str, clients: usize, seconds: u64) -> Run {
+async fn run(
+    p: &Proc,
+    admin: &tokio_postgres::Client,
+    db: &str,
+    clients: usize,
+    seconds: u64,
+    reference: usize,
+) -> Run {
     let before = exporter_calls(admin, db).await;
     let stop = Arc::new(AtomicBool::new(false));
     let end = Instant::now() + Duration::from_secs(seconds);
@@ -110,12 +121,19 @@ async fn run(p: &Proc, admin: &tokio_postgres::Client, db: &str, clients: usize,
                     n += 1;
                     match http.get(format!("http://{addr}/metrics")).send().await {
                         Ok(r) if r.status() == 200 => match r.text().await {
-                            Ok(body) if body.contains("\npg_up 1\n") => {
+                            // Full: healthy, as long as the warm-up body (give or take
+                            // other tests' sessions), and ending with the last family.
+                            Ok(body)
+                                if body.contains("\npg_up 1\n")
+                                    && body.len() as f64 >= reference as f64 * 0.95
+                                    && body.contains("# TYPE pgmaint_exporter_scrapes_total counter") =>
+                            {
                                 sizes = (sizes.0.min(body.len()), sizes.1.max(body.len()));
                             }
-                            Ok(body) => {
-                                errors.push(format!("unhealthy body: {}", &body[..body.len().min(300)]))
-                            }
+                            Ok(body) => errors.push(format!(
+                                "short or unhealthy body: {}",
+                                body.chars().take(300).collect::<String>()
+                            )),
                             Err(e) => errors.push(format!("body: {e}")),
                         },
                         Ok(r) => errors.push(format!("HTTP {}", r.status())),
@@ -213,15 +231,17 @@ async fn fifty_clients_scraping() {
     .await;
     let admin = pg.client(&db.name).await;
     // Warm up: caches filled, first-run background refreshes done.
+    let mut reference = 0;
     for _ in 0..3 {
         let (s, body) = get(&p.addr).await;
         assert_eq!(s, 200);
         assert_eq!(Samples::parse(&body).value("pg_up", &[]), Some(1.0));
+        reference = body.len();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    let many = run(&p, &admin, &db.name, CLIENTS, seconds).await;
-    let one = run(&p, &admin, &db.name, 1, seconds).await;
+    let many = run(&p, &admin, &db.name, CLIENTS, seconds, reference).await;
+    let one = run(&p, &admin, &db.name, 1, seconds, reference).await;
     for r in [&many, &one] {
         let rss = &r.rss_kib;
         eprintln!(
@@ -248,12 +268,6 @@ async fn fifty_clients_scraping() {
             &r.errors[..r.errors.len().min(5)]
         );
         assert!(r.requests >= r.clients, "every client got answers");
-        assert!(
-            r.max_body as f64 <= r.min_body as f64 * 1.05,
-            "every body full: sizes {}..{}",
-            r.min_body,
-            r.max_body
-        );
         assert!(
             (1..=MAX_CONNECTIONS).contains(&r.max_sessions),
             "{} exporter sessions (cap {MAX_CONNECTIONS})",
