@@ -55,7 +55,7 @@ pub static POSTMASTER_START: Family = Family::gauge(
 );
 pub static ROLE_PRIVILEGE: Family = Family::gauge(
     "pgmaint_exporter_role_privilege",
-    "1 if the exporter's role has the privilege (pg_has_role MEMBER, or superuser). Without pg_monitor/pg_read_all_stats other sessions' state is hidden and counts come out low.",
+    "1 if the exporter's role has the privilege (pg_has_role MEMBER, or superuser). Without pg_monitor/pg_read_all_stats other sessions' state is hidden, and the activity families that would come out low are left out.",
     &["privilege"],
 );
 pub static SCRAPE_DURATION: Family = Family::gauge(
