@@ -103,11 +103,28 @@ async fn scenario(major: i32) {
     let orders = [("datname", db.name.as_str()), ("relname", "orders")];
     // PostgreSQL 14 has no pg_stat_force_next_flush(): counters reach the
     // statistics collector within about a second.
-    let m = harness::eventually(Duration::from_secs(30), || async {
+    // Bounded by 90 s: under a loaded CI machine a scrape with every
+    // collector (exact bloat included) can take several seconds.
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    let m = loop {
         let m = exporter.scrape().await;
-        (m.value("pg_table_dead_tuples", &orders) == Some(3500.0)).then_some(m)
-    })
-    .await;
+        if m.value("pg_table_dead_tuples", &orders) == Some(3500.0) {
+            break m;
+        }
+        if std::time::Instant::now() > until {
+            let failed: Vec<_> = m
+                .find("pg_scrape_collector_success", &[])
+                .filter(|s| s.value == 0.0)
+                .map(|s| s.labels.clone())
+                .collect();
+            panic!(
+                "dead tuples of orders never read 3500: last {:?}, failed collectors {failed:?}\n{}",
+                m.value("pg_table_dead_tuples", &orders),
+                exporter.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
 
     assert_eq!(m.value("pg_up", &[]), Some(1.0));
     let info: Vec<_> = m.find("pg_server_info", &[]).collect();
