@@ -8,6 +8,7 @@
 //! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
 //! - `server.rs` — the axum router (`/metrics`, `/`, `/healthz`).
+//! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
 //! - `error.rs` — thiserror enums.
 
 pub mod collectors;
@@ -18,3 +19,4 @@ pub mod metrics;
 pub mod pool;
 pub mod scrape;
 pub mod server;
+pub mod web_config;
