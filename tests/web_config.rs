@@ -598,3 +598,43 @@ async fn the_example_web_config_works() {
         .await;
     assert!(without_cert.is_err(), "served without a client certificate");
 }
+
+/// SIGTERM stops a TLS exporter cleanly, even with a client's kept-alive
+/// HTTP/2 connection open.
+#[tokio::test]
+async fn sigterm_stops_the_tls_server() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let pki = Pki::new();
+    let cfg = pki.dir.write("web.yml", &pki.tls_section(""));
+    let mut exporter = Served::start(&db, &cfg).await;
+    let client = https(&pki, None, None);
+    let r = client
+        .get(exporter.url("https", "/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok\n");
+
+    let st = Command::new("kill")
+        .args(["-TERM", &exporter.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let until = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = exporter.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < until,
+            "still running 15 s after SIGTERM: {}",
+            exporter.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "{}", exporter.logs());
+    assert!(exporter.logs().contains("shutting down"), "{}", exporter.logs());
+    drop(client);
+}
