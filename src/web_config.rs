@@ -559,7 +559,6 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let shutdown = shutdown;
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
