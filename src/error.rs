@@ -34,6 +34,9 @@ pub enum ConnError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A TLS problem, explained (see `tls.rs`).
+    #[error("cannot connect to database {datname:?}: {reason}")]
+    Tls { datname: String, reason: String },
     #[error("timed out waiting for a connection to database {0:?}")]
     Timeout(String),
     #[error("connection pool for {datname:?}: {reason}")]

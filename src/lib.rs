@@ -3,7 +3,8 @@
 //! # Layout
 //! - `main.rs` — thin: arguments, `Config::from_env`, logging, `server::run`.
 //! - `config.rs` — `PGMAINT_*` variables → typed `Config`; `dsn.rs` parses connection strings.
-//! - `pool.rs` — deadpool-postgres pools per database under one connection cap.
+//! - `pool.rs` — deadpool-postgres pools per database under one connection cap;
+//!   `tls.rs` — libpq's `sslmode` meanings on rustls.
 //! - `scrape.rs` — the orchestrator: deadline, discovery, fan-out, caches, self-metrics.
 //! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
@@ -19,4 +20,5 @@ pub mod metrics;
 pub mod pool;
 pub mod scrape;
 pub mod server;
+pub mod tls;
 pub mod web_config;

@@ -6,8 +6,14 @@
 //! exposition text is written straight into one buffer, family by family —
 //! the `prometheus` crate's registry path costs ~20× the time and memory at that
 //! size (issue 2). The same rows are the structured snapshot later features read.
+//!
+//! A collector writes one row's families one after another with the same
+//! label values (a table's ~20 families), so the sink interns consecutive
+//! equal label sets: one allocation per object, not per series. At 10,000
+//! tables that took the exporter from 0.61 to 0.2 s of CPU and from 282 to
+//! 100 MiB peak per scrape (docs/performance.md).
 
-use std::fmt::Write;
+use std::sync::Arc;
 
 /// Gauge or counter: all our families are one of the two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +59,11 @@ impl Family {
     }
 }
 
-/// One series: label values in the family's label order.
+/// One series: label values in the family's label order, shared with the
+/// other series of the same object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: Box<[String]>,
+    pub labels: Arc<[String]>,
     pub value: f64,
 }
 
@@ -71,6 +78,10 @@ pub struct FamilySamples {
 #[derive(Debug, Default, Clone)]
 pub struct Sink {
     pub families: Vec<FamilySamples>,
+    /// The label set pushed last, reused while the next push has the same values.
+    last_labels: Option<Arc<[String]>>,
+    /// Index in `families` of the family pushed last.
+    last_family: usize,
 }
 
 impl Sink {
@@ -107,16 +118,34 @@ impl Sink {
             family.labels.len()
         );
         let sample = Sample {
-            labels: labels.iter().map(|l| l.to_string()).collect(),
+            labels: self.intern(labels),
             value,
         };
-        match self.families.iter_mut().find(|f| std::ptr::eq(f.family, family)) {
-            Some(f) => f.samples.push(sample),
-            None => self.families.push(FamilySamples {
-                family,
-                samples: vec![sample],
-            }),
+        let same = |f: &FamilySamples| std::ptr::eq(f.family, family);
+        if !self.families.get(self.last_family).is_some_and(same) {
+            match self.families.iter().position(same) {
+                Some(i) => self.last_family = i,
+                None => {
+                    self.families.push(FamilySamples {
+                        family,
+                        samples: Vec::new(),
+                    });
+                    self.last_family = self.families.len() - 1;
+                }
+            }
         }
+        self.families[self.last_family].samples.push(sample);
+    }
+
+    fn intern(&mut self, labels: &[&str]) -> Arc<[String]> {
+        if let Some(last) = &self.last_labels {
+            if last.len() == labels.len() && last.iter().zip(labels).all(|(a, b)| a == b) {
+                return Arc::clone(last);
+            }
+        }
+        let new: Arc<[String]> = labels.iter().map(|l| l.to_string()).collect();
+        self.last_labels = Some(Arc::clone(&new));
+        new
     }
 
     /// Samples of one family (for tests and the report).
@@ -179,16 +208,23 @@ pub fn encode_family<'a>(out: &mut String, family: &Family, parts: impl Iterator
     }
 }
 
-/// Label values: backslash, double quote and newline are escaped (text format 0.0.4).
+/// Label values: backslash, double quote and newline are escaped (text format
+/// 0.0.4). Runs between them are copied whole: most values need no escaping.
 pub fn escape_label(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        // ASCII bytes never sit inside a multi-byte character: the slices are on boundaries.
+        out.push_str(&v[start..i]);
+        out.push_str(escaped);
+        start = i + 1;
     }
+    out.push_str(&v[start..]);
 }
 
 /// HELP text: backslash and newline are escaped; quotes are not.
@@ -208,9 +244,9 @@ pub fn write_value(out: &mut String, v: f64) {
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        let _ = write!(out, "{}", v as i64);
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
-        let _ = write!(out, "{v}");
+        out.push_str(ryu::Buffer::new().format_finite(v));
     }
 }
 
@@ -267,7 +303,7 @@ mod tests {
             write_value(&mut s, v);
             s.push(' ');
         }
-        assert_eq!(s, "0 -2 100000000000000000000 0.25 +Inf ");
+        assert_eq!(s, "0 -2 1e20 0.25 +Inf ");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! read-only with `statement_timeout` and `lock_timeout`, set at connect time
 //! (see `Dsn::to_pg_config`). Pools are created lazily and dropped when their
 //! database disappears; a server that is down simply fails `get` until it is
-//! back, with no restart.
+//! back, with no restart. TLS follows libpq's `sslmode` (see `tls.rs`); its
+//! files are read when a database's pool is created, and a pool that could
+//! not be created is not kept, so the next scrape tries again.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -18,10 +20,10 @@ use std::time::{Duration, Instant};
 use deadpool::managed::{self, Metrics, RecycleResult};
 use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::NoTls;
 
 use crate::config::Config;
 use crate::error::ConnError;
+use crate::tls::TlsPlan;
 
 /// A connection and the slot it occupies.
 pub struct Slotted {
@@ -133,15 +135,21 @@ impl Pools {
         self.config.max_connections - self.slots.available_permits()
     }
 
-    fn pool(&self, datname: &str) -> Pool {
+    fn pool(&self, datname: &str) -> Result<Pool, ConnError> {
         let mut pools = self.pools.lock().unwrap();
         if let Some(p) = pools.get(datname) {
-            return p.clone();
+            return Ok(p.clone());
         }
+        let tls = TlsPlan::new(&self.config.dsn)
+            .and_then(|plan| plan.connector())
+            .map_err(|reason| ConnError::Tls {
+                datname: datname.into(),
+                reason,
+            })?;
         let pg = self.config.dsn.to_pg_config(datname);
         let inner = deadpool_postgres::Manager::from_config(
             pg,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -156,7 +164,7 @@ impl Pools {
         .build()
         .expect("pool config is static and valid");
         pools.insert(datname.to_string(), pool.clone());
-        pool
+        Ok(pool)
     }
 
     /// A connection to `datname`, waiting at most until `deadline`.
@@ -166,7 +174,7 @@ impl Pools {
             .await
             .map_err(|_| ConnError::Timeout(datname.into()))?
             .expect("semaphore never closed");
-        let pool = self.pool(datname);
+        let pool = self.pool(datname)?;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -183,10 +191,19 @@ impl Pools {
                     }
                 }
                 Ok(Err(managed::PoolError::Backend(ManagerError::Pg(source)))) => {
+                    if let Some(reason) = TlsPlan::new(&self.config.dsn)
+                        .ok()
+                        .and_then(|plan| plan.explain(&source))
+                    {
+                        return Err(ConnError::Tls {
+                            datname: datname.into(),
+                            reason,
+                        });
+                    }
                     return Err(ConnError::Connect {
                         datname: datname.into(),
                         source,
-                    })
+                    });
                 }
                 Ok(Err(e)) => {
                     return Err(ConnError::Pool {

@@ -501,6 +501,10 @@ impl Scraper {
                 .collect();
             planned.push((c, queries, futs));
         }
+        // The collectors hold their own handles: without this one, a query's
+        // rows are freed as soon as the last collector using them has mapped
+        // them, not when the whole database is done.
+        drop(unique);
         let work = planned.into_iter().map(|(c, queries, futs)| async move {
             let started = Instant::now();
             let fetched = async {
@@ -664,55 +668,129 @@ pub fn quote_ident(s: &str) -> String {
     }
 }
 
-/// Encodes a snapshot as Prometheus text: the exporter's own families first,
-/// then each collector's families in `ALL` order.
-pub fn render(snap: &Snapshot, config: &Config, open_connections: usize, out: &mut String) {
-    let mut own = Sink::default();
-    own.gauge(&UP, &[], if snap.up { 1.0 } else { 0.0 });
-    for r in &snap.runs {
-        own.gauge(
-            &COLLECTOR_SUCCESS,
-            &[r.collector, &r.datname],
-            if r.success { 1.0 } else { 0.0 },
-        );
-        own.gauge(
-            &COLLECTOR_DURATION,
-            &[r.collector, &r.datname],
-            r.duration.as_secs_f64(),
-        );
-    }
-    own.gauge(
-        &BUILD_INFO,
-        &[env!("CARGO_PKG_VERSION"), env!("PGMAINT_REVISION")],
-        1.0,
-    );
-    if let Some(s) = &snap.server {
-        own.gauge(&SERVER_INFO, &[&s.version, &s.version_num.to_string()], 1.0);
-    }
-    own.gauge_opt(&POSTMASTER_START, &[], snap.postmaster_start);
-    for (p, has) in &snap.privileges {
-        own.gauge(&ROLE_PRIVILEGE, &[p], if *has { 1.0 } else { 0.0 });
-    }
-    own.gauge(&SCRAPE_DURATION, &[], snap.duration.as_secs_f64());
-    if snap.up {
-        own.gauge(&DATABASES, &[], snap.databases.len() as f64);
-    }
-    own.gauge(&CONNECTIONS_OPEN, &[], open_connections as f64);
-    own.gauge(&CONNECTIONS_MAX, &[], config.max_connections as f64);
-    for f in SELF_FAMILIES {
-        encode_family(out, f, std::iter::once(own.get(f.name)));
-    }
-    for c in collectors::ALL {
-        for f in c.families() {
-            encode_family(
-                out,
-                f,
-                snap.runs
-                    .iter()
-                    .filter(|r| r.collector == c.name())
-                    .map(|r| r.sink.get(f.name)),
+/// A finished scrape, ready to be written out as Prometheus text: the
+/// exporter's own families (encoded when the scrape finished), then each
+/// collector's families in `ALL` order, then `tail` (process-level families).
+///
+/// At 10,000 tables the text is ~40 MB while the samples behind it take
+/// ~15 MB, so the text is never held whole: `chunks()` encodes a few families
+/// at a time as the response is sent, and concurrent requests sharing one
+/// scrape each stream from the same samples (issue 6: peak RSS).
+pub struct Exposition {
+    pub snap: Snapshot,
+    head: String,
+    tail: String,
+}
+
+/// Bytes per chunk of the streamed response (a chunk ends after the family
+/// that crosses this; one family of 30,000 index series is ~2.5 MB).
+const CHUNK_BYTES: usize = 256 * 1024;
+
+impl Exposition {
+    pub fn new(snap: Snapshot, config: &Config, open_connections: usize, tail: String) -> Exposition {
+        let mut own = Sink::default();
+        own.gauge(&UP, &[], if snap.up { 1.0 } else { 0.0 });
+        for r in &snap.runs {
+            own.gauge(
+                &COLLECTOR_SUCCESS,
+                &[r.collector, &r.datname],
+                if r.success { 1.0 } else { 0.0 },
+            );
+            own.gauge(
+                &COLLECTOR_DURATION,
+                &[r.collector, &r.datname],
+                r.duration.as_secs_f64(),
             );
         }
+        own.gauge(
+            &BUILD_INFO,
+            &[env!("CARGO_PKG_VERSION"), env!("PGMAINT_REVISION")],
+            1.0,
+        );
+        if let Some(s) = &snap.server {
+            own.gauge(&SERVER_INFO, &[&s.version, &s.version_num.to_string()], 1.0);
+        }
+        own.gauge_opt(&POSTMASTER_START, &[], snap.postmaster_start);
+        for (p, has) in &snap.privileges {
+            own.gauge(&ROLE_PRIVILEGE, &[p], if *has { 1.0 } else { 0.0 });
+        }
+        own.gauge(&SCRAPE_DURATION, &[], snap.duration.as_secs_f64());
+        if snap.up {
+            own.gauge(&DATABASES, &[], snap.databases.len() as f64);
+        }
+        own.gauge(&CONNECTIONS_OPEN, &[], open_connections as f64);
+        own.gauge(&CONNECTIONS_MAX, &[], config.max_connections as f64);
+        let mut head = String::new();
+        for f in SELF_FAMILIES {
+            encode_family(&mut head, f, std::iter::once(own.get(f.name)));
+        }
+        Exposition { snap, head, tail }
+    }
+
+    /// The text in chunks of about `CHUNK_BYTES`, encoded as they are taken.
+    pub fn chunks(self: Arc<Self>) -> Chunks {
+        Chunks {
+            expo: self,
+            next: 0,
+            done: false,
+        }
+    }
+
+    /// The whole text at once (tests, and callers that need it in memory).
+    pub fn to_text(self: &Arc<Self>) -> String {
+        Arc::clone(self).chunks().collect()
+    }
+
+    /// Encodes the `i`-th collector family into `out`; false past the last.
+    fn encode(&self, i: usize, out: &mut String) -> bool {
+        let Some((c, f)) = collectors::ALL
+            .iter()
+            .flat_map(|c| c.families().iter().map(move |f| (c, f)))
+            .nth(i)
+        else {
+            return false;
+        };
+        encode_family(
+            out,
+            f,
+            self.snap
+                .runs
+                .iter()
+                .filter(|r| r.collector == c.name())
+                .map(|r| r.sink.get(f.name)),
+        );
+        true
+    }
+}
+
+/// Iterator over an exposition's text; see `Exposition::chunks`.
+pub struct Chunks {
+    expo: Arc<Exposition>,
+    /// Index of the next collector family to encode.
+    next: usize,
+    done: bool,
+}
+
+impl Iterator for Chunks {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        let mut out = String::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+        if self.next == 0 {
+            out.push_str(&self.expo.head);
+        }
+        while out.len() < CHUNK_BYTES {
+            if !self.expo.encode(self.next, &mut out) {
+                out.push_str(&self.expo.tail);
+                self.done = true;
+                break;
+            }
+            self.next += 1;
+        }
+        Some(out)
     }
 }
 

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
-use crate::scrape::{self, Scraper};
+use crate::scrape::{Exposition, Scraper};
 use crate::web_config;
 
 /// Time kept back from Prometheus' own scrape timeout for encoding and transfer.
@@ -77,70 +77,66 @@ impl App {
     /// two Prometheus replicas or a burst of clients never multiply the load
     /// on the database. A request whose deadline passes while waiting gets
     /// the latest result there is.
-    pub async fn shared_scrape(&self, arrived: Instant, timeout: Duration) -> Bytes {
+    pub async fn shared_scrape(&self, arrived: Instant, timeout: Duration) -> Arc<Exposition> {
         let deadline = arrived + timeout;
         let reusable = |latest: &Option<Latest>| {
             latest.as_ref().and_then(|l| {
                 let fresh =
                     l.finished >= arrived || l.finished.elapsed() < self.scraper.config().min_scrape_interval;
-                fresh.then(|| l.body.clone())
+                fresh.then(|| Arc::clone(&l.expo))
             })
         };
         let _turn = match tokio::time::timeout_at(deadline.into(), self.running.lock()).await {
             Ok(turn) => turn,
             Err(_) => {
                 if let Some(l) = self.latest.lock().unwrap().as_ref() {
-                    return l.body.clone();
+                    return Arc::clone(&l.expo);
                 }
                 // The very first scrape is still running: wait for it (its own
                 // deadline bounds the wait) rather than guess at pg_up.
                 self.running.lock().await
             }
         };
-        if let Some(body) = reusable(&self.latest.lock().unwrap()) {
-            return body;
+        if let Some(expo) = reusable(&self.latest.lock().unwrap()) {
+            return expo;
         }
         self.scrape_now(deadline.saturating_duration_since(Instant::now()))
             .await
     }
 
-    async fn scrape_now(&self, timeout: Duration) -> Bytes {
+    async fn scrape_now(&self, timeout: Duration) -> Arc<Exposition> {
         let started = Instant::now();
         let snap = self.scraper.scrape(timeout).await;
         self.scrapes.inc();
         for r in snap.runs.iter().filter(|r| !r.success) {
             self.failures.with_label_values(&[r.collector]).inc();
         }
-        let mut body = String::with_capacity(64 * 1024);
-        scrape::render(
-            &snap,
+        // The prometheus crate only fails on invalid metric names: ours are constants.
+        let tail = prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default();
+        let up = snap.up;
+        let expo = Arc::new(Exposition::new(
+            snap,
             self.scraper.config(),
             self.scraper.pools().open_connections(),
-            &mut body,
-        );
-        // The prometheus crate only fails on invalid metric names: ours are constants.
-        if let Ok(own) = prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()) {
-            body.push_str(&own);
-        }
-        tracing::debug!(
-            seconds = started.elapsed().as_secs_f64(),
-            bytes = body.len(),
-            up = snap.up,
-            "scrape done"
-        );
-        let body = Bytes::from(body);
+            tail,
+        ));
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), up, "scrape done");
+        // Dropping the previous scrape here, before anyone encodes this one,
+        // keeps at most two scrapes' samples alive.
         *self.latest.lock().unwrap() = Some(Latest {
             finished: Instant::now(),
-            body: body.clone(),
+            expo: Arc::clone(&expo),
         });
-        body
+        expo
     }
 }
 
-/// The most recent encoded scrape.
+/// The most recent scrape.
 struct Latest {
     finished: Instant,
-    body: Bytes,
+    expo: Arc<Exposition>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -197,11 +193,15 @@ pub fn scrape_timeout(configured: Duration, headers: &HeaderMap) -> Duration {
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let arrived = Instant::now();
     let timeout = scrape_timeout(app.scraper.config().scrape_timeout, &headers);
-    let body = app.shared_scrape(arrived, timeout).await;
+    let expo = app.shared_scrape(arrived, timeout).await;
+    // Streamed family by family (see `Exposition`): the text is never held whole.
+    let chunks = expo
+        .chunks()
+        .map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c)));
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        body,
+        Body::from_stream(futures::stream::iter(chunks)),
     )
         .into_response()
 }

@@ -38,7 +38,7 @@ async fn size_matches_the_files_on_disk() {
         ))
         .await;
     let exporter = pg
-        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "database")])
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "database,database_size")])
         .await;
     let d = [("datname", db.name.as_str())];
 

@@ -1,14 +1,11 @@
-//! `database`: per-database size, wraparound ages, connection limit and the
-//! pg_stat_database counters; cluster WAL volume.
+//! `database`: per-database wraparound ages, connection limit and the
+//! pg_stat_database counters; cluster WAL volume. Database sizes are the
+//! cached `database_size` collector's.
 //! Sources: pg_database, pg_stat_database, pg_stat_wal. Scope: cluster.
 //! PostgreSQL ≥ 14 (pg_stat_wal).
 //!
 //! Template databases are left out; so is pg_stat_database's row for shared
-//! objects (datname NULL). Sizes come from `pg_database_size()`, which stats
-//! every file of every database: ~120–400 ms for 53 databases / 16,000 files
-//! on the test machine. They run every scrape in their own optional query, so
-//! a database dropped mid-scrape or a missing CONNECT privilege costs only the
-//! sizes, not the counters.
+//! objects (datname NULL).
 
 use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
@@ -19,16 +16,6 @@ use crate::metrics::{Family, Sink};
 /// DROP DATABASE) are skipped.
 const DATABASES_SQL: &str = "SELECT datname::text, age(datfrozenxid)::float8, mxid_age(datminmxid)::float8,
        CASE WHEN datconnlimit >= 0 THEN datconnlimit END::float8
-  FROM pg_database
- WHERE NOT datistemplate AND datconnlimit <> -2";
-
-/// One row per non-template database the role may size: bytes on disk.
-/// pg_database_size() needs CONNECT on the database or pg_read_all_stats;
-/// other databases give NULL (no sample) instead of failing the query.
-const SIZES_SQL: &str = "SELECT datname::text,
-       CASE WHEN has_database_privilege(oid, 'CONNECT')
-              OR pg_has_role('pg_read_all_stats', 'MEMBER')
-            THEN pg_database_size(oid) END::float8
   FROM pg_database
  WHERE NOT datistemplate AND datconnlimit <> -2";
 
@@ -46,11 +33,6 @@ const STAT_SQL: &str = "SELECT s.datname::text,
 /// One row: WAL generated since the last reset of pg_stat_wal.
 const WAL_SQL: &str = "SELECT wal_records::float8, wal_fpi::float8, wal_bytes::float8 FROM pg_stat_wal";
 
-static SIZE: Family = Family::gauge(
-    "pg_database_size_bytes",
-    "Disk space used by the database (pg_database_size(); stats every file, computed every scrape).",
-    &["datname"],
-);
 static FROZEN_XID_AGE: Family = Family::gauge(
     "pg_database_frozen_xid_age",
     "Transactions since the database's oldest unfrozen xid (age(pg_database.datfrozenxid)); wraparound protection starts at autovacuum_freeze_max_age.",
@@ -158,7 +140,6 @@ static WAL_BYTES: Family = Family::counter(
 );
 
 static FAMILIES: &[&Family] = &[
-    &SIZE,
     &FROZEN_XID_AGE,
     &MIN_MXID_AGE,
     &CONNECTION_LIMIT,
@@ -218,7 +199,6 @@ impl Collector for Database {
     fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![
             Query::new("databases", DATABASES_SQL),
-            Query::new("sizes", SIZES_SQL).optional(),
             Query::new("stat", STAT_SQL),
             Query::new("wal", WAL_SQL),
         ])
@@ -229,9 +209,6 @@ impl Collector for Database {
             out.gauge_opt(&FROZEN_XID_AGE, &[&db], num(row, 1)?);
             out.gauge_opt(&MIN_MXID_AGE, &[&db], num(row, 2)?);
             out.gauge_opt(&CONNECTION_LIMIT, &[&db], num(row, 3)?);
-        }
-        for row in input.optional("sizes").unwrap_or_default() {
-            out.gauge_opt(&SIZE, &[&text(row, 0)?], num(row, 1)?);
         }
         for row in input.rows("stat")? {
             let db = text(row, 0)?;

@@ -7,7 +7,9 @@
 //! time is published too (`pg_index_stats_reset_timestamp_seconds`): an index
 //! unused for a day after a reset says little.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 
 use crate::collectors::selection;
 use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
@@ -112,7 +114,7 @@ struct IndexDef {
 /// unique one (it enforces something the plain one does not), then NULLS NOT
 /// DISTINCT (stricter), then a valid one, then the oldest (lowest oid).
 fn duplicates(defs: &[IndexDef]) -> HashSet<u32> {
-    let mut groups: HashMap<(u32, &[String; 6]), Vec<&IndexDef>> = HashMap::new();
+    let mut groups: FxHashMap<(u32, &[String; 6]), Vec<&IndexDef>> = FxHashMap::default();
     for d in defs {
         groups.entry((d.table, &d.shape)).or_default().push(d);
     }

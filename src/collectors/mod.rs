@@ -25,6 +25,7 @@ pub mod archiver;
 pub mod bloat;
 pub mod checkpointer;
 pub mod database;
+pub mod database_size;
 pub mod indexes;
 pub mod locks;
 pub mod replication;
@@ -40,6 +41,7 @@ pub mod vacuum_progress;
 pub const ALL: &[&dyn Collector] = &[
     &activity::Activity,
     &database::Database,
+    &database_size::DatabaseSize,
     &settings::Settings,
     &vacuum_progress::VacuumProgress,
     &replication::Replication,

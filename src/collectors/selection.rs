@@ -14,7 +14,7 @@
 //! the table's reloptions, following `relation_needs_vacanalyze()` in
 //! PostgreSQL's src/backend/postmaster/autovacuum.c.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::collectors::{num, num0, text, Ctx, Fetched, Query};
 use crate::error::CollectError;
@@ -241,7 +241,9 @@ impl Autovacuum {
 /// out by the cap.
 #[derive(Debug, Default)]
 pub struct Kept {
-    tables: HashMap<(String, String), Autovacuum>,
+    /// schema → table → trigger points (nested so lookups borrow, not allocate).
+    tables: FxHashMap<String, FxHashMap<String, Autovacuum>>,
+    kept: usize,
     /// Tables that passed the schema/table filters but not the cap.
     pub omitted: usize,
 }
@@ -252,13 +254,13 @@ impl Kept {
     }
     /// The autovacuum trigger points of a kept table.
     pub fn autovacuum(&self, schema: &str, table: &str) -> Option<&Autovacuum> {
-        self.tables.get(&(schema.to_string(), table.to_string()))
+        self.tables.get(schema)?.get(table)
     }
     pub fn len(&self) -> usize {
-        self.tables.len()
+        self.kept
     }
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
+        self.kept == 0
     }
 }
 
@@ -338,8 +340,18 @@ fn cap(mut cands: Vec<Cand>, cap: usize) -> Kept {
     }
     cands.sort_by(|a, b| b.attention.cmp(&a.attention).then(b.bytes.total_cmp(&a.bytes)));
     let omitted = cands.len().saturating_sub(cap);
-    let tables = cands.into_iter().take(cap).map(|c| (c.key, c.av)).collect();
-    Kept { tables, omitted }
+    let mut tables: FxHashMap<String, FxHashMap<String, Autovacuum>> = FxHashMap::default();
+    let mut kept = 0;
+    for c in cands.into_iter().take(cap) {
+        let (schema, table) = c.key;
+        tables.entry(schema).or_default().insert(table, c.av);
+        kept += 1;
+    }
+    Kept {
+        tables,
+        omitted,
+        kept,
+    }
 }
 
 #[cfg(test)]
