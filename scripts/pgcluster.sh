@@ -3,6 +3,10 @@
 #
 #   scripts/pgcluster.sh start [BINDIR]  → prints "DIR PORT" of a running cluster
 #   scripts/pgcluster.sh stop DIR        → stops it and removes DIR
+#   scripts/pgcluster.sh standby PRIMARY_PORT SLOT [BINDIR]
+#                                        → a streaming standby of the cluster on
+#                                          PRIMARY_PORT (pg_basebackup -R, creating
+#                                          physical slot SLOT); prints "DIR PORT"
 #
 # PostgreSQL refuses to run as root, so under root the server runs as the
 # unprivileged user `pgmaint` (created once, under a lock). Data lives in a
@@ -66,6 +70,37 @@ CONF
     exit 1
 }
 
+# pg_basebackup copies postgresql.auto.conf (the primary's port and socket
+# directory) and -R appends primary_conninfo to it; the lines appended here
+# come last, so they win. `-c fast`: pg_basebackup otherwise waits for a
+# spread checkpoint (minutes).
+standby() {
+    local primary_port=$1 slot=$2
+    local bindir=${3:-${PGMAINT_PG_BINDIR:-/usr/lib/postgresql/15/bin}}
+    ensure_user
+    local dir
+    dir=$(mktemp -d /tmp/pgmaint-pg.XXXXXX)
+    chmod 755 "$dir"
+    [ "$(id -u)" = 0 ] && chown "$PGUSER_OS" "$dir"
+    as_pg "$bindir/pg_basebackup" -D "$dir/data" -R -C -S "$slot" -X stream -c fast \
+        -d "host=127.0.0.1 port=$primary_port user=postgres application_name=pgmaint_standby" \
+        >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    for attempt in 1 2 3; do
+        local port
+        port=$(free_port)
+        as_pg tee -a "$dir/data/postgresql.auto.conf" >/dev/null <<CONF
+port = $port
+unix_socket_directories = '$dir'
+CONF
+        if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null 2>&1; then
+            echo "$dir $port"
+            return 0
+        fi
+    done
+    cat "$dir/server.log" >&2
+    exit 1
+}
+
 stop() {
     local dir=$1
     local bindir=${2:-${PGMAINT_PG_BINDIR:-/usr/lib/postgresql/15/bin}}
@@ -77,5 +112,6 @@ stop() {
 case "${1:-}" in
     start) shift; start "$@" ;;
     stop) shift; stop "$@" ;;
-    *) echo "usage: $0 start [BINDIR] | stop DIR [BINDIR]" >&2; exit 2 ;;
+    standby) shift; standby "$@" ;;
+    *) echo "usage: $0 start [BINDIR] | stop DIR [BINDIR] | standby PRIMARY_PORT SLOT [BINDIR]" >&2; exit 2 ;;
 esac

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: starts one throwaway PostgreSQL 15 cluster for
 # the whole run, runs every test with nextest, and stops the cluster even when
-# tests fail. Extra arguments go to `cargo nextest run`.
+# tests fail. Extra arguments go to `cargo nextest run`. The version matrix's
+# other servers come from scripts/pg-versions.sh (cached after the first run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --all-targets --quiet
+# PostgreSQL 14, 16, 17, 18 for the version matrix (tests/versions.rs);
+# installed once, then cached.
+scripts/pg-versions.sh >/dev/null
 read -r dir port < <(scripts/pgcluster.sh start)
 trap 'scripts/pgcluster.sh stop "$dir"' EXIT
 export PGMAINT_TEST_PGPORT=$port PGMAINT_TEST_PGDIR=$dir

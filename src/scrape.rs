@@ -19,7 +19,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::collectors::{self, Collector, Ctx, Fetched, Query, QueryResult, Scope, ServerInfo, Source};
 use crate::config::Config;
-use crate::error::CollectError;
+use crate::error::{CollectError, ConnError};
 use crate::metrics::{encode_family, Family, Sink};
 use crate::pool::{Lease, Pools};
 
@@ -55,7 +55,7 @@ pub static POSTMASTER_START: Family = Family::gauge(
 );
 pub static ROLE_PRIVILEGE: Family = Family::gauge(
     "pgmaint_exporter_role_privilege",
-    "1 if the exporter's role has the privilege (pg_has_role MEMBER, or superuser). Without pg_monitor/pg_read_all_stats other sessions' state is hidden and counts come out low.",
+    "1 if the exporter's role has the privilege (pg_has_role MEMBER, or superuser). Without pg_monitor/pg_read_all_stats other sessions' state is hidden, and the activity families that would come out low are left out.",
     &["privilege"],
 );
 pub static SCRAPE_DURATION: Family = Family::gauge(
@@ -209,6 +209,7 @@ impl Scraper {
         let main = match self.connect_main(&main_db, deadline).await {
             Ok(m) => m,
             Err(e) => {
+                let e = explain(&e);
                 if self.was_up.swap(false, Ordering::Relaxed) {
                     warn!(datname = %main_db, error = %e, "PostgreSQL is unreachable; reporting pg_up 0");
                 } else {
@@ -417,7 +418,7 @@ impl Scraper {
         let lease = match lease {
             Ok(l) => l,
             Err(e) => {
-                warn!(datname = %datname, error = %e, "cannot reach database; its collectors report failure");
+                warn!(datname = %datname, error = %explain_conn(&e), "cannot reach database; its collectors report failure");
                 runs.extend(
                     todo.iter()
                         .map(|(c, _)| Run::new(*c, &datname, false, Duration::ZERO, Default::default())),
@@ -612,7 +613,7 @@ impl Scraper {
                         debug!(collector = c.name(), datname = %datname, ok = runs.iter().all(|r| r.success), "background refresh done");
                     }
                     Err(e) => {
-                        warn!(collector = c.name(), datname = %datname, error = %e, "background refresh failed")
+                        warn!(collector = c.name(), datname = %datname, error = %explain_conn(&e), "background refresh failed")
                     }
                 }
             }
@@ -651,6 +652,30 @@ fn describe(e: &tokio_postgres::Error) -> String {
         ),
         None => e.to_string(),
     }
+}
+
+/// A connection error with the server's own message and SQLSTATE
+/// (tokio-postgres' Display says only "db error"), plus the cause when
+/// PostgreSQL's words hide it.
+fn explain(e: &CollectError) -> String {
+    match e {
+        CollectError::Connection(c) => explain_conn(c),
+        other => other.to_string(),
+    }
+}
+
+fn explain_conn(e: &ConnError) -> String {
+    let ConnError::Connect { datname, source } = e else {
+        return e.to_string();
+    };
+    let mut s = format!("cannot connect to database {datname:?}: {}", describe(source));
+    if source.code() == Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS) {
+        s.push_str(
+            " (the server's max_connections is used up by other sessions: close some or raise \
+             max_connections; the exporter retries every scrape)",
+        );
+    }
+    s
 }
 
 /// Quotes an identifier the way PostgreSQL's quote_ident does.

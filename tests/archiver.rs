@@ -56,6 +56,15 @@ async fn archived_segments_are_counted() {
     assert_eq!(m.value("pg_archiver_last_failure_age_seconds", &[]), None);
     assert_eq!(m.value("pg_archiver_last_failure_timestamp_seconds", &[]), None);
     assert_eq!(harness::promtool_check(&m.raw), "");
+    // Archiving works: the failing alert's expression does not hold.
+    let mut series = vec![];
+    for name in [
+        "pg_archiver_failed_total",
+        "pg_archiver_last_archive_timestamp_seconds",
+    ] {
+        series.push(format!("{name} {}x16", m.value(name, &[]).unwrap()));
+    }
+    assert!(!expr_holds("PostgresWalArchivingFailing", &series, "7m"));
     drop(exporter);
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
@@ -81,6 +90,92 @@ async fn failing_archive_command_is_counted() {
     let ready = m.value("pg_archiver_ready_segments", &[]).unwrap();
     assert!(ready >= 1.0, "{ready} .ready files");
     assert_eq!(harness::promtool_check(&m.raw), "");
+
+    // Both archiving alerts' expressions hold on these values: the counter
+    // as recorded before (0, a fresh cluster) and now, the rest as scraped.
+    let failed = m.value("pg_archiver_failed_total", &[]).unwrap();
+    let mut series = vec![format!("pg_archiver_failed_total 0 {failed}x15")];
+    for name in [
+        "pg_archiver_last_failure_timestamp_seconds",
+        "pg_archiver_ready_segments",
+        "pg_settings_archive_mode",
+        "pg_wal_bytes_total",
+    ] {
+        let v = m.value(name, &[]).unwrap_or_else(|| panic!("{name} missing"));
+        series.push(format!("{name} {v}x16"));
+    }
+    for alert in ["PostgresWalArchivingFailing", "PostgresWalArchivingStalled"] {
+        assert!(
+            expr_holds(alert, &series, "7m"),
+            "{alert} does not hold on the live values"
+        );
+    }
+}
+
+/// The `expr` of an alert in alerts/pgmaint.rules.yml.
+fn alert_expr(alert: &str) -> String {
+    let rules =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/pgmaint.rules.yml")).unwrap();
+    let start = rules
+        .find(&format!("- alert: {alert}\n"))
+        .unwrap_or_else(|| panic!("no alert {alert}"));
+    let mut lines = rules[start..]
+        .lines()
+        .skip(1)
+        .skip_while(|l| !l.trim_start().starts_with("expr:"));
+    let first = lines
+        .next()
+        .unwrap()
+        .trim_start()
+        .trim_start_matches("expr:")
+        .trim();
+    if first != "|" {
+        return first.to_string();
+    }
+    lines
+        .take_while(|l| !l.trim_start().starts_with("for:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `promtool test rules` with a promql_expr_test: does `alert`'s expression
+/// return a sample at `at` for the series (one minute apart, promtool's
+/// `name values` per line)?
+fn expr_holds(alert: &str, series: &[String], at: &str) -> bool {
+    let expr = alert_expr(alert);
+    let input: String = series
+        .iter()
+        .map(|s| {
+            let (name, values) = s.split_once(' ').unwrap();
+            format!("      - series: '{name}{{job=\"pgmaint\",instance=\"db:9188\"}}'\n        values: '{values}'\n")
+        })
+        .collect();
+    let indented: String = expr
+        .lines()
+        .map(|l| format!("          {}\n", l.trim()))
+        .collect();
+    let yaml = format!(
+        "tests:\n  - interval: 1m\n    input_series:\n{input}    promql_expr_test:\n      - expr: |\n          count(\n{indented}          )\n        eval_time: {at}\n        exp_samples:\n          - labels: '{{}}'\n            value: 1\n"
+    );
+    let file = std::env::temp_dir().join(format!("pgmaint-archiver-{}-{alert}.yml", std::process::id()));
+    std::fs::write(&file, &yaml).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool (apt-get install prometheus)");
+    let _ = std::fs::remove_file(&file);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A failed test means "no sample" only if promtool got that far.
+    assert!(
+        out.status.success() || text.contains("exp:"),
+        "promtool test rules failed:\n{yaml}\n{text}"
+    );
+    out.status.success()
 }
 
 #[tokio::test]

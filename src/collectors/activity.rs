@@ -4,9 +4,11 @@
 //! Scope: cluster. PostgreSQL ≥ 14 (`pg_locks.waitstart`).
 //!
 //! Without pg_monitor/pg_read_all_stats PostgreSQL shows other roles'
-//! sessions with NULL state and times: they count under `state=""` and are
-//! missing from ages (see `pgmaint_exporter_role_privilege`). No query text is
-//! ever used as a label.
+//! sessions with NULL state, wait events, times and xmin: they count under
+//! `state=""`, and the families computed from those columns (lock waiters,
+//! query and transaction ages, long queries, the `backend_xmin` horizon) are
+//! not exported at all rather than silently low (see
+//! `pgmaint_exporter_role_privilege`). No query text is ever used as a label.
 
 use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Param, Query, Scope, Source};
 use crate::error::CollectError;
@@ -168,26 +170,32 @@ impl Collector for Activity {
             Query::new("limits", LIMITS_SQL),
         ])
     }
-    fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
+    fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
+        // Other roles' sessions hide these columns from us: absent, not low.
+        let sees_all = ctx.server.read_all_stats;
         for row in input.rows("connections")? {
             let (db, state, kind) = (text(row, 0)?, text(row, 1)?, text(row, 2)?);
             out.gauge(&CONNECTIONS, &[&db, &state, &kind], num0(row, 3)?);
         }
-        for row in input.rows("sessions")? {
+        for row in input.rows("sessions")?.iter().filter(|_| sees_all) {
             let db = text(row, 0)?;
             out.gauge(&LOCK_WAITING, &[&db], num0(row, 1)?);
             out.gauge_opt(&OLDEST_QUERY, &[&db], num(row, 2)?);
             out.gauge_opt(&IDLE_IN_XACT, &[&db], num(row, 3)?);
             out.gauge(&LONG_QUERIES, &[&db], num0(row, 4)?);
         }
-        for row in input.rows("xacts")? {
+        for row in input.rows("xacts")?.iter().filter(|_| sees_all) {
             out.gauge_opt(&OLDEST_XACT, &[&text(row, 0)?, &text(row, 1)?], num(row, 2)?);
         }
         for row in input.rows("lock_waits")? {
             out.gauge_opt(&LOCK_WAIT_MAX, &[&text(row, 0)?], num(row, 1)?);
         }
         for row in input.rows("horizon")? {
-            out.gauge_opt(&HORIZON, &[&text(row, 0)?], num(row, 1)?);
+            let holder = text(row, 0)?;
+            if holder == "backend_xmin" && !sees_all {
+                continue;
+            }
+            out.gauge_opt(&HORIZON, &[&holder], num(row, 1)?);
         }
         for row in input.rows("prepared")? {
             out.gauge(&PREPARED, &[], num0(row, 0)?);

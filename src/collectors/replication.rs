@@ -2,8 +2,8 @@
 //! on a standby, how far replay trails what was received.
 //! Sources: pg_is_in_recovery(), pg_stat_replication, pg_replication_slots,
 //! pg_last_wal_receive_lsn()/pg_last_wal_replay_lsn()/pg_last_xact_replay_timestamp(),
-//! pg_control_checkpoint(). Scope: cluster. PostgreSQL ≥ 14
-//! (`inactive_since` from 17).
+//! pg_walfile_name(pg_current_wal_lsn()), pg_control_checkpoint().
+//! Scope: cluster. PostgreSQL ≥ 14 (`inactive_since` from 17).
 //!
 //! `pg_current_wal_lsn()` raises an error during recovery, so every "bytes
 //! behind" figure is measured against a different LSN on a standby: the
@@ -103,9 +103,17 @@ const STANDBY_SQL: &str = "SELECT extract(epoch FROM now() - pg_last_xact_replay
             THEN greatest(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::float8 END,
        extract(epoch FROM pg_last_xact_replay_timestamp())::float8";
 
-/// One row: the timeline of the last checkpoint (on a standby, of the last
-/// restartpoint). pg_control_checkpoint() may be refused to unprivileged roles.
-const TIMELINE_SQL: &str = "SELECT timeline_id::float8 FROM pg_control_checkpoint()";
+/// One row on a primary: the timeline of the current WAL insert position
+/// (the first 8 hex digits of its WAL file name). Right after a promotion
+/// this is already the new timeline, while pg_control_checkpoint() keeps the
+/// old one until the first checkpoint completes.
+const TIMELINE_PRIMARY_SQL: &str =
+    "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8::float8";
+
+/// One row on a standby (pg_walfile_name() is refused during recovery): the
+/// timeline of the last restartpoint. pg_control_checkpoint() may be refused
+/// to unprivileged roles.
+const TIMELINE_STANDBY_SQL: &str = "SELECT timeline_id::float8 FROM pg_control_checkpoint()";
 
 const STANDBY_LABELS: &[&str] = &["application_name", "client_addr", "slot_name", "pid"];
 const SLOT_LABELS: &[&str] = &["slot_name", "slot_type", "database"];
@@ -117,7 +125,7 @@ static IN_RECOVERY: Family = Family::gauge(
 );
 static TIMELINE: Family = Family::gauge(
     "pg_replication_timeline_id",
-    "Timeline of the last checkpoint or restartpoint (pg_control_checkpoint().timeline_id); absent when the function is not permitted.",
+    "Timeline the server is on: of the current WAL position on a primary (pg_walfile_name(pg_current_wal_lsn())), of the last restartpoint on a standby (pg_control_checkpoint().timeline_id, absent when not permitted).",
     &[],
 );
 static STANDBY_INFO: Family = Family::gauge(
@@ -269,10 +277,15 @@ impl Collector for Replication {
         } else {
             STANDBYS_PRIMARY_SQL
         };
+        let timeline = if standby {
+            TIMELINE_STANDBY_SQL
+        } else {
+            TIMELINE_PRIMARY_SQL
+        };
         let mut queries = vec![
             Query::new("standbys", standbys),
             Query::new("slots", slots),
-            Query::new("timeline", TIMELINE_SQL).optional(),
+            Query::new("timeline", timeline).optional(),
         ];
         if standby {
             queries.push(Query::new("standby", STANDBY_SQL));

@@ -2,7 +2,7 @@
 //! age and — what no peer exporter publishes — the points at which autovacuum
 //! will act on each table, honouring its reloptions.
 //! Source: pg_stat_user_tables, pg_class, the autovacuum settings.
-//! Scope: every database. PostgreSQL 14+.
+//! Scope: every database. PostgreSQL 14+ (vacuum/analyze time totals 18+).
 //!
 //! Only tables `selection::kept()` keeps get series (filters and the
 //! per-database cap); `pgmaint_exporter_tables_omitted` counts the rest.
@@ -18,8 +18,8 @@ use crate::metrics::{Family, Sink};
 /// One row per user table or materialized view (partitioned parents are left
 /// out) with its pg_stat_user_tables counters and relfrozenxid age. Sizes
 /// are the cached `sizes` collector's: size functions lock and stat files,
-/// ~1 s per 10,000 tables, too slow for every scrape.
-const SQL: &str = "SELECT s.schemaname::text, s.relname::text,
+/// ~1 s per 10,000 tables, too slow for every scrape. PostgreSQL 14–17.
+const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
        s.n_live_tup::float8, s.n_dead_tup::float8,
        s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
        extract(epoch FROM s.last_vacuum)::float8,
@@ -29,7 +29,29 @@ const SQL: &str = "SELECT s.schemaname::text, s.relname::text,
        s.vacuum_count::float8, s.autovacuum_count::float8,
        s.analyze_count::float8, s.autoanalyze_count::float8,
        s.seq_scan::float8, s.idx_scan::float8,
-       age(c.relfrozenxid)::float8
+       age(c.relfrozenxid)::float8,
+       NULL::float8, NULL::float8, NULL::float8, NULL::float8
+  FROM pg_stat_user_tables s
+  JOIN pg_class c ON c.oid = s.relid
+ WHERE c.relkind IN ('r', 'm')
+   AND s.schemaname !~ '^pg_toast'
+   AND s.schemaname NOT LIKE 'pg_temp%'";
+
+/// The same for PostgreSQL 18+, with the time spent in each kind of
+/// vacuum and analyze (ms converted to s).
+const SQL_18: &str = "SELECT s.schemaname::text, s.relname::text,
+       s.n_live_tup::float8, s.n_dead_tup::float8,
+       s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
+       extract(epoch FROM s.last_vacuum)::float8,
+       extract(epoch FROM s.last_autovacuum)::float8,
+       extract(epoch FROM s.last_analyze)::float8,
+       extract(epoch FROM s.last_autoanalyze)::float8,
+       s.vacuum_count::float8, s.autovacuum_count::float8,
+       s.analyze_count::float8, s.autoanalyze_count::float8,
+       s.seq_scan::float8, s.idx_scan::float8,
+       age(c.relfrozenxid)::float8,
+       s.total_vacuum_time / 1000, s.total_autovacuum_time / 1000,
+       s.total_analyze_time / 1000, s.total_autoanalyze_time / 1000
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
  WHERE c.relkind IN ('r', 'm')
@@ -98,6 +120,26 @@ static AUTOANALYZES: Family = Family::counter(
     "Autoanalyzes of the table (pg_stat_user_tables.autoanalyze_count).",
     L,
 );
+static VACUUM_TIME: Family = Family::counter(
+    "pg_table_vacuum_time_seconds_total",
+    "Time spent in manual VACUUMs of the table (pg_stat_user_tables.total_vacuum_time, PostgreSQL 18+; ms converted to s).",
+    L,
+);
+static AUTOVACUUM_TIME: Family = Family::counter(
+    "pg_table_autovacuum_time_seconds_total",
+    "Time spent in autovacuums of the table (pg_stat_user_tables.total_autovacuum_time, PostgreSQL 18+; ms converted to s).",
+    L,
+);
+static ANALYZE_TIME: Family = Family::counter(
+    "pg_table_analyze_time_seconds_total",
+    "Time spent in manual ANALYZEs of the table (pg_stat_user_tables.total_analyze_time, PostgreSQL 18+; ms converted to s).",
+    L,
+);
+static AUTOANALYZE_TIME: Family = Family::counter(
+    "pg_table_autoanalyze_time_seconds_total",
+    "Time spent in autoanalyzes of the table (pg_stat_user_tables.total_autoanalyze_time, PostgreSQL 18+; ms converted to s).",
+    L,
+);
 static SEQ_SCANS: Family = Family::counter(
     "pg_table_seq_scans_total",
     "Sequential scans of the table (pg_stat_user_tables.seq_scan).",
@@ -157,6 +199,10 @@ static FAMILIES: &[&Family] = &[
     &AUTOVACUUMS,
     &ANALYZES,
     &AUTOANALYZES,
+    &VACUUM_TIME,
+    &AUTOVACUUM_TIME,
+    &ANALYZE_TIME,
+    &AUTOANALYZE_TIME,
     &SEQ_SCANS,
     &IDX_SCANS,
     &FROZEN_AGE,
@@ -183,8 +229,9 @@ impl Collector for Tables {
     fn families(&self) -> &'static [&'static Family] {
         FAMILIES
     }
-    fn source(&self, _ctx: &Ctx) -> Source {
-        Source::Sql(vec![Query::new("tables", SQL), selection::query()])
+    fn source(&self, ctx: &Ctx) -> Source {
+        let sql = if ctx.server.major() >= 18 { SQL_18 } else { SQL_14 };
+        Source::Sql(vec![Query::new("tables", sql), selection::query()])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let kept = selection::kept(ctx, input)?;
@@ -212,6 +259,10 @@ impl Collector for Tables {
             out.counter_opt(&SEQ_SCANS, l, num(row, 14)?);
             out.counter_opt(&IDX_SCANS, l, num(row, 15)?);
             out.gauge_opt(&FROZEN_AGE, l, num(row, 16)?);
+            out.counter_opt(&VACUUM_TIME, l, num(row, 17)?);
+            out.counter_opt(&AUTOVACUUM_TIME, l, num(row, 18)?);
+            out.counter_opt(&ANALYZE_TIME, l, num(row, 19)?);
+            out.counter_opt(&AUTOANALYZE_TIME, l, num(row, 20)?);
             out.gauge(&VACUUM_TRIGGER, l, av.vacuum_trigger);
             out.gauge_opt(&INSERT_TRIGGER, l, av.insert_trigger);
             out.gauge(&ANALYZE_TRIGGER, l, av.analyze_trigger);

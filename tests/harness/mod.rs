@@ -74,6 +74,25 @@ pub fn start_cluster(bindir: Option<&str>, conf: &[&str]) -> Cluster {
     }
 }
 
+/// A streaming standby of `primary` (Debian's PostgreSQL 15) made with
+/// `pg_basebackup -R`, creating the physical slot `slot`; stopped on drop.
+pub fn start_standby(primary: &Cluster, slot: &str) -> Cluster {
+    let out = Command::new(repo().join("scripts/pgcluster.sh"))
+        .args(["standby", &primary.port.to_string(), slot])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/pgcluster.sh");
+    assert!(out.status.success(), "standby did not start");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let mut parts = line.split_whitespace();
+    Cluster {
+        dir: parts.next().unwrap().to_string(),
+        port: parts.next().unwrap().parse().unwrap(),
+        bindir: None,
+        owned: true,
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.owned {
