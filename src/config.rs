@@ -5,6 +5,8 @@
 //! (passwords redacted) and what is accepted. See `docs/configuration.md`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use crate::collectors;
 use crate::dsn::{self, Dsn};
 use crate::error::ConfigError;
+use crate::web_config::WebConfig;
 
 /// Variables as text, exactly as envy finds them (prefix `PGMAINT_` removed).
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +45,7 @@ struct Raw {
     bloat_exact: Option<String>,
     statements_limit: Option<String>,
     statements_query_text: Option<String>,
+    web_config_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +85,10 @@ pub struct Config {
     pub bloat_exact: bool,
     pub statements_limit: usize,
     pub statements_query_text: bool,
+    /// `PGMAINT_WEB_CONFIG_FILE`, when set.
+    pub web_config_file: Option<PathBuf>,
+    /// Its checked content: TLS and basic auth for the HTTP endpoint.
+    pub web_config: Option<Arc<WebConfig>>,
 }
 
 impl Config {
@@ -166,6 +174,19 @@ impl Config {
             });
         }
 
+        let web_config_file = raw
+            .web_config_file
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let web_config = match &web_config_file {
+            None => None,
+            Some(path) => Some(Arc::new(WebConfig::load(path).map_err(|e| ConfigError::Bad {
+                var: "PGMAINT_WEB_CONFIG_FILE",
+                reason: e.to_string(),
+            })?)),
+        };
+
         Ok(Config {
             dsn,
             listen_address,
@@ -214,6 +235,8 @@ impl Config {
                 &raw.statements_query_text,
                 false,
             )?,
+            web_config_file,
+            web_config,
         })
     }
 

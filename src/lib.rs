@@ -9,6 +9,7 @@
 //! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
 //! - `server.rs` — the axum router (`/metrics`, `/`, `/healthz`).
+//! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
 //! - `error.rs` — thiserror enums.
 
 pub mod collectors;
@@ -20,3 +21,4 @@ pub mod pool;
 pub mod scrape;
 pub mod server;
 pub mod tls;
+pub mod web_config;

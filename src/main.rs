@@ -34,6 +34,8 @@ Configuration is read from environment variables (see docs/configuration.md):
   PGMAINT_MIN_SCRAPE_INTERVAL reuse a result younger than this    [1s]
   PGMAINT_LOG_FORMAT          text or json                        [text]
   PGMAINT_LOG_LEVEL           error, warn, info, debug or trace   [info]
+  PGMAINT_WEB_CONFIG_FILE     TLS and basic auth for the endpoint, exporter-toolkit
+                              web-config.yml format (see docs/security.md)  [none]
 
 Endpoints: /metrics, / (landing page), /healthz
 ";
@@ -94,6 +96,8 @@ async fn serve(config: Config) -> Result<(), String> {
         address = %listener.local_addr().map_err(|e| e.to_string())?,
         database = %config.dsn,
         collectors = %config.collectors.join(","),
+        tls = config.web_config.as_ref().is_some_and(|w| w.tls.is_some()),
+        basic_auth = config.web_config.as_ref().is_some_and(|w| !w.users.is_empty()),
         "pgmaint-exporter {} listening",
         env!("CARGO_PKG_VERSION")
     );

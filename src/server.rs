@@ -20,6 +20,7 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
 use crate::scrape::{Exposition, Scraper};
+use crate::web_config;
 
 /// Time kept back from Prometheus' own scrape timeout for encoding and transfer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -139,14 +140,20 @@ struct Latest {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let web = state.scraper.config().web_config.clone();
+    let app = Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         // gzip when the client asks for it, at the fastest level: at 30 MB of
         // text level 6 costs ~10x the time for a ~6 % smaller body.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .with_state(state)
+        .with_state(state);
+    // Basic auth (PGMAINT_WEB_CONFIG_FILE) guards every path, /healthz included.
+    match web {
+        Some(web) => web_config::protect(app, &web),
+        None => app,
+    }
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
@@ -155,6 +162,11 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let web = state.scraper.config().web_config.clone();
+    if let Some(tls) = web.as_ref().and_then(|w| w.tls.clone()) {
+        let http2 = web.as_ref().is_some_and(|w| w.http2);
+        return web_config::serve_tls(listener, router(state), tls, http2, shutdown).await;
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,0 +1,733 @@
+//! `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
+//!
+//! The file has the format of the Prometheus exporter-toolkit's
+//! `web-config.yml`, which Prometheus users already know from node_exporter
+//! and postgres_exporter: `tls_server_config` (certificate, key, minimum TLS
+//! version, client certificates), `http_server_config` (`http2`, extra
+//! response `headers`) and `basic_auth_users` (user → bcrypt hash). It is
+//! read and checked once at start: a bad file stops the exporter with exit
+//! code 2 and one line naming the file, the key and what is accepted.
+//!
+//! TLS runs on rustls (TLS 1.2 and 1.3 only). Basic auth protects every path,
+//! `/healthz` included, as exporter-toolkit does. See `docs/security.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// A TLS handshake not finished by then is dropped, so idle sockets cannot pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Verified credentials remembered (digests only); more distinct ones start the cache afresh.
+const CACHE_ENTRIES: usize = 64;
+/// Response headers exporter-toolkit lets `http_server_config.headers` set.
+const ALLOWED_HEADERS: &[&str] = &[
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
+/// Why the web config file was refused. The path is in every message.
+#[derive(Debug, Error)]
+pub enum WebConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// YAML syntax, an unknown key (serde names it) or a wrong type.
+    #[error("{path}: {reason}")]
+    Syntax { path: String, reason: String },
+    #[error("{path}: {key}: {value:?} is not {expected}")]
+    Invalid {
+        path: String,
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error("{path}: {key}: {reason}")]
+    Bad {
+        path: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The file as written. Unknown keys are refused, so a typo never silently
+/// leaves the endpoint open.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    tls_server_config: Option<RawTls>,
+    http_server_config: Option<RawHttp>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<String>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    // exporter-toolkit keys rustls cannot honour: named here so the error
+    // says "not supported" instead of "unknown field".
+    cipher_suites: Option<serde_norway::Value>,
+    curve_preferences: Option<serde_norway::Value>,
+    prefer_server_cipher_suites: Option<serde_norway::Value>,
+    client_allowed_sans: Option<serde_norway::Value>,
+    cert: Option<serde_norway::Value>,
+    key: Option<serde_norway::Value>,
+    client_ca: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// Who may present which client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    NoClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+/// The checked web config: ready-to-use TLS settings and users.
+#[derive(Clone)]
+pub struct WebConfig {
+    pub path: PathBuf,
+    /// `Some` when `tls_server_config` is set: plain HTTP is then refused.
+    pub tls: Option<Arc<ServerConfig>>,
+    pub min_version: &'static str,
+    pub client_auth: ClientAuth,
+    pub http2: bool,
+    /// User → bcrypt hash. Empty: no authentication.
+    pub users: BTreeMap<String, String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Hashes stay out of logs and errors.
+impl fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("path", &self.path)
+            .field("tls", &self.tls.is_some())
+            .field("min_version", &self.min_version)
+            .field("client_auth", &self.client_auth)
+            .field("http2", &self.http2)
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    // Explicit, so another crate enabling a second rustls backend cannot make
+    // the process-wide default ambiguous.
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_version(
+    path: &str,
+    key: &str,
+    v: Option<&str>,
+    default: &'static str,
+) -> Result<&'static str, WebConfigError> {
+    match v.unwrap_or(default) {
+        "TLS12" => Ok("TLS12"),
+        "TLS13" => Ok("TLS13"),
+        other => Err(WebConfigError::Invalid {
+            path: path.into(),
+            key: format!("tls_server_config.{key}"),
+            value: other.into(),
+            expected: "one of TLS12, TLS13 (TLS10 and TLS11 are not supported)".into(),
+        }),
+    }
+}
+
+impl WebConfig {
+    /// Reads and checks the file: YAML keys, certificate, key, CA, hashes.
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| WebConfigError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks `text` as the content of `path` (relative file names in it are
+    /// taken relative to the file's directory, as exporter-toolkit does).
+    pub fn parse(path: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
+        let p = path.display().to_string();
+        let raw: RawFile = if text.trim().is_empty() {
+            RawFile::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| WebConfigError::Syntax {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let bad = |key: &str, reason: String| WebConfigError::Bad {
+            path: p.clone(),
+            key: key.into(),
+            reason,
+        };
+
+        let mut users = BTreeMap::new();
+        for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
+            if user.contains(':') {
+                return Err(bad(
+                    &format!("basic_auth_users.{user}"),
+                    "a user name cannot contain ':' (basic auth splits on it)".into(),
+                ));
+            }
+            // The hash is not shown: it is as good as a password to an offline attacker.
+            if hash.parse::<bcrypt::HashParts>().is_err() {
+                return Err(bad(
+                    &format!("basic_auth_users.{user}"),
+                    "is not a bcrypt hash ($2a$, $2b$ or $2y$, cost, 53 characters); \
+                     make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"
+                        .into(),
+                ));
+            }
+            users.insert(user, hash);
+        }
+
+        let http = raw.http_server_config.unwrap_or_default();
+        let mut headers = Vec::new();
+        for (name, value) in http.headers.unwrap_or_default() {
+            let key = format!("http_server_config.headers.{name}");
+            let Some(allowed) = ALLOWED_HEADERS.iter().find(|a| a.eq_ignore_ascii_case(&name)) else {
+                return Err(WebConfigError::Invalid {
+                    path: p.clone(),
+                    key,
+                    value: name,
+                    expected: format!("a header that may be set here: {}", ALLOWED_HEADERS.join(", ")),
+                });
+            };
+            let v =
+                HeaderValue::from_str(&value).map_err(|_| bad(&key, "is not a valid header value".into()))?;
+            headers.push((
+                HeaderName::from_bytes(allowed.as_bytes()).expect("valid header name"),
+                v,
+            ));
+        }
+
+        let mut config = WebConfig {
+            path: path.to_path_buf(),
+            tls: None,
+            min_version: "TLS12",
+            client_auth: ClientAuth::NoClientCert,
+            http2: http.http2.unwrap_or(true),
+            users,
+            headers,
+        };
+        let Some(t) = raw.tls_server_config else {
+            return Ok(config);
+        };
+        for (key, set) in [
+            ("cipher_suites", t.cipher_suites.is_some()),
+            ("curve_preferences", t.curve_preferences.is_some()),
+            (
+                "prefer_server_cipher_suites",
+                t.prefer_server_cipher_suites.is_some(),
+            ),
+            ("client_allowed_sans", t.client_allowed_sans.is_some()),
+            ("cert", t.cert.is_some()),
+            ("key", t.key.is_some()),
+            ("client_ca", t.client_ca.is_some()),
+        ] {
+            if set {
+                return Err(bad(
+                    &format!("tls_server_config.{key}"),
+                    "is not supported by pgmaint-exporter (supported: cert_file, key_file, \
+                     client_auth_type, client_ca_file, min_version, max_version)"
+                        .into(),
+                ));
+            }
+        }
+
+        let min = tls_version(&p, "min_version", t.min_version.as_deref(), "TLS12")?;
+        let max = tls_version(&p, "max_version", t.max_version.as_deref(), "TLS13")?;
+        if min == "TLS13" && max == "TLS12" {
+            return Err(bad(
+                "tls_server_config.max_version",
+                "TLS12 is below min_version TLS13".into(),
+            ));
+        }
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match (min, max) {
+            ("TLS13", _) => &[&rustls::version::TLS13],
+            (_, "TLS12") => &[&rustls::version::TLS12],
+            _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        };
+        config.min_version = min;
+
+        let client_auth = match t.client_auth_type.as_deref().unwrap_or("NoClientCert") {
+            "NoClientCert" => ClientAuth::NoClientCert,
+            "VerifyClientCertIfGiven" => ClientAuth::VerifyClientCertIfGiven,
+            "RequireAndVerifyClientCert" => ClientAuth::RequireAndVerifyClientCert,
+            other => {
+                return Err(WebConfigError::Invalid {
+                    path: p.clone(),
+                    key: "tls_server_config.client_auth_type".into(),
+                    value: other.into(),
+                    expected: "one of NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert \
+                               (RequestClientCert and RequireAnyClientCert accept unverified \
+                               certificates and are not supported)"
+                        .into(),
+                })
+            }
+        };
+        config.client_auth = client_auth;
+
+        let file = |key: &str, v: &Option<String>| -> Result<(PathBuf, Vec<u8>), WebConfigError> {
+            let name = v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+                bad(
+                    &format!("tls_server_config.{key}"),
+                    "is required when tls_server_config is set".into(),
+                )
+            })?;
+            let full = dir.join(name);
+            let bytes = std::fs::read(&full).map_err(|e| {
+                bad(
+                    &format!("tls_server_config.{key}"),
+                    format!("cannot read {}: {e}", full.display()),
+                )
+            })?;
+            Ok((full, bytes))
+        };
+
+        let (cert_path, cert_pem) = file("cert_file", &t.cert_file)?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                bad(
+                    "tls_server_config.cert_file",
+                    format!("{}: not a PEM certificate: {e}", cert_path.display()),
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(bad(
+                "tls_server_config.cert_file",
+                format!("{}: no PEM CERTIFICATE block", cert_path.display()),
+            ));
+        }
+        let (key_path, key_pem) = file("key_file", &t.key_file)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            bad(
+                "tls_server_config.key_file",
+                format!(
+                    "{}: no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
+                    key_path.display()
+                ),
+            )
+        })?;
+
+        let provider = provider();
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| bad("tls_server_config.min_version", e.to_string()))?;
+        let builder = match (client_auth, &t.client_ca_file) {
+            (ClientAuth::NoClientCert, None) => builder.with_no_client_auth(),
+            (ClientAuth::NoClientCert, Some(_)) => {
+                return Err(bad(
+                    "tls_server_config.client_ca_file",
+                    "is set but client_auth_type is NoClientCert (the default); \
+                     set client_auth_type: RequireAndVerifyClientCert"
+                        .into(),
+                ))
+            }
+            (_, None) => {
+                return Err(bad(
+                    "tls_server_config.client_ca_file",
+                    "is required to verify client certificates (client_auth_type)".into(),
+                ))
+            }
+            (auth, ca) => {
+                let (ca_path, ca_pem) = file("client_ca_file", ca)?;
+                let mut roots = RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(&ca_pem) {
+                    let c = c.map_err(|e| {
+                        bad(
+                            "tls_server_config.client_ca_file",
+                            format!("{}: not a PEM certificate: {e}", ca_path.display()),
+                        )
+                    })?;
+                    roots.add(c).map_err(|e| {
+                        bad(
+                            "tls_server_config.client_ca_file",
+                            format!("{}: unusable CA certificate: {e}", ca_path.display()),
+                        )
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(bad(
+                        "tls_server_config.client_ca_file",
+                        format!("{}: no PEM CERTIFICATE block", ca_path.display()),
+                    ));
+                }
+                let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                if auth == ClientAuth::VerifyClientCertIfGiven {
+                    v = v.allow_unauthenticated();
+                }
+                let v = v
+                    .build()
+                    .map_err(|e| bad("tls_server_config.client_ca_file", e.to_string()))?;
+                builder.with_client_cert_verifier(v)
+            }
+        };
+        let mut server = builder.with_single_cert(certs, key).map_err(|e| {
+            bad(
+                "tls_server_config.key_file",
+                format!("{} does not fit {}: {e}", key_path.display(), cert_path.display()),
+            )
+        })?;
+        server.alpn_protocols = if config.http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
+        config.tls = Some(Arc::new(server));
+        Ok(config)
+    }
+}
+
+/// State of the auth-and-headers middleware.
+pub struct Guard {
+    users: HashMap<String, String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Digests of recently verified user:password pairs (keyed by `salt`),
+    /// so a scrape every 15 s costs a SHA-256, not a bcrypt run.
+    verified: Mutex<Vec<[u8; 32]>>,
+    salt: [u8; 32],
+    /// One bcrypt run at a time: wrong passwords can burn one core, not all.
+    bcrypt_turn: tokio::sync::Semaphore,
+}
+
+impl Guard {
+    pub fn new(config: &WebConfig) -> Arc<Guard> {
+        let mut salt = [0u8; 32];
+        // ring's system RNG; only fails where the OS has none.
+        let _ = rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut salt);
+        Arc::new(Guard {
+            users: config.users.iter().map(|(u, h)| (u.clone(), h.clone())).collect(),
+            headers: config.headers.clone(),
+            verified: Mutex::new(Vec::new()),
+            salt,
+            bcrypt_turn: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    fn digest(&self, user: &str, password: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update((user.len() as u64).to_be_bytes());
+        h.update(user.as_bytes());
+        h.update(password);
+        h.finalize().into()
+    }
+
+    /// Whether the request carries the right user and password.
+    pub async fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some((user, password)) = basic_credentials(headers) else {
+            return false;
+        };
+        let digest = self.digest(&user, &password);
+        let cached = {
+            let verified = self.verified.lock().unwrap();
+            // Every entry is compared, in constant time, so the time taken
+            // says nothing about which entry matched.
+            verified
+                .iter()
+                .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&digest))
+        };
+        if bool::from(cached) {
+            return true;
+        }
+        // An unknown user still costs one bcrypt run (against some real hash,
+        // result ignored), so timing does not tell which users exist.
+        let (hash, known) = match self.users.get(&user) {
+            Some(h) => (h.clone(), true),
+            None => match self.users.values().next() {
+                Some(h) => (h.clone(), false),
+                None => return false,
+            },
+        };
+        let Ok(_turn) = self.bcrypt_turn.acquire().await else {
+            return false;
+        };
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
+        if ok && known {
+            let mut verified = self.verified.lock().unwrap();
+            if verified.len() >= CACHE_ENTRIES {
+                verified.clear();
+            }
+            verified.push(digest);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// `Authorization: Basic base64(user:password)` → (user, password bytes).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
+    Some((user, decoded[colon + 1..].to_vec()))
+}
+
+/// Middleware: basic auth on every path when users are configured, and the
+/// configured response headers on every response (401s included).
+pub async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let mut resp = if guard.users.is_empty() || guard.authorized(req.headers()).await {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    };
+    for (name, value) in &guard.headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
+}
+
+/// `router` behind `guard`, when the web config asks for auth or headers.
+pub fn protect(router: Router, config: &WebConfig) -> Router {
+    if config.users.is_empty() && config.headers.is_empty() {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(Guard::new(config), guard))
+}
+
+/// Serves `app` over TLS until `shutdown` resolves, then lets in-flight
+/// requests finish. A client that does not complete a TLS handshake (plain
+/// HTTP included) is disconnected without being served.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: Arc<ServerConfig>,
+    http2: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, as axum::serve does.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            if !http2 {
+                builder = builder.http1_only();
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app))
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<WebConfig, String> {
+        WebConfig::parse(Path::new("/etc/pgmaint/web.yml"), text).map_err(|e| e.to_string())
+    }
+
+    /// bcrypt of "secret" at the minimum cost, so the tests stay fast.
+    fn hash() -> String {
+        bcrypt::hash("secret", 4).unwrap()
+    }
+
+    #[test]
+    fn empty_file_means_plain_http_without_auth() {
+        let c = parse("").unwrap();
+        assert!(c.tls.is_none());
+        assert!(c.users.is_empty());
+    }
+
+    #[test]
+    fn users_and_headers() {
+        let hash = hash();
+        let c = parse(&format!(
+            "basic_auth_users:\n  prometheus: '{hash}'\nhttp_server_config:\n  headers:\n    x-frame-options: deny\n"
+        ))
+        .unwrap();
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.headers[0].0.as_str(), "x-frame-options");
+        assert!(!format!("{c:?}").contains(&hash), "Debug shows no hash");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse("tls_server_config:\n  cert_fiel: a.pem\n").unwrap_err();
+        assert!(
+            e.starts_with("/etc/pgmaint/web.yml: tls_server_config: unknown field `cert_fiel`"),
+            "{e}"
+        );
+        let e = parse("basic_auth:\n  a: b\n").unwrap_err();
+        assert!(e.contains("unknown field `basic_auth`"), "{e}");
+    }
+
+    #[test]
+    fn bad_hash_is_named_not_shown() {
+        let e = parse("basic_auth_users:\n  alice: plaintext-password\n").unwrap_err();
+        assert!(e.contains("basic_auth_users.alice: is not a bcrypt hash"), "{e}");
+        assert!(!e.contains("plaintext-password"), "{e}");
+    }
+
+    #[test]
+    fn versions_and_client_auth() {
+        let e =
+            parse("tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS11\n").unwrap_err();
+        assert_eq!(
+            e,
+            "/etc/pgmaint/web.yml: tls_server_config.min_version: \"TLS11\" is not one of TLS12, TLS13 (TLS10 and TLS11 are not supported)"
+        );
+        let e = parse(
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: RequireAnyClientCert\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("client_auth_type: \"RequireAnyClientCert\" is not one of NoClientCert"),
+            "{e}"
+        );
+        let e =
+            parse("tls_server_config:\n  cert_file: c\n  key_file: k\n  cipher_suites: [x]\n").unwrap_err();
+        assert!(
+            e.contains("tls_server_config.cipher_suites: is not supported"),
+            "{e}"
+        );
+        let e = parse("http_server_config:\n  headers:\n    Server: x\n").unwrap_err();
+        assert!(
+            e.contains("http_server_config.headers.Server: \"Server\" is not a header that may be set"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_cert_file_is_named_with_its_path() {
+        let e = parse("tls_server_config:\n  cert_file: nope.pem\n  key_file: k\n").unwrap_err();
+        assert!(
+            e.starts_with(
+                "/etc/pgmaint/web.yml: tls_server_config.cert_file: cannot read /etc/pgmaint/nope.pem:"
+            ),
+            "{e}"
+        );
+        let e = parse("tls_server_config:\n  key_file: k\n").unwrap_err();
+        assert!(e.contains("tls_server_config.cert_file: is required"), "{e}");
+    }
+
+    #[test]
+    fn credentials_are_decoded() {
+        let mut h = HeaderMap::new();
+        assert_eq!(basic_credentials(&h), None);
+        // "user:pa:ss"
+        h.insert(header::AUTHORIZATION, "Basic dXNlcjpwYTpzcw==".parse().unwrap());
+        assert_eq!(basic_credentials(&h), Some(("user".into(), b"pa:ss".to_vec())));
+        h.insert(header::AUTHORIZATION, "Bearer dXNlcjpwYTpzcw==".parse().unwrap());
+        assert_eq!(basic_credentials(&h), None);
+    }
+
+    #[tokio::test]
+    async fn guard_verifies_and_caches() {
+        let c = parse(&format!("basic_auth_users:\n  u: '{}'\n", hash())).unwrap();
+        let g = Guard::new(&c);
+        let auth = |creds: &str| {
+            let mut h = HeaderMap::new();
+            let v = base64::engine::general_purpose::STANDARD.encode(creds);
+            h.insert(header::AUTHORIZATION, format!("Basic {v}").parse().unwrap());
+            h
+        };
+        assert!(!g.authorized(&auth("u:wrong")).await);
+        assert!(!g.authorized(&auth("nobody:secret")).await);
+        assert!(g.verified.lock().unwrap().is_empty(), "failures are not cached");
+        assert!(g.authorized(&auth("u:secret")).await);
+        assert_eq!(g.verified.lock().unwrap().len(), 1);
+        assert!(g.authorized(&auth("u:secret")).await);
+        assert_eq!(
+            g.verified.lock().unwrap().len(),
+            1,
+            "second check served from the cache"
+        );
+    }
+}
