@@ -42,6 +42,12 @@ struct Raw {
     bloat_exact: Option<String>,
     statements_limit: Option<String>,
     statements_query_text: Option<String>,
+    backup_dirs: Option<String>,
+    pg_restore: Option<String>,
+    backup_verify: Option<String>,
+    backup_verify_timeout: Option<String>,
+    wal_archive_dir: Option<String>,
+    queries_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +87,23 @@ pub struct Config {
     pub bloat_exact: bool,
     pub statements_limit: usize,
     pub statements_query_text: bool,
+    /// Backup directories with their globs (`backup` collector).
+    pub backup_dirs: Vec<BackupDir>,
+    /// `PGMAINT_PG_RESTORE`: path or name of pg_restore; `None`: search.
+    pub pg_restore: Option<String>,
+    pub backup_verify: bool,
+    pub backup_verify_timeout: Duration,
+    /// `PGMAINT_WAL_ARCHIVE_DIR` (`wal_archive` collector).
+    pub wal_archive_dir: Option<String>,
+    /// Entries of `PGMAINT_QUERIES_FILE`, validated (loaded once, kept for the process).
+    pub custom_queries: Vec<&'static crate::custom_queries::CustomQuery>,
+}
+
+/// One entry of `PGMAINT_BACKUP_DIRS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupDir {
+    pub dir: String,
+    pub globs: Vec<String>,
 }
 
 impl Config {
@@ -166,10 +189,49 @@ impl Config {
             });
         }
 
+        let backup_dirs = parse_backup_dirs(raw.backup_dirs.as_deref())?;
+        let wal_archive_dir = raw
+            .wal_archive_dir
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(String::from);
+        let mut collectors = parse_collectors(raw.collectors.as_deref())?;
+        // Host collectors are on once told where to look, unless
+        // PGMAINT_COLLECTORS is a plain list (exactly these).
+        let plain_list = raw
+            .collectors
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty() && !s.trim().starts_with(['+', '-']));
+        if !plain_list {
+            for (on, name) in [
+                (!backup_dirs.is_empty(), "backup"),
+                (wal_archive_dir.is_some(), "wal_archive"),
+            ] {
+                if on && !collectors.contains(&name) {
+                    collectors.push(name);
+                }
+            }
+            let order: Vec<&str> = collectors::ALL.iter().map(|c| c.name()).collect();
+            collectors.sort_by_key(|n| order.iter().position(|o| o == n));
+        }
+        let custom_queries = match raw
+            .queries_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            None => vec![],
+            Some(path) => crate::custom_queries::load(path).map_err(|reason| ConfigError::Bad {
+                var: "PGMAINT_QUERIES_FILE",
+                reason,
+            })?,
+        };
+
         Ok(Config {
             dsn,
             listen_address,
-            collectors: parse_collectors(raw.collectors.as_deref())?,
+            collectors,
             statement_timeout,
             background_statement_timeout,
             lock_timeout,
@@ -214,6 +276,21 @@ impl Config {
                 &raw.statements_query_text,
                 false,
             )?,
+            backup_dirs,
+            pg_restore: raw
+                .pg_restore
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from),
+            backup_verify: boolean("PGMAINT_BACKUP_VERIFY", &raw.backup_verify, true)?,
+            backup_verify_timeout: duration(
+                "PGMAINT_BACKUP_VERIFY_TIMEOUT",
+                &raw.backup_verify_timeout,
+                "10m",
+            )?,
+            wal_archive_dir,
+            custom_queries,
         })
     }
 
@@ -327,6 +404,57 @@ fn regexes(var: &'static str, v: &Option<String>) -> Result<Vec<Regex>, ConfigEr
             })
         })
         .collect()
+}
+
+/// `PGMAINT_BACKUP_DIRS`: entries separated by `;`, each a directory
+/// optionally followed by `:` and comma-separated globs
+/// (`/var/backups/pg:backup_*,*.dump;/mnt/nas/pg`).
+fn parse_backup_dirs(v: Option<&str>) -> Result<Vec<BackupDir>, ConfigError> {
+    let Some(s) = v else { return Ok(vec![]) };
+    let mut out: Vec<BackupDir> = Vec::new();
+    for entry in s.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (dir, globs) = match entry.split_once(':') {
+            Some((d, g)) => (
+                d.trim(),
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>(),
+            ),
+            None => (entry, vec![]),
+        };
+        let bad = |expected: &str| ConfigError::Invalid {
+            var: "PGMAINT_BACKUP_DIRS",
+            value: entry.into(),
+            expected: expected.into(),
+        };
+        if !dir.starts_with('/') {
+            return Err(bad(
+                "an absolute directory, optionally followed by :glob,glob (entries separated by ;)",
+            ));
+        }
+        if globs.iter().any(|g| g.contains('/')) {
+            return Err(bad(
+                "a directory followed by file-name globs without '/' (e.g. /backups:backup_*,*.dump)",
+            ));
+        }
+        if out.iter().any(|d| d.dir == dir) {
+            return Err(bad("a directory listed once"));
+        }
+        out.push(BackupDir {
+            dir: dir.to_string(),
+            globs: if globs.is_empty() {
+                collectors::backup::DEFAULT_GLOBS
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect()
+            } else {
+                globs
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// `PGMAINT_COLLECTORS`: either a plain list (exactly these), or `+name`/`-name`

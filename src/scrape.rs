@@ -160,6 +160,8 @@ pub struct Scraper {
     refreshing: Mutex<HashSet<(&'static str, String)>>,
     privilege_warned: AtomicBool,
     was_up: AtomicBool,
+    /// Backup verifications and tools found on the host (`host.rs`).
+    host: Arc<crate::host::HostState>,
 }
 
 impl Scraper {
@@ -172,6 +174,7 @@ impl Scraper {
             refreshing: Mutex::new(HashSet::new()),
             privilege_warned: AtomicBool::new(false),
             was_up: AtomicBool::new(true),
+            host: Default::default(),
         }
     }
 
@@ -188,6 +191,13 @@ impl Scraper {
             .iter()
             .copied()
             .filter(move |c| c.scope() == scope && self.config.collector_enabled(c.name()))
+            .chain(
+                self.config
+                    .custom_queries
+                    .iter()
+                    .map(|q| *q as &'static dyn Collector)
+                    .filter(move |c| c.scope() == scope),
+            )
     }
 
     /// Runs one scrape that ends by `timeout` whatever the database does.
@@ -377,6 +387,7 @@ impl Scraper {
         let mut runs = Vec::new();
         let mut todo = Vec::new();
         let mut first_runs = Vec::new();
+        let mut host = Vec::new();
         for c in set {
             let ttl = c.cache_ttl(&self.config);
             let cached = if ttl.is_zero() {
@@ -389,6 +400,7 @@ impl Scraper {
             };
             match (cached, collectors::plan(c, &ctx)) {
                 (_, Source::NotApplicable) => {}
+                (_, Source::Host(requests)) => host.push((c, requests)),
                 (Some((fresh, success, sink)), _) => {
                     if !fresh {
                         self.refresh_in_background(c, datname.clone(), server.clone());
@@ -403,6 +415,9 @@ impl Scraper {
                 }
                 (None, Source::Sql(queries)) => todo.push((c, queries)),
             }
+        }
+        for (c, requests) in host {
+            runs.push(self.execute_host(c, &ctx, requests, deadline).await);
         }
         if todo.is_empty() {
             drop(lease);
@@ -515,7 +530,10 @@ impl Scraper {
                         (q.name, r)
                     })
                     .collect();
-                Fetched { results }
+                Fetched {
+                    results,
+                    ..Default::default()
+                }
             };
             let outcome = match tokio::time::timeout_at(deadline.into(), fetched).await {
                 Err(_) => Err(CollectError::Deadline),
@@ -559,6 +577,36 @@ impl Scraper {
         runs
     }
 
+    /// Runs a host collector (files, programs) within the deadline.
+    async fn execute_host(
+        &self,
+        c: &'static dyn Collector,
+        ctx: &Ctx<'_>,
+        requests: Vec<crate::host::HostRequest>,
+        deadline: Instant,
+    ) -> Run {
+        let started = Instant::now();
+        let work = crate::host::execute(&self.host, &self.config, requests);
+        let outcome = match tokio::time::timeout_at(deadline.into(), work).await {
+            Err(_) => Err(CollectError::Deadline),
+            Ok(host) => {
+                let fetched = Fetched {
+                    host,
+                    ..Default::default()
+                };
+                let mut sink = Sink::default();
+                c.map(ctx, &fetched, &mut sink).map(|_| sink)
+            }
+        };
+        match outcome {
+            Ok(sink) => Run::new(c, ctx.datname, true, started.elapsed(), Arc::new(sink)),
+            Err(e) => {
+                warn!(collector = c.name(), error = %e, "collector failed");
+                Run::new(c, ctx.datname, false, started.elapsed(), Default::default())
+            }
+        }
+    }
+
     /// Refreshes one cached collector for one database off the scrape path.
     /// At most one refresh per (collector, database) runs at a time; it uses
     /// the same connection cap as scrapes.
@@ -579,8 +627,10 @@ impl Scraper {
         let this = self.clone();
         tokio::spawn(async move {
             // Bounded: the background statement_timeout plus time to get a connection.
-            let deadline =
-                Instant::now() + this.config.background_statement_timeout + this.config.scrape_timeout;
+            let timeout = c
+                .statement_timeout(&this.config)
+                .unwrap_or(this.config.background_statement_timeout);
+            let deadline = Instant::now() + timeout + this.config.scrape_timeout;
             let ctx = Ctx {
                 datname: &datname,
                 server: &server,
@@ -592,10 +642,7 @@ impl Scraper {
                         // Slow by nature and off the scrape path: a longer,
                         // still bounded, statement_timeout for this run only.
                         let limits = |t: Duration| format!("SET statement_timeout = {}", t.as_millis());
-                        let widened = lease
-                            .conn
-                            .batch_execute(&limits(this.config.background_statement_timeout))
-                            .await;
+                        let widened = lease.conn.batch_execute(&limits(timeout)).await;
                         let runs = this.execute(&lease, &ctx, vec![(c, queries)], deadline).await;
                         let restored = lease
                             .conn
@@ -702,7 +749,8 @@ pub fn render(snap: &Snapshot, config: &Config, open_connections: usize, out: &m
     for f in SELF_FAMILIES {
         encode_family(out, f, std::iter::once(own.get(f.name)));
     }
-    for c in collectors::ALL {
+    let custom = config.custom_queries.iter().map(|q| *q as &dyn Collector);
+    for c in collectors::ALL.iter().copied().chain(custom) {
         for f in c.families() {
             encode_family(
                 out,
