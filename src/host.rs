@@ -114,6 +114,8 @@ type VerifyKey = (PathBuf, u64, SystemTime);
 pub struct HostState {
     verified: Mutex<HashMap<VerifyKey, Verification>>,
     running: Mutex<HashSet<VerifyKey>>,
+    /// Directories unreadable in the last scrape (logged once per change).
+    unreadable: Mutex<HashSet<PathBuf>>,
     tools: OnceLock<Tools>,
 }
 
@@ -131,9 +133,15 @@ pub async fn execute(state: &Arc<HostState>, config: &Config, requests: Vec<Host
     for r in requests {
         out.push(match r {
             HostRequest::BackupDir { dir, globs } => {
-                HostResult::BackupDir(backup_dir(state, config, Path::new(&dir), &globs).await)
+                let r = backup_dir(state, config, Path::new(&dir), &globs).await;
+                state.log_readability(&dir, r.as_ref().err());
+                HostResult::BackupDir(r)
             }
-            HostRequest::WalArchive { dir } => HostResult::WalArchive(wal_archive(Path::new(&dir)).await),
+            HostRequest::WalArchive { dir } => {
+                let r = wal_archive(Path::new(&dir)).await;
+                state.log_readability(&dir, r.as_ref().err());
+                HostResult::WalArchive(r)
+            }
         });
     }
     out
@@ -264,6 +272,16 @@ async fn dir_size(dir: &Path) -> u64 {
 }
 
 impl HostState {
+    /// Warns when a directory becomes unreadable, and says when it is back.
+    fn log_readability(&self, dir: &str, error: Option<&String>) {
+        let mut unreadable = self.unreadable.lock().unwrap();
+        match error {
+            Some(e) if unreadable.insert(PathBuf::from(dir)) => warn!(dir, "{e}"),
+            None if unreadable.remove(Path::new(dir)) => info!(dir, "directory is readable again"),
+            _ => {}
+        }
+    }
+
     /// The cached verification of this exact file, or `None` after starting
     /// one in the background (unless one is running already).
     fn verification(self: &Arc<Self>, config: &Config, key: VerifyKey, is_dir: bool) -> Option<Verification> {
@@ -467,10 +485,12 @@ async fn verify(tools: &Tools, path: &Path, is_dir: bool, timeout: Duration) -> 
                     .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
                     .count() as u64,
             );
-            v.dbname = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(";     Dbname: "))
-                .map(|s| s.trim().to_string());
+            v.dbname = stdout.lines().find_map(|l| {
+                let (key, value) = l.trim_start_matches(';').split_once(':')?;
+                key.trim()
+                    .eq_ignore_ascii_case("dbname")
+                    .then(|| value.trim().to_string())
+            });
         }
         Err(RunError::Failed(stderr)) => {
             v.outcome = newer(&stderr).unwrap_or(Outcome::Failed(format!("pg_restore --list: {stderr}")));
@@ -485,7 +505,7 @@ async fn verify(tools: &Tools, path: &Path, is_dir: bool, timeout: Duration) -> 
     v.outcome = match run(tools, pg_restore, &["-f", "/dev/null"], path, timeout).await {
         Ok(_) => Outcome::Verified,
         Err(RunError::Failed(stderr)) => {
-            newer(&stderr).unwrap_or(Outcome::Failed(format!("pg_restore: {stderr}")))
+            newer(&stderr).unwrap_or(Outcome::Failed(format!("pg_restore -f /dev/null: {stderr}")))
         }
         Err(RunError::Other(why)) => Outcome::Unverifiable(why),
     };
@@ -542,7 +562,8 @@ async fn run(
         let stderr = String::from_utf8_lossy(&out.stderr);
         let msg = stderr
             .lines()
-            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.trim_start_matches("pg_restore: ").trim())
+            .filter(|l| !l.is_empty())
             .take(3)
             .collect::<Vec<_>>()
             .join("; ");

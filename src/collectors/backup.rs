@@ -126,8 +126,8 @@ impl Collector for Backup {
             };
             let listing = match result {
                 Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(collector = "backup", dir, "{e}");
+                // host.rs logs the reason when the directory becomes unreadable.
+                Err(_) => {
                     out.gauge(&READABLE, &[dir], 0.0);
                     continue;
                 }

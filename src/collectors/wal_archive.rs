@@ -137,8 +137,8 @@ impl Collector for WalArchive {
             };
             let listing = match result {
                 Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(collector = "wal_archive", "{e}");
+                // host.rs logs the reason when the directory becomes unreadable.
+                Err(_) => {
                     out.gauge(&READABLE, &[], 0.0);
                     continue;
                 }
