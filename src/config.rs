@@ -578,6 +578,42 @@ mod tests {
     }
 
     #[test]
+    fn backup_dirs_switch_their_collectors_on() {
+        let c = Config::from_vars(vars(&[(
+            "PGMAINT_BACKUP_DIRS",
+            "/var/backups/pg:backup_*, *.dump ; /mnt/nas",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.backup_dirs,
+            [
+                BackupDir {
+                    dir: "/var/backups/pg".into(),
+                    globs: vec!["backup_*".into(), "*.dump".into()],
+                },
+                BackupDir {
+                    dir: "/mnt/nas".into(),
+                    globs: vec!["backup_*".into(), "*.dump".into(), "*.sql".into(), "*.tar".into()],
+                },
+            ]
+        );
+        assert!(c.collector_enabled("backup") && !c.collector_enabled("wal_archive"));
+        assert!(c.backup_verify);
+        let c = Config::from_vars(vars(&[
+            ("PGMAINT_WAL_ARCHIVE_DIR", "/archive"),
+            ("PGMAINT_COLLECTORS", "activity"),
+        ]))
+        .unwrap();
+        assert_eq!(c.collectors, ["activity"], "a plain list is exactly these");
+        let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_DIRS", "backups")])).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("PGMAINT_BACKUP_DIRS: \"backups\" is not an absolute directory"));
+        let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_VERIFY", "maybe")])).unwrap_err();
+        assert!(e.to_string().starts_with("PGMAINT_BACKUP_VERIFY:"));
+    }
+
+    #[test]
     fn collector_lists() {
         let c = Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "locks,activity")])).unwrap();
         assert_eq!(c.collectors, vec!["activity", "locks"]);
