@@ -46,6 +46,7 @@ struct Raw {
     pg_restore: Option<String>,
     backup_verify: Option<String>,
     backup_verify_timeout: Option<String>,
+    backup_min_age: Option<String>,
     wal_archive_dir: Option<String>,
     queries_file: Option<String>,
 }
@@ -93,6 +94,8 @@ pub struct Config {
     pub pg_restore: Option<String>,
     pub backup_verify: bool,
     pub backup_verify_timeout: Duration,
+    /// Backups modified more recently are still being written: ignored.
+    pub backup_min_age: Duration,
     /// `PGMAINT_WAL_ARCHIVE_DIR` (`wal_archive` collector).
     pub wal_archive_dir: Option<String>,
     /// Entries of `PGMAINT_QUERIES_FILE`, validated (loaded once, kept for the process).
@@ -289,6 +292,7 @@ impl Config {
                 &raw.backup_verify_timeout,
                 "10m",
             )?,
+            backup_min_age: duration("PGMAINT_BACKUP_MIN_AGE", &raw.backup_min_age, "60s")?,
             wal_archive_dir,
             custom_queries,
         })

@@ -232,6 +232,11 @@ async fn backup_dir(
             continue;
         };
         let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+        // Still being written (pg_dump runs for minutes): not a backup yet,
+        // neither for the counts and sizes nor for verification.
+        if SystemTime::now().duration_since(mtime).unwrap_or_default() < config.backup_min_age {
+            continue;
+        }
         let (size, is_dir) = if meta.is_file() {
             (meta.len(), false)
         } else if meta.is_dir() && tokio::fs::metadata(path.join("toc.dat")).await.is_ok() {

@@ -37,6 +37,7 @@ Configuration is read from environment variables (see docs/configuration.md):
   PGMAINT_PG_RESTORE          pg_restore for verification  [PATH, /usr/lib/postgresql/*/bin]
   PGMAINT_BACKUP_VERIFY       verify the newest backup (on/off)   [on]
   PGMAINT_BACKUP_VERIFY_TIMEOUT  limit of one verification        [10m]
+  PGMAINT_BACKUP_MIN_AGE      newer files are still being written [60s]
   PGMAINT_WAL_ARCHIVE_DIR     WAL archive to check for PITR       [off]
   PGMAINT_QUERIES_FILE        YAML file of custom queries         [none]
   PGMAINT_LOG_FORMAT          text or json                        [text]

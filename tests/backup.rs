@@ -143,6 +143,8 @@ async fn dumps_are_counted_sized_and_verified() {
             &[
                 ("PGMAINT_COLLECTORS", "+backup"),
                 ("PGMAINT_BACKUP_DIRS", &dirs.join(";")),
+                // The dumps were written just now.
+                ("PGMAINT_BACKUP_MIN_AGE", "0s"),
             ],
         )
         .await;
@@ -276,6 +278,48 @@ async fn dumps_are_counted_sized_and_verified() {
     assert_eq!(exporter.logs().matches("backup verified").count(), runs);
 }
 
+#[tokio::test]
+async fn files_still_being_written_are_ignored() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(SCHEMA).await;
+    let tmp = TempDir::new("minage");
+    let dir = tmp.sub("d");
+    let done = dir.join("backup_20261124_010000");
+    pg_dump(pg.port, &db.name, "c", &done);
+    let st = Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&done)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Written just now: taken as a pg_dump still running.
+    std::fs::write(dir.join("backup_20261125_010000"), b"PGDMP").unwrap();
+    let d = dir.display().to_string();
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "backup"),
+                ("PGMAINT_BACKUP_DIRS", &d),
+                ("PGMAINT_BACKUP_MIN_AGE", "1h"),
+            ],
+        )
+        .await;
+    let m = harness::eventually(Duration::from_secs(30), || async {
+        let m = exporter.scrape().await;
+        has(&m, "pg_backup_newest_verified", &[("dir", &d)]).then_some(m)
+    })
+    .await;
+    assert_eq!(m.value("pg_backup_files", &[("dir", &d)]), Some(1.0));
+    assert_eq!(m.value("pg_backup_size_bytes", &[("dir", &d)]), Some(size(&done)));
+    assert_eq!(
+        m.value("pg_backup_newest_timestamp_seconds", &[("dir", &d)]),
+        Some(utc("20261124_010000"))
+    );
+    assert_eq!(m.value("pg_backup_newest_verified", &[("dir", &d)]), Some(1.0));
+}
+
 /// The exporter binary run as the unprivileged `pgmaint` user (root ignores
 /// file modes); stopped with SIGTERM, which runuser passes on.
 struct Unprivileged {
@@ -380,6 +424,7 @@ async fn unreadable_directory_reads_zero_and_others_are_unaffected() {
         ("PGMAINT_MIN_SCRAPE_INTERVAL", "0s"),
         ("PGMAINT_COLLECTORS", "backup,pitr"),
         ("PGMAINT_BACKUP_DIRS", &format!("{lo};{lc}")),
+        ("PGMAINT_BACKUP_MIN_AGE", "0s"),
     ])
     .await;
     let m = harness::eventually(Duration::from_secs(60), || async {

@@ -916,6 +916,7 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
         ("PGMAINT_MIN_SCRAPE_INTERVAL", "0s"),
         ("PGMAINT_LONG_QUERY_SECONDS", "1"),
         ("PGMAINT_BACKUP_DIRS", &backups.display().to_string()),
+        ("PGMAINT_BACKUP_MIN_AGE", "0s"),
         ("PGMAINT_WAL_ARCHIVE_DIR", &wal_archive.display().to_string()),
     ])
     .await;
