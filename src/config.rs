@@ -46,6 +46,13 @@ struct Raw {
     statements_limit: Option<String>,
     statements_query_text: Option<String>,
     web_config_file: Option<String>,
+    backup_dirs: Option<String>,
+    pg_restore: Option<String>,
+    backup_verify: Option<String>,
+    backup_verify_timeout: Option<String>,
+    backup_min_age: Option<String>,
+    wal_archive_dir: Option<String>,
+    queries_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +96,25 @@ pub struct Config {
     pub web_config_file: Option<PathBuf>,
     /// Its checked content: TLS and basic auth for the HTTP endpoint.
     pub web_config: Option<Arc<WebConfig>>,
+    /// Backup directories with their globs (`backup` collector).
+    pub backup_dirs: Vec<BackupDir>,
+    /// `PGMAINT_PG_RESTORE`: path or name of pg_restore; `None`: search.
+    pub pg_restore: Option<String>,
+    pub backup_verify: bool,
+    pub backup_verify_timeout: Duration,
+    /// Backups modified more recently are still being written: ignored.
+    pub backup_min_age: Duration,
+    /// `PGMAINT_WAL_ARCHIVE_DIR` (`wal_archive` collector).
+    pub wal_archive_dir: Option<String>,
+    /// Entries of `PGMAINT_QUERIES_FILE`, validated (loaded once, kept for the process).
+    pub custom_queries: Vec<&'static crate::custom_queries::CustomQuery>,
+}
+
+/// One entry of `PGMAINT_BACKUP_DIRS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupDir {
+    pub dir: String,
+    pub globs: Vec<String>,
 }
 
 impl Config {
@@ -186,11 +212,49 @@ impl Config {
                 reason: e.to_string(),
             })?)),
         };
+        let backup_dirs = parse_backup_dirs(raw.backup_dirs.as_deref())?;
+        let wal_archive_dir = raw
+            .wal_archive_dir
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(String::from);
+        let mut collectors = parse_collectors(raw.collectors.as_deref())?;
+        // Host collectors are on once told where to look, unless
+        // PGMAINT_COLLECTORS is a plain list (exactly these).
+        let plain_list = raw
+            .collectors
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty() && !s.trim().starts_with(['+', '-']));
+        if !plain_list {
+            for (on, name) in [
+                (!backup_dirs.is_empty(), "backup"),
+                (wal_archive_dir.is_some(), "wal_archive"),
+            ] {
+                if on && !collectors.contains(&name) {
+                    collectors.push(name);
+                }
+            }
+            let order: Vec<&str> = collectors::ALL.iter().map(|c| c.name()).collect();
+            collectors.sort_by_key(|n| order.iter().position(|o| o == n));
+        }
+        let custom_queries = match raw
+            .queries_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            None => vec![],
+            Some(path) => crate::custom_queries::load(path).map_err(|reason| ConfigError::Bad {
+                var: "PGMAINT_QUERIES_FILE",
+                reason,
+            })?,
+        };
 
         Ok(Config {
             dsn,
             listen_address,
-            collectors: parse_collectors(raw.collectors.as_deref())?,
+            collectors,
             statement_timeout,
             background_statement_timeout,
             lock_timeout,
@@ -237,6 +301,22 @@ impl Config {
             )?,
             web_config_file,
             web_config,
+            backup_dirs,
+            pg_restore: raw
+                .pg_restore
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from),
+            backup_verify: boolean("PGMAINT_BACKUP_VERIFY", &raw.backup_verify, true)?,
+            backup_verify_timeout: duration(
+                "PGMAINT_BACKUP_VERIFY_TIMEOUT",
+                &raw.backup_verify_timeout,
+                "10m",
+            )?,
+            backup_min_age: duration("PGMAINT_BACKUP_MIN_AGE", &raw.backup_min_age, "60s")?,
+            wal_archive_dir,
+            custom_queries,
         })
     }
 
@@ -350,6 +430,57 @@ fn regexes(var: &'static str, v: &Option<String>) -> Result<Vec<Regex>, ConfigEr
             })
         })
         .collect()
+}
+
+/// `PGMAINT_BACKUP_DIRS`: entries separated by `;`, each a directory
+/// optionally followed by `:` and comma-separated globs
+/// (`/var/backups/pg:backup_*,*.dump;/mnt/nas/pg`).
+fn parse_backup_dirs(v: Option<&str>) -> Result<Vec<BackupDir>, ConfigError> {
+    let Some(s) = v else { return Ok(vec![]) };
+    let mut out: Vec<BackupDir> = Vec::new();
+    for entry in s.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (dir, globs) = match entry.split_once(':') {
+            Some((d, g)) => (
+                d.trim(),
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>(),
+            ),
+            None => (entry, vec![]),
+        };
+        let bad = |expected: &str| ConfigError::Invalid {
+            var: "PGMAINT_BACKUP_DIRS",
+            value: entry.into(),
+            expected: expected.into(),
+        };
+        if !dir.starts_with('/') {
+            return Err(bad(
+                "an absolute directory, optionally followed by :glob,glob (entries separated by ;)",
+            ));
+        }
+        if globs.iter().any(|g| g.contains('/')) {
+            return Err(bad(
+                "a directory followed by file-name globs without '/' (e.g. /backups:backup_*,*.dump)",
+            ));
+        }
+        if out.iter().any(|d| d.dir == dir) {
+            return Err(bad("a directory listed once"));
+        }
+        out.push(BackupDir {
+            dir: dir.to_string(),
+            globs: if globs.is_empty() {
+                collectors::backup::DEFAULT_GLOBS
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect()
+            } else {
+                globs
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// `PGMAINT_COLLECTORS`: either a plain list (exactly these), or `+name`/`-name`
@@ -470,6 +601,42 @@ mod tests {
         );
         let e = Config::from_vars(vars(&[("PGMAINT_MAX_CONNECTIONS", "0")])).unwrap_err();
         assert!(e.to_string().contains("PGMAINT_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn backup_dirs_switch_their_collectors_on() {
+        let c = Config::from_vars(vars(&[(
+            "PGMAINT_BACKUP_DIRS",
+            "/var/backups/pg:backup_*, *.dump ; /mnt/nas",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.backup_dirs,
+            [
+                BackupDir {
+                    dir: "/var/backups/pg".into(),
+                    globs: vec!["backup_*".into(), "*.dump".into()],
+                },
+                BackupDir {
+                    dir: "/mnt/nas".into(),
+                    globs: vec!["backup_*".into(), "*.dump".into(), "*.sql".into(), "*.tar".into()],
+                },
+            ]
+        );
+        assert!(c.collector_enabled("backup") && !c.collector_enabled("wal_archive"));
+        assert!(c.backup_verify);
+        let c = Config::from_vars(vars(&[
+            ("PGMAINT_WAL_ARCHIVE_DIR", "/archive"),
+            ("PGMAINT_COLLECTORS", "activity"),
+        ]))
+        .unwrap();
+        assert_eq!(c.collectors, ["activity"], "a plain list is exactly these");
+        let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_DIRS", "backups")])).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("PGMAINT_BACKUP_DIRS: \"backups\" is not an absolute directory"));
+        let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_VERIFY", "maybe")])).unwrap_err();
+        assert!(e.to_string().starts_with("PGMAINT_BACKUP_VERIFY:"));
     }
 
     #[test]

@@ -8,14 +8,18 @@
 //! - `scrape.rs` — the orchestrator: deadline, discovery, fan-out, caches, self-metrics.
 //! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
+//! - `custom_queries.rs` — `PGMAINT_QUERIES_FILE` entries as collectors of their own.
+//! - `host.rs` — files and programs on the exporter's host (backups, WAL archive).
 //! - `server.rs` — the axum router (`/metrics`, `/`, `/healthz`).
 //! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
 //! - `error.rs` — thiserror enums.
 
 pub mod collectors;
 pub mod config;
+pub mod custom_queries;
 pub mod dsn;
 pub mod error;
+pub mod host;
 pub mod metrics;
 pub mod pool;
 pub mod scrape;

@@ -32,6 +32,14 @@ Configuration is read from environment variables (see docs/configuration.md):
   PGMAINT_BLOAT_CACHE_SECONDS bloat estimate cache                [300]
   PGMAINT_SIZE_CACHE_SECONDS  table/index size cache              [60]
   PGMAINT_MIN_SCRAPE_INTERVAL reuse a result younger than this    [1s]
+  PGMAINT_BACKUP_DIRS         backup directories: dir[:glob,glob];dir…  [off]
+                              default globs backup_*,*.dump,*.sql,*.tar
+  PGMAINT_PG_RESTORE          pg_restore for verification  [PATH, /usr/lib/postgresql/*/bin]
+  PGMAINT_BACKUP_VERIFY       verify the newest backup (on/off)   [on]
+  PGMAINT_BACKUP_VERIFY_TIMEOUT  limit of one verification        [10m]
+  PGMAINT_BACKUP_MIN_AGE      newer files are still being written [60s]
+  PGMAINT_WAL_ARCHIVE_DIR     WAL archive to check for PITR       [off]
+  PGMAINT_QUERIES_FILE        YAML file of custom queries         [none]
   PGMAINT_LOG_FORMAT          text or json                        [text]
   PGMAINT_LOG_LEVEL           error, warn, info, debug or trace   [info]
   PGMAINT_WEB_CONFIG_FILE     TLS and basic auth for the endpoint, exporter-toolkit

@@ -160,6 +160,8 @@ pub struct Scraper {
     refreshing: Mutex<HashSet<(&'static str, String)>>,
     privilege_warned: AtomicBool,
     was_up: AtomicBool,
+    /// Backup verifications and tools found on the host (`host.rs`).
+    host: Arc<crate::host::HostState>,
 }
 
 impl Scraper {
@@ -172,6 +174,7 @@ impl Scraper {
             refreshing: Mutex::new(HashSet::new()),
             privilege_warned: AtomicBool::new(false),
             was_up: AtomicBool::new(true),
+            host: Default::default(),
         }
     }
 
@@ -188,6 +191,13 @@ impl Scraper {
             .iter()
             .copied()
             .filter(move |c| c.scope() == scope && self.config.collector_enabled(c.name()))
+            .chain(
+                self.config
+                    .custom_queries
+                    .iter()
+                    .map(|q| *q as &'static dyn Collector)
+                    .filter(move |c| c.scope() == scope),
+            )
     }
 
     /// Runs one scrape that ends by `timeout` whatever the database does.
@@ -378,6 +388,7 @@ impl Scraper {
         let mut runs = Vec::new();
         let mut todo = Vec::new();
         let mut first_runs = Vec::new();
+        let mut host = Vec::new();
         for c in set {
             let ttl = c.cache_ttl(&self.config);
             let cached = if ttl.is_zero() {
@@ -390,6 +401,7 @@ impl Scraper {
             };
             match (cached, collectors::plan(c, &ctx)) {
                 (_, Source::NotApplicable) => {}
+                (_, Source::Host(requests)) => host.push((c, requests)),
                 (Some((fresh, success, sink)), _) => {
                     if !fresh {
                         self.refresh_in_background(c, datname.clone(), server.clone());
@@ -404,6 +416,9 @@ impl Scraper {
                 }
                 (None, Source::Sql(queries)) => todo.push((c, queries)),
             }
+        }
+        for (c, requests) in host {
+            runs.push(self.execute_host(c, &ctx, requests, deadline).await);
         }
         if todo.is_empty() {
             drop(lease);
@@ -520,7 +535,10 @@ impl Scraper {
                         (q.name, r)
                     })
                     .collect();
-                Fetched { results }
+                Fetched {
+                    results,
+                    ..Default::default()
+                }
             };
             let outcome = match tokio::time::timeout_at(deadline.into(), fetched).await {
                 Err(_) => Err(CollectError::Deadline),
@@ -564,6 +582,36 @@ impl Scraper {
         runs
     }
 
+    /// Runs a host collector (files, programs) within the deadline.
+    async fn execute_host(
+        &self,
+        c: &'static dyn Collector,
+        ctx: &Ctx<'_>,
+        requests: Vec<crate::host::HostRequest>,
+        deadline: Instant,
+    ) -> Run {
+        let started = Instant::now();
+        let work = crate::host::execute(&self.host, &self.config, requests);
+        let outcome = match tokio::time::timeout_at(deadline.into(), work).await {
+            Err(_) => Err(CollectError::Deadline),
+            Ok(host) => {
+                let fetched = Fetched {
+                    host,
+                    ..Default::default()
+                };
+                let mut sink = Sink::default();
+                c.map(ctx, &fetched, &mut sink).map(|_| sink)
+            }
+        };
+        match outcome {
+            Ok(sink) => Run::new(c, ctx.datname, true, started.elapsed(), Arc::new(sink)),
+            Err(e) => {
+                warn!(collector = c.name(), error = %e, "collector failed");
+                Run::new(c, ctx.datname, false, started.elapsed(), Default::default())
+            }
+        }
+    }
+
     /// Refreshes one cached collector for one database off the scrape path.
     /// At most one refresh per (collector, database) runs at a time; it uses
     /// the same connection cap as scrapes.
@@ -584,8 +632,10 @@ impl Scraper {
         let this = self.clone();
         tokio::spawn(async move {
             // Bounded: the background statement_timeout plus time to get a connection.
-            let deadline =
-                Instant::now() + this.config.background_statement_timeout + this.config.scrape_timeout;
+            let timeout = c
+                .statement_timeout(&this.config)
+                .unwrap_or(this.config.background_statement_timeout);
+            let deadline = Instant::now() + timeout + this.config.scrape_timeout;
             let ctx = Ctx {
                 datname: &datname,
                 server: &server,
@@ -597,10 +647,7 @@ impl Scraper {
                         // Slow by nature and off the scrape path: a longer,
                         // still bounded, statement_timeout for this run only.
                         let limits = |t: Duration| format!("SET statement_timeout = {}", t.as_millis());
-                        let widened = lease
-                            .conn
-                            .batch_execute(&limits(this.config.background_statement_timeout))
-                            .await;
+                        let widened = lease.conn.batch_execute(&limits(timeout)).await;
                         let runs = this.execute(&lease, &ctx, vec![(c, queries)], deadline).await;
                         let restored = lease
                             .conn
@@ -705,6 +752,8 @@ pub struct Exposition {
     pub snap: Snapshot,
     head: String,
     tail: String,
+    /// `ALL`, then the custom queries of `PGMAINT_QUERIES_FILE`.
+    collectors: Vec<&'static dyn Collector>,
 }
 
 /// Bytes per chunk of the streamed response (a chunk ends after the family
@@ -749,7 +798,14 @@ impl Exposition {
         for f in SELF_FAMILIES {
             encode_family(&mut head, f, std::iter::once(own.get(f.name)));
         }
-        Exposition { snap, head, tail }
+        let custom = config.custom_queries.iter().map(|q| *q as &dyn Collector);
+        let collectors = collectors::ALL.iter().copied().chain(custom).collect();
+        Exposition {
+            snap,
+            head,
+            tail,
+            collectors,
+        }
     }
 
     /// The text in chunks of about `CHUNK_BYTES`, encoded as they are taken.
@@ -768,7 +824,8 @@ impl Exposition {
 
     /// Encodes the `i`-th collector family into `out`; false past the last.
     fn encode(&self, i: usize, out: &mut String) -> bool {
-        let Some((c, f)) = collectors::ALL
+        let Some((c, f)) = self
+            .collectors
             .iter()
             .flat_map(|c| c.families().iter().map(move |f| (c, f)))
             .nth(i)

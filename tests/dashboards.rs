@@ -864,6 +864,45 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
         .abort_handle(),
     ]);
 
+    // Backups for the "Backups & recovery" row: two pg_dump archives, and a
+    // base backup whose history file lands in the WAL archive (../archive
+    // next to the data directory, see archive_command).
+    let backups = tmp.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    for f in ["backup_a.dump", "backup_b.dump"] {
+        let out = tokio::process::Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+            .args(["-F", "c", "-f"])
+            .arg(backups.join(f))
+            .arg(&url)
+            .output()
+            .await
+            .expect("pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = tokio::process::Command::new("/usr/lib/postgresql/15/bin/pg_basebackup")
+        .args(["-X", "none", "-c", "fast", "-D"])
+        .arg(tmp.join("base"))
+        .args(["-d", &format!("host=127.0.0.1 port={port} user=postgres")])
+        .output()
+        .await
+        .expect("pg_basebackup");
+    assert!(
+        out.status.success(),
+        "pg_basebackup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data_dir: String = harness::connect(&url)
+        .await
+        .query_one("SELECT current_setting('data_directory')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let wal_archive = Path::new(&data_dir).parent().unwrap().join("archive");
+
     // Every collector (pg_stat_statements is installed in the database).
     let all: Vec<&str> = pgmaint_exporter::collectors::ALL
         .iter()
@@ -876,6 +915,9 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
         ("PGMAINT_COLLECTORS", &all.join(",")),
         ("PGMAINT_MIN_SCRAPE_INTERVAL", "0s"),
         ("PGMAINT_LONG_QUERY_SECONDS", "1"),
+        ("PGMAINT_BACKUP_DIRS", &backups.display().to_string()),
+        ("PGMAINT_BACKUP_MIN_AGE", "0s"),
+        ("PGMAINT_WAL_ARCHIVE_DIR", &wal_archive.display().to_string()),
     ])
     .await;
 

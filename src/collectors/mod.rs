@@ -22,12 +22,14 @@ use crate::metrics::{Family, Sink};
 
 pub mod activity;
 pub mod archiver;
+pub mod backup;
 pub mod bloat;
 pub mod checkpointer;
 pub mod database;
 pub mod database_size;
 pub mod indexes;
 pub mod locks;
+pub mod pitr;
 pub mod replication;
 pub mod selection;
 pub mod sequences;
@@ -36,6 +38,7 @@ pub mod sizes;
 pub mod statements;
 pub mod tables;
 pub mod vacuum_progress;
+pub mod wal_archive;
 
 /// Every collector, in output order.
 pub const ALL: &[&dyn Collector] = &[
@@ -54,6 +57,9 @@ pub const ALL: &[&dyn Collector] = &[
     &bloat::Bloat,
     &sequences::Sequences,
     &statements::Statements,
+    &pitr::Pitr,
+    &backup::Backup,
+    &wal_archive::WalArchive,
 ];
 
 /// Looks a collector up by name.
@@ -167,6 +173,9 @@ pub enum Source {
     Sql(Vec<Query>),
     /// Does not apply (version, recovery state, …): skipped, not a failure.
     NotApplicable,
+    /// Read files or run programs on the exporter's host (`host.rs` executes
+    /// them); the results arrive in `Fetched::host`, in request order.
+    Host(Vec<crate::host::HostRequest>),
 }
 
 /// One query's rows (shared), or its error message.
@@ -178,6 +187,8 @@ pub type QueryResult = Result<Arc<Vec<Row>>, String>;
 #[derive(Default)]
 pub struct Fetched {
     pub results: Vec<(&'static str, QueryResult)>,
+    /// Results of a `Source::Host` collector's requests, in request order.
+    pub host: Vec<crate::host::HostResult>,
 }
 
 impl Fetched {
@@ -229,6 +240,11 @@ pub trait Collector: Send + Sync {
     /// changing data (sizes, bloat) is cached; the HELP text says so.
     fn cache_ttl(&self, _config: &Config) -> Duration {
         Duration::ZERO
+    }
+    /// statement_timeout of this collector's background refreshes (cached
+    /// collectors only); `None`: `PGMAINT_BACKGROUND_STATEMENT_TIMEOUT`.
+    fn statement_timeout(&self, _config: &Config) -> Option<Duration> {
+        None
     }
 }
 
@@ -285,7 +301,7 @@ mod tests {
                 config: &config,
             };
             ALL.iter()
-                .map(|c| matches!(plan(*c, &ctx), Source::Sql(_)))
+                .map(|c| !matches!(plan(*c, &ctx), Source::NotApplicable))
                 .collect::<Vec<bool>>()
         };
         assert!(
