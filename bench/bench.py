@@ -89,7 +89,8 @@ def floor_sql():
     qs = []
     for f in ("tables", "selection", "indexes"):
         src = open(os.path.join(ROOT, "src", "collectors", f + ".rs")).read()
-        m = re.findall(r'const SQL: &str = "(.*?)";\n', src, re.S)
+        # tables.rs has one statement per version range (SQL_14 for 14-17, SQL_18): the bench runs PostgreSQL 15.
+        m = re.findall(r'const SQL(?:_14)?: &str = "(.*?)";\n', src, re.S)
         if not m:
             raise RuntimeError(f"no `const SQL` in src/collectors/{f}.rs")
         qs += [q.replace('\\"', '"') for q in m]
