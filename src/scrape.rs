@@ -498,16 +498,27 @@ impl Scraper {
                     let key = (q.sql, format!("{:?}", q.params));
                     let params = q.params.clone();
                     let sql = q.sql;
+                    // Built-in SQL reads catalogs and statistics views, whose
+                    // row types never change under a connection: it is
+                    // prepared once per connection, which saves the server a
+                    // parse and analysis and the scrape a round trip. Custom
+                    // queries read user tables that ALTER TABLE may change
+                    // ("cached plan must not change result type"): never cached.
+                    let cache = !c.name().starts_with("custom:");
                     unique
                         .entry(key)
                         .or_insert_with(|| {
                             async move {
                                 let params: Vec<_> = params.iter().map(|p| p.as_sql()).collect();
-                                client
-                                    .query(sql, &params)
-                                    .await
-                                    .map(Arc::new)
-                                    .map_err(|e| describe(&e))
+                                let rows = if cache {
+                                    match client.prepare_cached(sql).await {
+                                        Ok(stmt) => client.query(&stmt, &params).await,
+                                        Err(e) => Err(e),
+                                    }
+                                } else {
+                                    client.query(sql, &params).await
+                                };
+                                rows.map(Arc::new).map_err(|e| describe(&e))
                             }
                             .boxed()
                             .shared()
