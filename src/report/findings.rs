@@ -143,6 +143,7 @@ fn ev(name: &str, value: f64, unit: &'static str) -> Evidence {
         "seconds" => duration(value),
         "ratio" => format!("{:.1} %", value * 100.0),
         "unix_time" => super::html::utc(value),
+        "flag" => (if value == 1.0 { "yes" } else { "no" }).to_string(),
         _ => format!("{} {unit}", count(value)),
     };
     Evidence {
@@ -491,6 +492,10 @@ fn wraparound(snap: &Snapshot, out: &mut Out) {
     }
 }
 
+/// Said of every CONCURRENTLY command.
+const CONCURRENTLY: &str = "CONCURRENTLY waits for every transaction open in the database when it starts: \
+    end the long or idle-in-transaction sessions this report lists first, or it waits for them.";
+
 fn indexes(snap: &Snapshot, out: &mut Out) {
     let invalid = by_labels(snap, "pg_index_invalid");
     let duplicate = by_labels(snap, "pg_index_duplicate");
@@ -522,7 +527,7 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
                 caution: Some(format!(
                     "Unless a CREATE INDEX CONCURRENTLY is building it right now. If the build failed on \
                      duplicate keys (UNIQUE), REINDEX fails the same way until they are removed. Or drop \
-                     it (DROP INDEX CONCURRENTLY {name};) and create it again."
+                     it (DROP INDEX CONCURRENTLY {name};) and create it again. {CONCURRENTLY}"
                 )),
                 alert: "PostgresInvalidIndex",
             },
@@ -553,7 +558,7 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
                 fix: vec![sql(format!("DROP INDEX CONCURRENTLY {name};"))],
                 caution: Some(format!(
                     "Keep {}. If this index backs a constraint (DROP INDEX refuses), drop the constraint \
-                     with ALTER TABLE … DROP CONSTRAINT instead.",
+                     with ALTER TABLE … DROP CONSTRAINT instead. {CONCURRENTLY}",
                     keep.map(|k| qualified(r.l("schemaname"), k))
                         .unwrap_or_else(|| "the other index".into())
                 )),
@@ -605,12 +610,12 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
                 evidence,
                 why: "An index no query uses still costs space and time on every write.",
                 fix: vec![sql(format!("DROP INDEX CONCURRENTLY {name};"))],
-                caution: Some(
+                caution: Some(format!(
                     "Scans are counted on this server only, since the statistics reset: an index used only \
                      on a replica, or by a monthly job, looks unused here. Check the replicas and save its \
-                     definition first: SELECT pg_get_indexdef(indexrelid) …"
-                        .into(),
-                ),
+                     definition first: SELECT pg_get_indexdef({}::regclass); {CONCURRENTLY}",
+                    literal(&name)
+                )),
                 alert: "PostgresUnusedIndex",
             },
         );
@@ -679,9 +684,9 @@ fn bloat(snap: &Snapshot, out: &mut Out) {
                 ],
                 why: "A bloated index is larger and slower to scan and to cache than it needs to be.",
                 fix: vec![sql(format!("REINDEX INDEX CONCURRENTLY {name};"))],
-                caution: Some(
-                    "REINDEX CONCURRENTLY needs disk for a second copy of the index while it runs.".into(),
-                ),
+                caution: Some(format!(
+                    "REINDEX CONCURRENTLY needs disk for a second copy of the index while it runs. {CONCURRENTLY}"
+                )),
                 alert: "PostgresIndexBloat",
             },
         );
