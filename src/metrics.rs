@@ -78,6 +78,10 @@ pub struct FamilySamples {
 #[derive(Debug, Default, Clone)]
 pub struct Sink {
     pub families: Vec<FamilySamples>,
+    /// Facts only the maintenance report (`/report`) reads and that are never
+    /// exported: which session (pid) runs long, which index a duplicate
+    /// duplicates. Written with `detail()`; the encoders read only `families`.
+    pub details: Vec<FamilySamples>,
     /// The label set pushed last, reused while the next push has the same values.
     last_labels: Option<Arc<[String]>>,
     /// Index in `families` of the family pushed last.
@@ -146,6 +150,31 @@ impl Sink {
         let new: Arc<[String]> = labels.iter().map(|l| l.to_string()).collect();
         self.last_labels = Some(Arc::clone(&new));
         new
+    }
+
+    /// A row for the report only (see `details`): never exported.
+    pub fn detail(&mut self, family: &'static Family, labels: &[&str], value: f64) {
+        assert_eq!(labels.len(), family.labels.len(), "{}: label count", family.name);
+        let sample = Sample {
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            value,
+        };
+        match self.details.iter_mut().find(|f| std::ptr::eq(f.family, family)) {
+            Some(f) => f.samples.push(sample),
+            None => self.details.push(FamilySamples {
+                family,
+                samples: vec![sample],
+            }),
+        }
+    }
+
+    /// Detail rows of one family (see `details`).
+    pub fn get_detail(&self, name: &str) -> &[Sample] {
+        self.details
+            .iter()
+            .find(|f| f.family.name == name)
+            .map(|f| f.samples.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Samples of one family (for tests and the report).

@@ -1,4 +1,5 @@
-//! HTTP: `/metrics`, `/` (landing page) and `/healthz`.
+//! HTTP: `/metrics`, `/` (landing page), `/healthz` and the maintenance
+//! report (`/report`, `/report.json`, see `report/`).
 //!
 //! `router()` is what tests drive; `run()` serves it on a listener until the
 //! shutdown future resolves. A scrape never waits past its deadline: the
@@ -145,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(landing))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/report", get(crate::report::html_page))
+        .route("/report.json", get(crate::report::json))
         // gzip when the client asks for it, at the fastest level: at 30 MB of
         // text level 6 costs ~10x the time for a ~6 % smaller body.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
@@ -236,6 +239,8 @@ table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.3r
 <p>PostgreSQL maintenance-health exporter for Prometheus.</p>\
 <h2>Endpoints</h2><ul>\
 <li><a href=\"/metrics\">/metrics</a> — Prometheus metrics</li>\
+<li><a href=\"/report\">/report</a> — maintenance report: what needs doing now, with the commands \
+(<a href=\"/report.json\">JSON</a>)</li>\
 <li><a href=\"/healthz\">/healthz</a> — liveness of the exporter itself</li></ul>\
 <h2>Collectors</h2><table><tr><th>name</th><th>enabled</th><th>scope</th><th>what</th></tr>\n{rows}</table>\
 <p>Watching database <code>{db}</code>; at most {max} connections.</p></body></html>",

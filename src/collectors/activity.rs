@@ -63,6 +63,23 @@ const PREPARED_SQL: &str = "SELECT count(*)::float8,
        extract(epoch FROM clock_timestamp() - min(prepared))::float8
   FROM pg_prepared_xacts";
 
+/// For the report only (never exported): one row per client session running
+/// a query, or idle in a transaction, for longer than $1 seconds — the 50
+/// oldest. `backend_start` (ISO 8601 whatever DateStyle says) lets the fix
+/// command target this very session, not a later one that reuses the pid.
+/// No query text.
+const LONG_SESSIONS_SQL: &str = "SELECT datname::text, pid::float8, state::text,
+       coalesce(usename::text, ''), coalesce(application_name, ''),
+       to_json(backend_start) #>> '{}',
+       extract(epoch FROM clock_timestamp()
+         - CASE WHEN state = 'active' THEN query_start ELSE state_change END)::float8
+  FROM pg_stat_activity
+ WHERE pid <> pg_backend_pid() AND datname IS NOT NULL AND backend_type = 'client backend'
+   AND ((state = 'active' AND clock_timestamp() - query_start > make_interval(secs => $1))
+     OR (state LIKE 'idle in transaction%' AND clock_timestamp() - state_change > make_interval(secs => $1)))
+ ORDER BY 7 DESC
+ LIMIT 50";
+
 /// One row: the connection limits.
 const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::float8,
        current_setting('superuser_reserved_connections')::float8
@@ -129,6 +146,21 @@ static PREPARED_AGE: Family = Family::gauge(
     &[],
 );
 
+/// Report detail (not exported, see `Sink::details`): a session from
+/// LONG_SESSIONS_SQL; the value is how long it has been in its state.
+pub static LONG_SESSION: Family = Family::gauge(
+    "pgmaint_report_long_session_seconds",
+    "Report only: a client session active or idle in transaction for longer than PGMAINT_LONG_QUERY_SECONDS.",
+    &[
+        "datname",
+        "pid",
+        "state",
+        "usename",
+        "application_name",
+        "backend_start",
+    ],
+);
+
 static FAMILIES: &[&Family] = &[
     &CONNECTIONS,
     &MAX_CONNECTIONS,
@@ -168,6 +200,9 @@ impl Collector for Activity {
             Query::new("horizon", HORIZON_SQL),
             Query::new("prepared", PREPARED_SQL),
             Query::new("limits", LIMITS_SQL),
+            Query::new("long_sessions", LONG_SESSIONS_SQL)
+                .param(Param::Float(ctx.config.long_query_seconds))
+                .optional(),
         ])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
@@ -200,6 +235,24 @@ impl Collector for Activity {
         for row in input.rows("prepared")? {
             out.gauge(&PREPARED, &[], num0(row, 0)?);
             out.gauge_opt(&PREPARED_AGE, &[], num(row, 1)?);
+        }
+        for row in input
+            .optional("long_sessions")
+            .unwrap_or(&[])
+            .iter()
+            .filter(|_| sees_all)
+        {
+            let pid = format!("{}", num0(row, 1)? as i64);
+            let l = [
+                text(row, 0)?,
+                pid,
+                text(row, 2)?,
+                text(row, 3)?,
+                text(row, 4)?,
+                text(row, 5)?,
+            ];
+            let l: Vec<&str> = l.iter().map(String::as_str).collect();
+            out.detail(&LONG_SESSION, &l, num0(row, 6)?);
         }
         for row in input.rows("limits")? {
             out.gauge(&MAX_CONNECTIONS, &[], num0(row, 0)?);

@@ -84,6 +84,14 @@ static STATS_RESET: Family = Family::gauge(
     &["datname"],
 );
 
+/// Report detail (not exported, see `Sink::details`): for each duplicate,
+/// the index of its group that is kept.
+pub static DUPLICATE_OF: Family = Family::gauge(
+    "pgmaint_report_index_duplicate_of",
+    "Report only: 1 for each duplicate index, naming the identical index that is kept.",
+    &["datname", "schemaname", "relname", "indexrelname", "kept"],
+);
+
 static FAMILIES: &[&Family] = &[
     &SCANS,
     &TUP_READ,
@@ -113,12 +121,18 @@ struct IndexDef {
 /// backing a constraint (dropping it means dropping the constraint), then a
 /// unique one (it enforces something the plain one does not), then NULLS NOT
 /// DISTINCT (stricter), then a valid one, then the oldest (lowest oid).
+#[cfg(test)]
 fn duplicates(defs: &[IndexDef]) -> HashSet<u32> {
+    duplicates_of(defs).into_keys().collect()
+}
+
+/// Each duplicate's oid, with the oid of the index kept in its group.
+fn duplicates_of(defs: &[IndexDef]) -> FxHashMap<u32, u32> {
     let mut groups: FxHashMap<(u32, &[String; 6]), Vec<&IndexDef>> = FxHashMap::default();
     for d in defs {
         groups.entry((d.table, &d.shape)).or_default().push(d);
     }
-    let mut dups = HashSet::new();
+    let mut dups = FxHashMap::default();
     for members in groups.values_mut().filter(|m| m.len() > 1) {
         members.sort_by_key(|d| {
             (
@@ -130,7 +144,7 @@ fn duplicates(defs: &[IndexDef]) -> HashSet<u32> {
                 d.oid,
             )
         });
-        dups.extend(members[1..].iter().map(|d| d.oid));
+        dups.extend(members[1..].iter().map(|d| (d.oid, members[0].oid)));
     }
     dups
 }
@@ -193,7 +207,12 @@ impl Collector for Indexes {
                 valid: row.try_get(6)?,
             });
         }
-        let dups = duplicates(&defs);
+        let dups = duplicates_of(&defs);
+        let names: FxHashMap<u32, String> = rows
+            .iter()
+            .zip(&defs)
+            .map(|(row, def)| Ok((def.oid, text(row, 2)?)))
+            .collect::<Result<_, CollectError>>()?;
         for (row, def) in rows.iter().zip(&defs) {
             let (schema, table, index) = (text(row, 0)?, text(row, 1)?, text(row, 2)?);
             if !kept.contains(&schema, &table) {
@@ -211,7 +230,10 @@ impl Collector for Indexes {
             let enforces = def.primary || def.unique || exclusion || def.constraint;
             out.gauge(&UNUSED, l, flag(scans == 0.0 && !enforces));
             out.gauge(&INVALID, l, flag(!def.valid));
-            out.gauge(&DUPLICATE, l, flag(dups.contains(&def.oid)));
+            out.gauge(&DUPLICATE, l, flag(dups.contains_key(&def.oid)));
+            if let Some(kept) = dups.get(&def.oid).and_then(|k| names.get(k)) {
+                out.detail(&DUPLICATE_OF, &[db, &schema, &table, &index, kept], 1.0);
+            }
         }
         Ok(())
     }

@@ -1,0 +1,1069 @@
+//! Findings: the snapshot's samples turned into things to do.
+//!
+//! Each rule reads exported families (and the report-only details of
+//! `activity` and `indexes`), compares them with `thresholds.rs` and writes
+//! the command that fixes the object, identifiers quoted with `quote_ident`.
+//! Nothing here touches the database.
+
+use std::collections::HashMap;
+
+use super::thresholds as t;
+use super::{cache_ttl, unix, Command, Evidence, Finding, Object, Severity, RUNBOOK};
+use crate::config::Config;
+use crate::scrape::{quote_ident, Run, Snapshot};
+
+/// One sample with its label names and the run that produced it.
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    names: &'static [&'static str],
+    pub labels: &'a [String],
+    pub value: f64,
+    pub run: &'a Run,
+}
+
+impl<'a> Row<'a> {
+    /// The value of label `name` ("" when the family has no such label).
+    pub fn l(&self, name: &str) -> &'a str {
+        self.names
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| self.labels[i].as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Every sample (or report detail) of one family, across all runs.
+pub fn rows<'a>(snap: &'a Snapshot, family: &str) -> Vec<Row<'a>> {
+    let mut out = Vec::new();
+    for run in &snap.runs {
+        for fs in run.sink.families.iter().chain(&run.sink.details) {
+            if fs.family.name != family {
+                continue;
+            }
+            out.extend(fs.samples.iter().map(|s| Row {
+                names: fs.family.labels,
+                labels: &s.labels,
+                value: s.value,
+                run,
+            }));
+        }
+    }
+    out
+}
+
+/// A family's values keyed by their label values (all families of one object
+/// kind share the label order, so the keys join).
+fn by_labels<'a>(snap: &'a Snapshot, family: &str) -> HashMap<&'a [String], f64> {
+    rows(snap, family)
+        .into_iter()
+        .map(|r| (r.labels, r.value))
+        .collect()
+}
+
+/// The single value of a family without labels.
+fn scalar(snap: &Snapshot, family: &str) -> Option<f64> {
+    rows(snap, family).first().map(|r| r.value)
+}
+
+/// `"schema"."name"`, each part quoted only where PostgreSQL needs it.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// A SQL string literal.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A shell word in single quotes.
+fn shell_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn sql(text: String) -> Command {
+    Command { kind: "sql", text }
+}
+
+fn shell(text: String) -> Command {
+    Command { kind: "shell", text }
+}
+
+pub fn runbook(alert: &str) -> String {
+    format!("{RUNBOOK}#{}", alert.to_lowercase())
+}
+
+/// `12,345`
+pub fn count(v: f64) -> String {
+    let s = format!("{}", v.round() as i64);
+    let (sign, digits) = s.strip_prefix('-').map(|d| ("-", d)).unwrap_or(("", &s));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+/// `1.5 GiB`
+pub fn bytes(v: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut x = v;
+    let mut i = 0;
+    while x.abs() >= 1024.0 && i < units.len() - 1 {
+        x /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{} B", v as i64)
+    } else {
+        format!("{x:.1} {}", units[i])
+    }
+}
+
+/// `3 d 4 h`, `12 min 5 s`, `45 s`
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    let (d, h, m, sec) = (s / 86400, s % 86400 / 3600, s % 3600 / 60, s % 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {sec} s")
+    } else {
+        format!("{sec} s")
+    }
+}
+
+fn ev(name: &str, value: f64, unit: &'static str) -> Evidence {
+    let text = match unit {
+        "bytes" => bytes(value),
+        "seconds" => duration(value),
+        "ratio" => format!("{:.1} %", value * 100.0),
+        "unix_time" => super::html::utc(value),
+        "flag" => (if value == 1.0 { "yes" } else { "no" }).to_string(),
+        _ => format!("{} {unit}", count(value)),
+    };
+    Evidence {
+        name: name.to_string(),
+        value,
+        unit,
+        text,
+    }
+}
+
+/// Builds findings with the collection time of the run behind them.
+struct Out<'a> {
+    config: &'a Config,
+    now: f64,
+    taken: f64,
+    list: Vec<Finding>,
+}
+
+struct New {
+    kind: &'static str,
+    severity: Severity,
+    title: String,
+    object: Object,
+    evidence: Vec<Evidence>,
+    why: &'static str,
+    fix: Vec<Command>,
+    caution: Option<String>,
+    alert: &'static str,
+}
+
+impl Out<'_> {
+    fn push(&mut self, collector: &'static str, from_cache: bool, n: New) {
+        let cached = if from_cache {
+            cache_ttl(self.config, collector)
+        } else {
+            0.0
+        };
+        self.list.push(Finding {
+            kind: n.kind,
+            severity: n.severity,
+            title: n.title,
+            object: n.object,
+            evidence: n.evidence,
+            why: n.why.to_string(),
+            fix: n.fix,
+            caution: n.caution,
+            runbook: runbook(n.alert),
+            collector,
+            collected_at: self.taken,
+            data_age_seconds: (self.now - self.taken).max(0.0),
+            cached_up_to_seconds: cached,
+        });
+    }
+    fn push_row(&mut self, row: &Row, n: New) {
+        self.push(row.run.collector, row.run.duration.is_zero(), n);
+    }
+}
+
+fn table_object(r: &Row) -> Object {
+    Object {
+        datname: Some(r.l("datname").to_string()),
+        schemaname: Some(r.l("schemaname").to_string()),
+        relname: Some(r.l("relname").to_string()),
+        ..Default::default()
+    }
+}
+
+fn index_object(r: &Row) -> Object {
+    Object {
+        indexrelname: Some(r.l("indexrelname").to_string()),
+        ..table_object(r)
+    }
+}
+
+/// Every finding in the snapshot, unsorted and unfiltered.
+pub fn all(snap: &Snapshot, config: &Config, now: f64) -> Vec<Finding> {
+    let mut out = Out {
+        config,
+        now,
+        taken: unix(snap.taken_at),
+        list: Vec::new(),
+    };
+    if !snap.up {
+        out.push(
+            "",
+            false,
+            New {
+                kind: "postgres_down",
+                severity: Severity::Critical,
+                title: "PostgreSQL does not answer the exporter".into(),
+                object: Object::default(),
+                evidence: vec![],
+                why: "No other part of this report can be checked while the server is unreachable.",
+                fix: vec![shell("pg_isready -h <host> -p <port>".into())],
+                caution: Some("The exporter log says why the connection failed.".into()),
+                alert: "PostgresDown",
+            },
+        );
+        return out.list;
+    }
+    tables(snap, &mut out);
+    wraparound(snap, &mut out);
+    indexes(snap, &mut out);
+    bloat(snap, &mut out);
+    sessions(snap, &mut out);
+    connections(snap, &mut out);
+    backups(snap, &mut out);
+    archiving(snap, &mut out);
+    slots(snap, &mut out);
+    out.list
+}
+
+fn tables(snap: &Snapshot, out: &mut Out) {
+    let trigger = by_labels(snap, "pg_table_autovacuum_vacuum_trigger_tuples");
+    let enabled = by_labels(snap, "pg_table_autovacuum_enabled");
+    let inserted = by_labels(snap, "pg_table_inserted_since_vacuum_tuples");
+    let modified = by_labels(snap, "pg_table_modified_since_analyze_tuples");
+    let ts = |f: &str| by_labels(snap, f);
+    let (vac, avac, ana, aana) = (
+        ts("pg_table_last_vacuum_timestamp_seconds"),
+        ts("pg_table_last_autovacuum_timestamp_seconds"),
+        ts("pg_table_last_analyze_timestamp_seconds"),
+        ts("pg_table_last_autoanalyze_timestamp_seconds"),
+    );
+    let newest = |a: Option<&f64>, b: Option<&f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(*b)),
+        (a, b) => a.or(b).copied(),
+    };
+    for r in rows(snap, "pg_table_dead_tuples") {
+        let dead = r.value;
+        let name = qualified(r.l("schemaname"), r.l("relname"));
+        let on = enabled.get(r.labels).copied().unwrap_or(1.0) == 1.0;
+        let last_vacuum = newest(vac.get(r.labels), avac.get(r.labels));
+        let mut vacuum_due = false;
+        if let Some(&trig) = trigger.get(r.labels) {
+            if dead > trig && dead > t::VACUUM_MIN_DEAD_TUPLES {
+                vacuum_due = true;
+                let overdue = dead > t::VACUUM_OVERDUE_TRIGGER_FACTOR * trig;
+                let mut fix = vec![sql(format!("VACUUM (ANALYZE, VERBOSE) {name};"))];
+                let caution;
+                if !on {
+                    fix.push(sql(format!("ALTER TABLE {name} RESET (autovacuum_enabled);")));
+                    caution = Some(
+                        "Autovacuum is off for this table (reloption autovacuum_enabled, or autovacuum / \
+                         track_counts off server-wide). The second command turns the reloption back on; \
+                         skip it if the table is vacuumed by a job of its own."
+                            .to_string(),
+                    );
+                } else if overdue {
+                    fix.push(sql(format!(
+                        "ALTER TABLE {name} SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_limit = 1000);"
+                    )));
+                    caution = Some(
+                        "Autovacuum falls behind on this table: the second command makes it start earlier \
+                         (1 % of the rows instead of 20 %) and work faster. Check first that no long \
+                         transaction holds the xmin horizon back (a VACUUM then removes nothing)."
+                            .to_string(),
+                    );
+                } else {
+                    caution = Some(
+                        "Autovacuum should pick this table up within autovacuum_naptime; run VACUUM now \
+                         only if it does not."
+                            .to_string(),
+                    );
+                }
+                out.push_row(
+                    &r,
+                    New {
+                        kind: if on {
+                            "vacuum_overdue"
+                        } else {
+                            "vacuum_needed_autovacuum_off"
+                        },
+                        severity: if !on || overdue {
+                            Severity::Warning
+                        } else {
+                            Severity::Info
+                        },
+                        title: "Dead tuples past the autovacuum trigger point".into(),
+                        object: table_object(&r),
+                        evidence: vec![
+                            ev("dead tuples", dead, "tuples"),
+                            ev("autovacuum vacuum trigger", trig, "tuples"),
+                            ev(
+                                "autovacuum enabled for the table",
+                                if on { 1.0 } else { 0.0 },
+                                "flag",
+                            ),
+                        ],
+                        why: "Dead rows take space and slow scans until VACUUM removes them.",
+                        fix,
+                        caution,
+                        alert: if on {
+                            "PostgresTableVacuumOverdue"
+                        } else {
+                            "PostgresTableAutovacuumDisabled"
+                        },
+                    },
+                );
+            }
+        }
+        let changing = dead > 0.0 || inserted.get(r.labels).is_some_and(|v| *v > 0.0);
+        if let Some(last) = last_vacuum {
+            let age = out.now - last;
+            if !vacuum_due && changing && age > t::NOT_MAINTAINED_SECONDS {
+                out.push_row(
+                    &r,
+                    New {
+                        kind: "not_vacuumed",
+                        severity: Severity::Warning,
+                        title: "A changing table has not been vacuumed for days".into(),
+                        object: table_object(&r),
+                        evidence: vec![
+                            ev("last vacuum", last, "unix_time"),
+                            ev("since last vacuum", age, "seconds"),
+                            ev("dead tuples", dead, "tuples"),
+                        ],
+                        why: "Without VACUUM the table's free space is not reused and its visibility map goes stale.",
+                        fix: vec![sql(format!("VACUUM (ANALYZE, VERBOSE) {name};"))],
+                        caution: None,
+                        alert: "PostgresTableNotVacuumed",
+                    },
+                );
+            }
+        }
+        let last_analyze = newest(ana.get(r.labels), aana.get(r.labels));
+        let mods = modified.get(r.labels).copied().unwrap_or(0.0);
+        if let Some(last) = last_analyze {
+            let age = out.now - last;
+            if !vacuum_due && mods > 0.0 && age > t::NOT_MAINTAINED_SECONDS {
+                out.push_row(
+                    &r,
+                    New {
+                        kind: "not_analyzed",
+                        severity: Severity::Warning,
+                        title: "A changing table has not been analyzed for days".into(),
+                        object: table_object(&r),
+                        evidence: vec![
+                            ev("last analyze", last, "unix_time"),
+                            ev("since last analyze", age, "seconds"),
+                            ev("rows changed since", mods, "tuples"),
+                        ],
+                        why: "The planner chooses plans from statistics that no longer describe the table.",
+                        fix: vec![sql(format!("ANALYZE (VERBOSE) {name};"))],
+                        caution: None,
+                        alert: "PostgresTableNotAnalyzed",
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn xid_limit(freeze_max_age: f64) -> f64 {
+    (t::XID_AGE_FREEZE_FACTOR * freeze_max_age).min(t::XID_AGE_WRAPAROUND_SHARE * 2f64.powi(31))
+}
+
+fn wraparound(snap: &Snapshot, out: &mut Out) {
+    let setting = scalar(snap, "pg_settings_autovacuum_freeze_max_age").unwrap_or(200_000_000.0);
+    let limit = xid_limit(setting);
+    let tables = rows(snap, "pg_table_frozen_xid_age");
+    let mut flagged = Vec::new();
+    for r in rows(snap, "pg_database_frozen_xid_age") {
+        if r.value <= limit {
+            continue;
+        }
+        let db = r.l("datname");
+        flagged.push(db.to_string());
+        let mut oldest: Vec<&Row> = tables.iter().filter(|t| t.l("datname") == db).collect();
+        oldest.sort_by(|a, b| b.value.total_cmp(&a.value));
+        let mut fix: Vec<Command> = oldest
+            .iter()
+            .take(5)
+            .map(|t| {
+                sql(format!(
+                    "VACUUM (FREEZE, VERBOSE) {};",
+                    qualified(t.l("schemaname"), t.l("relname"))
+                ))
+            })
+            .collect();
+        if fix.is_empty() {
+            fix.push(shell(format!(
+                "vacuumdb --freeze --verbose --dbname {}",
+                shell_word(db)
+            )));
+        }
+        let critical = r.value > t::XID_AGE_CRITICAL;
+        out.push_row(
+            &r,
+            New {
+                kind: "xid_wraparound",
+                severity: if critical { Severity::Critical } else { Severity::Warning },
+                title: "Transaction ID age is far past autovacuum_freeze_max_age".into(),
+                object: Object {
+                    datname: Some(db.to_string()),
+                    ..Default::default()
+                },
+                evidence: vec![
+                    ev("datfrozenxid age", r.value, "transactions"),
+                    ev("autovacuum_freeze_max_age", setting, "transactions"),
+                    ev("share of the 2^31 limit", r.value / 2f64.powi(31), "ratio"),
+                ],
+                why: "At about 2.1 billion PostgreSQL stops assigning transaction IDs: the database takes no more writes.",
+                fix,
+                caution: Some(
+                    "The commands freeze the tables with the oldest relfrozenxid in this database first (the \
+                     exporter sees those it keeps); anti-wraparound autovacuums that keep being cancelled, \
+                     or a long transaction, are the usual cause."
+                        .into(),
+                ),
+                alert: if critical {
+                    "PostgresXidWraparoundImminent"
+                } else {
+                    "PostgresXidAgeHigh"
+                },
+            },
+        );
+    }
+    let table_max = by_labels(snap, "pg_table_autovacuum_freeze_max_age");
+    for r in tables
+        .iter()
+        .filter(|r| !flagged.iter().any(|d| d == r.l("datname")))
+    {
+        let fma = table_max.get(r.labels).copied().unwrap_or(setting);
+        if r.value <= xid_limit(fma) {
+            continue;
+        }
+        let name = qualified(r.l("schemaname"), r.l("relname"));
+        out.push_row(
+            r,
+            New {
+                kind: "table_xid_age",
+                severity: Severity::Warning,
+                title: "A table's transaction ID age is far past its freeze max age".into(),
+                object: table_object(r),
+                evidence: vec![
+                    ev("relfrozenxid age", r.value, "transactions"),
+                    ev("freeze max age", fma, "transactions"),
+                ],
+                why: "Its anti-wraparound vacuum is not finishing; the database's age cannot drop below this table's.",
+                fix: vec![sql(format!("VACUUM (FREEZE, VERBOSE) {name};"))],
+                caution: None,
+                alert: "PostgresTableXidAgeHigh",
+            },
+        );
+    }
+}
+
+/// Said of every CONCURRENTLY command.
+const CONCURRENTLY: &str = "CONCURRENTLY waits for every transaction open in the database when it starts: \
+    end the long or idle-in-transaction sessions this report lists first, or it waits for them.";
+
+fn indexes(snap: &Snapshot, out: &mut Out) {
+    let invalid = by_labels(snap, "pg_index_invalid");
+    let duplicate = by_labels(snap, "pg_index_duplicate");
+    let size = by_labels(snap, "pg_index_size_bytes");
+    let scans = by_labels(snap, "pg_index_scans_total");
+    let reset: HashMap<&str, f64> = rows(snap, "pg_index_stats_reset_timestamp_seconds")
+        .into_iter()
+        .map(|r| (r.l("datname"), r.value))
+        .collect();
+    let kept: HashMap<&[String], &str> = rows(snap, "pgmaint_report_index_duplicate_of")
+        .into_iter()
+        .map(|r| (&r.labels[..4], r.l("kept")))
+        .collect();
+    for r in rows(snap, "pg_index_invalid")
+        .into_iter()
+        .filter(|r| r.value == 1.0)
+    {
+        let name = qualified(r.l("schemaname"), r.l("indexrelname"));
+        out.push_row(
+            &r,
+            New {
+                kind: "invalid_index",
+                severity: Severity::Warning,
+                title: "Invalid index".into(),
+                object: index_object(&r),
+                evidence: vec![ev("pg_index.indisvalid", 0.0, "flag")],
+                why: "Queries never use an invalid index, but every write still maintains it.",
+                fix: vec![sql(format!("REINDEX INDEX CONCURRENTLY {name};"))],
+                caution: Some(format!(
+                    "Unless a CREATE INDEX CONCURRENTLY is building it right now. If the build failed on \
+                     duplicate keys (UNIQUE), REINDEX fails the same way until they are removed. Or drop \
+                     it (DROP INDEX CONCURRENTLY {name};) and create it again. {CONCURRENTLY}"
+                )),
+                alert: "PostgresInvalidIndex",
+            },
+        );
+    }
+    for r in rows(snap, "pg_index_duplicate")
+        .into_iter()
+        .filter(|r| r.value == 1.0)
+    {
+        let name = qualified(r.l("schemaname"), r.l("indexrelname"));
+        let keep = kept.get(r.labels).copied();
+        let mut evidence = vec![];
+        if let Some(s) = size.get(r.labels) {
+            evidence.push(ev("index size", *s, "bytes"));
+        }
+        out.push_row(
+            &r,
+            New {
+                kind: "duplicate_index",
+                severity: Severity::Warning,
+                title: match keep {
+                    Some(k) => format!("Duplicate index: identical to {k}, keep {k}"),
+                    None => "Duplicate index: identical to another index of the table".into(),
+                },
+                object: index_object(&r),
+                evidence,
+                why: "An identical index doubles the write and space cost and adds nothing for queries.",
+                fix: vec![sql(format!("DROP INDEX CONCURRENTLY {name};"))],
+                caution: Some(format!(
+                    "Keep {}. If this index backs a constraint (DROP INDEX refuses), drop the constraint \
+                     with ALTER TABLE … DROP CONSTRAINT instead. {CONCURRENTLY}",
+                    keep.map(|k| qualified(r.l("schemaname"), k))
+                        .unwrap_or_else(|| "the other index".into())
+                )),
+                alert: "PostgresDuplicateIndex",
+            },
+        );
+    }
+    for r in rows(snap, "pg_index_unused")
+        .into_iter()
+        .filter(|r| r.value == 1.0)
+    {
+        // Reported above already: invalid indexes are never scanned anyway.
+        if invalid.get(r.labels) == Some(&1.0) || duplicate.get(r.labels) == Some(&1.0) {
+            continue;
+        }
+        let name = qualified(r.l("schemaname"), r.l("indexrelname"));
+        let bytes_ = size.get(r.labels).copied();
+        let since = reset.get(r.l("datname")).copied();
+        let stats_old = since.is_none_or_old(out.now);
+        let big = bytes_.is_some_and(|b| b > t::UNUSED_INDEX_MIN_BYTES);
+        let mut evidence = vec![ev(
+            "index scans",
+            scans.get(r.labels).copied().unwrap_or(0.0),
+            "scans",
+        )];
+        if let Some(b) = bytes_ {
+            evidence.push(ev("index size", b, "bytes"));
+        }
+        evidence.push(match since {
+            Some(s) => ev("statistics reset", s, "unix_time"),
+            None => Evidence {
+                name: "statistics reset".into(),
+                value: 0.0,
+                unit: "unix_time",
+                text: "never".into(),
+            },
+        });
+        out.push_row(
+            &r,
+            New {
+                kind: "unused_index",
+                severity: if big && stats_old {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
+                title: "Index never scanned".into(),
+                object: index_object(&r),
+                evidence,
+                why: "An index no query uses still costs space and time on every write.",
+                fix: vec![sql(format!("DROP INDEX CONCURRENTLY {name};"))],
+                caution: Some(format!(
+                    "Scans are counted on this server only, since the statistics reset: an index used only \
+                     on a replica, or by a monthly job, looks unused here. Check the replicas and save its \
+                     definition first: SELECT pg_get_indexdef({}::regclass); {CONCURRENTLY}",
+                    literal(&name)
+                )),
+                alert: "PostgresUnusedIndex",
+            },
+        );
+    }
+}
+
+/// "Never reset, or reset at least the threshold ago."
+trait StatsAge {
+    fn is_none_or_old(&self, now: f64) -> bool;
+}
+
+impl StatsAge for Option<f64> {
+    fn is_none_or_old(&self, now: f64) -> bool {
+        match self {
+            None => true,
+            Some(s) => now - s >= t::UNUSED_INDEX_MIN_STATS_AGE_SECONDS,
+        }
+    }
+}
+
+fn bloat(snap: &Snapshot, out: &mut Out) {
+    let table_ratio = by_labels(snap, "pg_table_bloat_ratio");
+    for r in rows(snap, "pg_table_bloat_bytes") {
+        let ratio = table_ratio.get(r.labels).copied().unwrap_or(0.0);
+        if r.value <= t::BLOAT_MIN_BYTES || ratio <= t::BLOAT_MIN_RATIO {
+            continue;
+        }
+        let name = qualified(r.l("schemaname"), r.l("relname"));
+        out.push_row(
+            &r,
+            New {
+                kind: "table_bloat",
+                severity: Severity::Warning,
+                title: "Bloated table".into(),
+                object: table_object(&r),
+                evidence: vec![ev("estimated wasted bytes", r.value, "bytes"), ev("share wasted", ratio, "ratio")],
+                why: "Wasted space is read by every sequential scan and kept in backups; plain VACUUM does not give it back.",
+                fix: vec![sql(format!("VACUUM (FULL, ANALYZE, VERBOSE) {name};"))],
+                caution: Some(
+                    "VACUUM FULL holds an ACCESS EXCLUSIVE lock: no reads or writes on the table until it \
+                     ends, and it needs free disk for a full copy. Without downtime use pg_repack \
+                     (pg_repack --table … ) instead. Estimates: see docs/bloat.md."
+                        .into(),
+                ),
+                alert: "PostgresTableBloat",
+            },
+        );
+    }
+    let index_ratio = by_labels(snap, "pg_index_bloat_ratio");
+    for r in rows(snap, "pg_index_bloat_bytes") {
+        let ratio = index_ratio.get(r.labels).copied().unwrap_or(0.0);
+        if r.value <= t::BLOAT_MIN_BYTES || ratio <= t::BLOAT_MIN_RATIO {
+            continue;
+        }
+        let name = qualified(r.l("schemaname"), r.l("indexrelname"));
+        out.push_row(
+            &r,
+            New {
+                kind: "index_bloat",
+                severity: Severity::Warning,
+                title: "Bloated index".into(),
+                object: index_object(&r),
+                evidence: vec![
+                    ev("estimated wasted bytes", r.value, "bytes"),
+                    ev("share wasted", ratio, "ratio"),
+                ],
+                why: "A bloated index is larger and slower to scan and to cache than it needs to be.",
+                fix: vec![sql(format!("REINDEX INDEX CONCURRENTLY {name};"))],
+                caution: Some(format!(
+                    "REINDEX CONCURRENTLY needs disk for a second copy of the index while it runs. {CONCURRENTLY}"
+                )),
+                alert: "PostgresIndexBloat",
+            },
+        );
+    }
+}
+
+fn sessions(snap: &Snapshot, out: &mut Out) {
+    let long_query = out.config.long_query_seconds;
+    for r in rows(snap, "pgmaint_report_long_session_seconds") {
+        let Ok(pid) = r.l("pid").parse::<i64>() else {
+            continue;
+        };
+        let guard = format!(
+            "FROM pg_stat_activity WHERE pid = {pid} AND backend_start = {}",
+            literal(r.l("backend_start"))
+        );
+        let object = Object {
+            datname: Some(r.l("datname").to_string()),
+            pid: Some(pid),
+            ..Default::default()
+        };
+        let who = format!(
+            "user {}, application {}",
+            r.l("usename"),
+            if r.l("application_name").is_empty() {
+                "(none)"
+            } else {
+                r.l("application_name")
+            }
+        );
+        if r.l("state") == "active" {
+            out.push_row(
+                &r,
+                New {
+                    kind: "long_query",
+                    severity: Severity::Warning,
+                    title: format!("Query running for {} ({who})", duration(r.value)),
+                    object,
+                    evidence: vec![
+                        ev("running for", r.value, "seconds"),
+                        ev("PGMAINT_LONG_QUERY_SECONDS", long_query, "seconds"),
+                    ],
+                    why: "A long query holds its locks and the xmin horizon: VACUUM cannot remove rows deleted since it began.",
+                    fix: vec![sql(format!("SELECT pg_cancel_backend(pid) {guard};"))],
+                    caution: Some(format!(
+                        "Cancelling ends the query, not the session; if it does not stop, end the session: \
+                         SELECT pg_terminate_backend(pid) {guard}; The backend_start condition makes sure a \
+                         new session that got the same pid is left alone."
+                    )),
+                    alert: "PostgresLongRunningQuery",
+                },
+            );
+        } else {
+            let warning = r.value > t::IDLE_IN_TRANSACTION_SECONDS;
+            out.push_row(
+                &r,
+                New {
+                    kind: "idle_in_transaction",
+                    severity: if warning { Severity::Warning } else { Severity::Info },
+                    title: format!("Session idle in transaction for {} ({who})", duration(r.value)),
+                    object,
+                    evidence: vec![
+                        ev("idle in transaction for", r.value, "seconds"),
+                        ev("warning from", t::IDLE_IN_TRANSACTION_SECONDS, "seconds"),
+                    ],
+                    why: "An open transaction holds its locks and the xmin horizon while the application does nothing.",
+                    fix: vec![sql(format!("SELECT pg_terminate_backend(pid) {guard};"))],
+                    caution: Some(
+                        "Terminating rolls the transaction back and closes the session (cancelling does nothing \
+                         to an idle one). Find out which application leaves transactions open; \
+                         idle_in_transaction_session_timeout ends them automatically."
+                            .into(),
+                    ),
+                    alert: "PostgresIdleInTransaction",
+                },
+            );
+        }
+    }
+}
+
+fn connections(snap: &Snapshot, out: &mut Out) {
+    let (Some(max), reserved) = (
+        scalar(snap, "pg_activity_max_connections"),
+        scalar(snap, "pg_activity_reserved_connections").unwrap_or(0.0),
+    ) else {
+        return;
+    };
+    let rows_ = rows(snap, "pg_activity_connections");
+    let Some(first) = rows_.first().copied() else {
+        return;
+    };
+    let used: f64 = rows_
+        .iter()
+        .filter(|r| r.l("backend_type") == "client backend")
+        .map(|r| r.value)
+        .sum();
+    let usable = max - reserved;
+    if usable <= 0.0 {
+        return;
+    }
+    let ratio = used / usable;
+    if ratio <= t::CONNECTIONS_WARNING_RATIO {
+        return;
+    }
+    let critical = ratio > t::CONNECTIONS_CRITICAL_RATIO;
+    out.push_row(
+        &first,
+        New {
+            kind: "connections_high",
+            severity: if critical {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            title: "Connection slots are running out".into(),
+            object: Object::default(),
+            evidence: vec![
+                ev("client sessions", used, "sessions"),
+                ev("slots for ordinary roles", usable, "sessions"),
+                ev("used", ratio, "ratio"),
+            ],
+            why: "When the slots are used up, new connections fail with \"too many clients already\".",
+            fix: vec![sql(
+                "SELECT datname, usename, application_name, state, count(*) FROM pg_stat_activity \
+                 WHERE backend_type = 'client backend' GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC;"
+                    .into(),
+            )],
+            caution: Some(
+                "The query shows who holds the sessions. Many idle ones point to an oversized client pool: \
+                 shrink it or put a pooler (PgBouncer) in front, rather than raising max_connections."
+                    .into(),
+            ),
+            alert: if critical {
+                "PostgresConnectionsExhausted"
+            } else {
+                "PostgresConnectionsHigh"
+            },
+        },
+    );
+}
+
+fn backups(snap: &Snapshot, out: &mut Out) {
+    let dir_object = |r: &Row| Object {
+        dir: Some(r.l("dir").to_string()),
+        ..Default::default()
+    };
+    for r in rows(snap, "pg_backup_directory_readable")
+        .into_iter()
+        .filter(|r| r.value == 0.0)
+    {
+        out.push_row(
+            &r,
+            New {
+                kind: "backup_directory_unreadable",
+                severity: Severity::Critical,
+                title: "Backup directory missing or unreadable".into(),
+                object: dir_object(&r),
+                evidence: vec![],
+                why: "No backup in it can be checked, and backups may not be written there either.",
+                fix: vec![shell(format!("ls -ld {}", shell_word(r.l("dir"))))],
+                caution: Some("Check the mount and that the exporter's user may read the directory.".into()),
+                alert: "PostgresBackupDirectoryUnreadable",
+            },
+        );
+    }
+    let newest = by_labels(snap, "pg_backup_newest_timestamp_seconds");
+    for r in rows(snap, "pg_backup_files") {
+        let ts = newest.get(r.labels).copied();
+        let age = ts.map(|t| out.now - t);
+        if r.value > 0.0 && age.is_none_or_below(t::BACKUP_MAX_AGE_SECONDS) {
+            continue;
+        }
+        let mut evidence = vec![ev("backups in the directory", r.value, "files")];
+        if let (Some(ts), Some(age)) = (ts, age) {
+            evidence.push(ev("newest backup", ts, "unix_time"));
+            evidence.push(ev("age of the newest", age, "seconds"));
+        }
+        out.push_row(
+            &r,
+            New {
+                kind: "backup_too_old",
+                severity: Severity::Critical,
+                title: if r.value == 0.0 {
+                    "No backup at all".into()
+                } else {
+                    "No recent backup".into()
+                },
+                object: dir_object(&r),
+                evidence,
+                why: "Without a recent backup, data written since the last one is lost if the server is.",
+                fix: vec![shell(format!(
+                    "pg_dump --format=custom --file={}/backup_$(date -u +%Y%m%d_%H%M%S).dump <database>",
+                    shell_word(r.l("dir"))
+                ))],
+                caution: Some(
+                    "Then find out why the scheduled backup job stopped (its log, cron, the disk).".into(),
+                ),
+                alert: "PostgresBackupTooOld",
+            },
+        );
+    }
+    for r in rows(snap, "pg_backup_newest_verified")
+        .into_iter()
+        .filter(|r| r.value == 0.0)
+    {
+        out.push_row(
+            &r,
+            New {
+                kind: "backup_verification_failed",
+                severity: Severity::Critical,
+                title: "The newest backup does not read back".into(),
+                object: dir_object(&r),
+                evidence: vec![],
+                why: "A truncated or corrupt dump cannot be restored.",
+                fix: vec![shell("pg_restore --list <newest backup file> > /dev/null".into())],
+                caution: Some(
+                    "The exporter log names the file and pg_restore's error; take a new backup.".into(),
+                ),
+                alert: "PostgresBackupVerificationFailed",
+            },
+        );
+    }
+    for r in rows(snap, "pg_backup_newest_unverifiable")
+        .into_iter()
+        .filter(|r| r.value == 1.0)
+    {
+        out.push_row(
+            &r,
+            New {
+                kind: "backup_unverified",
+                severity: Severity::Warning,
+                title: "The newest backup could not be verified here".into(),
+                object: dir_object(&r),
+                evidence: vec![],
+                why: "An unchecked backup may turn out unreadable exactly when it is needed.",
+                fix: vec![shell("pg_restore --version".into())],
+                caution: Some(
+                    "Usually the archive comes from a newer pg_dump than the installed pg_restore, or \
+                     verification timed out (PGMAINT_BACKUP_VERIFY_TIMEOUT); the exporter log says which."
+                        .into(),
+                ),
+                alert: "PostgresBackupVerificationFailed",
+            },
+        );
+    }
+    for r in rows(snap, "pg_wal_archive_continuous")
+        .into_iter()
+        .filter(|r| r.value == 0.0)
+    {
+        let missing = scalar(snap, "pg_wal_archive_missing_segments").unwrap_or(0.0);
+        out.push_row(
+            &r,
+            New {
+                kind: "wal_archive_gap",
+                severity: Severity::Critical,
+                title: "WAL archive has a gap since the last base backup".into(),
+                object: Object::default(),
+                evidence: vec![ev("missing segments", missing, "segments")],
+                why: "Point-in-time recovery stops at the first missing segment.",
+                fix: vec![shell("pg_basebackup --pgdata=<new backup dir> --wal-method=stream --checkpoint=fast --progress".into())],
+                caution: Some("A new base backup starts a gap-free chain; find out what removed or never archived the segments.".into()),
+                alert: "PostgresWalArchiveGap",
+            },
+        );
+    }
+}
+
+trait BelowOrNone {
+    fn is_none_or_below(&self, limit: f64) -> bool;
+}
+
+impl BelowOrNone for Option<f64> {
+    fn is_none_or_below(&self, limit: f64) -> bool {
+        self.map_or(true, |v| v <= limit)
+    }
+}
+
+fn archiving(snap: &Snapshot, out: &mut Out) {
+    let Some(failed) = rows(snap, "pg_archiver_last_failure_timestamp_seconds")
+        .first()
+        .copied()
+    else {
+        return;
+    };
+    if scalar(snap, "pg_settings_archive_mode") == Some(0.0) {
+        return;
+    }
+    let ok = scalar(snap, "pg_archiver_last_archive_timestamp_seconds");
+    if ok.is_some_and(|ok| ok > failed.value) {
+        return;
+    }
+    let mut evidence = vec![ev("last failure", failed.value, "unix_time")];
+    if let Some(ok) = ok {
+        evidence.push(ev("last success", ok, "unix_time"));
+    }
+    if let Some(ready) = scalar(snap, "pg_archiver_ready_segments") {
+        evidence.push(ev("segments waiting", ready, "segments"));
+    }
+    out.push_row(
+        &failed,
+        New {
+            kind: "wal_archiving_failing",
+            severity: Severity::Warning,
+            title: "WAL archiving fails".into(),
+            object: Object::default(),
+            evidence,
+            why: "WAL piles up in pg_wal until the disk fills, and point-in-time recovery falls behind.",
+            fix: vec![sql("SELECT last_failed_wal, last_failed_time FROM pg_stat_archiver;".into())],
+            caution: Some(
+                "The server log shows archive_command's error for that segment; fix the command or its target, \
+                 PostgreSQL retries by itself."
+                    .into(),
+            ),
+            alert: "PostgresWalArchivingFailing",
+        },
+    );
+}
+
+fn slots(snap: &Snapshot, out: &mut Out) {
+    let active = by_labels(snap, "pg_replication_slot_active");
+    for r in rows(snap, "pg_replication_slot_retained_wal_bytes") {
+        if r.value <= t::SLOT_RETAINED_WAL_BYTES || active.get(r.labels) != Some(&0.0) {
+            continue;
+        }
+        let slot = r.l("slot_name");
+        out.push_row(
+            &r,
+            New {
+                kind: "replication_slot_inactive",
+                severity: Severity::Warning,
+                title: "An inactive replication slot retains WAL".into(),
+                object: Object {
+                    slot_name: Some(slot.to_string()),
+                    ..Default::default()
+                },
+                evidence: vec![ev("WAL retained", r.value, "bytes")],
+                why: "PostgreSQL keeps every WAL segment the slot's consumer has not confirmed, until the disk fills.",
+                fix: vec![sql(format!("SELECT pg_drop_replication_slot({});", literal(slot)))],
+                caution: Some(
+                    "Only if its consumer (a standby, a logical subscriber) is gone for good: once dropped it \
+                     has to be rebuilt or resynchronised. Otherwise bring the consumer back."
+                        .into(),
+                ),
+                alert: "PostgresReplicationSlotInactive",
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(
+            qualified("public", "Meeting \"Rooms\""),
+            "public.\"Meeting \"\"Rooms\"\"\""
+        );
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(shell_word("a'b"), "'a'\\''b'");
+    }
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(count(1234567.0), "1,234,567");
+        assert_eq!(count(-999.0), "-999");
+        assert_eq!(bytes(1536.0 * 1024.0 * 1024.0), "1.5 GiB");
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(duration(90061.0), "1 d 1 h");
+        assert_eq!(duration(61.0), "1 min 1 s");
+        assert_eq!(duration(3.4), "3 s");
+    }
+
+    #[test]
+    fn xid_limit_is_the_smaller_of_the_two() {
+        assert_eq!(xid_limit(200_000_000.0), 400_000_000.0);
+        assert_eq!(xid_limit(1_000_000_000.0), 0.4 * 2f64.powi(31));
+    }
+}

@@ -1,0 +1,294 @@
+//! The maintenance report: `/report` (HTML) and `/report.json` — what needs
+//! doing now, ranked, with the exact commands.
+//!
+//! Built only from the latest scrape's structured snapshot (`scrape::Snapshot`:
+//! every collector's samples, plus the few report-only `Sink::details` such as
+//! session pids), obtained through `App::shared_scrape` exactly like
+//! `/metrics`: it reuses a result younger than `PGMAINT_MIN_SCRAPE_INTERVAL`
+//! and coalesces with running scrapes, so the report adds no database load
+//! beyond one normal scrape, and it runs no SQL of its own. Thresholds are the
+//! alert rules' defaults (`thresholds.rs`). Schema: docs/report.md.
+//!
+//! Layout: `findings.rs` turns a snapshot into findings, `html.rs` renders
+//! them, `thresholds.rs` holds the numbers.
+
+pub mod findings;
+pub mod html;
+pub mod thresholds;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::collectors;
+use crate::config::Config;
+use crate::scrape::Snapshot;
+use crate::server::{scrape_timeout, AppState};
+
+/// Version of the JSON layout; raised on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where findings link to: the runbook section of the matching alert.
+pub const RUNBOOK: &str = "https://github.com/pgmaint/pgmaint-exporter/blob/main/docs/runbook.md";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+    /// Higher is more urgent (the HTML sorts on it).
+    pub fn rank(self) -> u8 {
+        match self {
+            Severity::Critical => 3,
+            Severity::Warning => 2,
+            Severity::Info => 1,
+        }
+    }
+}
+
+/// What a finding is about; fields that do not apply are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Object {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schemaname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexrelname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+impl Object {
+    /// One line for people: `db.schema.table (index)`, `pid 123 in db`, …
+    pub fn display(&self) -> String {
+        let mut s = String::new();
+        if let Some(p) = self.pid {
+            s.push_str(&format!("pid {p} in "));
+        }
+        let parts: Vec<&str> = [&self.datname, &self.schemaname, &self.relname]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        s.push_str(&parts.join("."));
+        if let Some(i) = &self.indexrelname {
+            s.push_str(&format!(" index {i}"));
+        }
+        if let Some(slot) = &self.slot_name {
+            s.push_str(&format!("slot {slot}"));
+        }
+        if let Some(d) = &self.dir {
+            s.push_str(&format!("backups in {d}"));
+        }
+        if s.is_empty() {
+            s.push_str("server");
+        }
+        s
+    }
+}
+
+/// One number behind a finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub name: String,
+    pub value: f64,
+    /// `tuples`, `bytes`, `seconds`, `ratio`, `transactions`, `unix_time`, …
+    pub unit: &'static str,
+    /// The value for people, with its unit.
+    pub text: String,
+}
+
+/// A command that fixes the finding; `fix` lists them in the order to run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Command {
+    /// `sql` (run in the finding's database with psql) or `shell`.
+    pub kind: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Stable identifier of the kind of finding (docs/report.md lists them).
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    pub object: Object,
+    pub evidence: Vec<Evidence>,
+    pub why: String,
+    pub fix: Vec<Command>,
+    /// What to check before running `fix`, and the alternatives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caution: Option<String>,
+    pub runbook: String,
+    /// The collector the data came from and when (unix seconds).
+    pub collector: &'static str,
+    pub collected_at: f64,
+    /// Seconds between `collected_at` and the report.
+    pub data_age_seconds: f64,
+    /// For cached collectors (sizes, bloat): the data may be up to this much
+    /// older than `collected_at`; 0 when read in that scrape.
+    pub cached_up_to_seconds: f64,
+}
+
+/// When one collector last ran for one database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Part {
+    pub collector: &'static str,
+    /// Empty for cluster-wide collectors.
+    pub datname: String,
+    pub success: bool,
+    pub collected_at: f64,
+    pub cached_up_to_seconds: f64,
+}
+
+/// Query parameters of both endpoints: `?datname=&relname=` keep the
+/// findings of that database / table (an alert's `report` annotation).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct Filter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relname: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, f: &Finding) -> bool {
+        let want = |w: &Option<String>, have: &Option<String>| match w.as_deref() {
+            None | Some("") => true,
+            Some(w) => have.as_deref() == Some(w),
+        };
+        want(&self.datname, &f.object.datname) && want(&self.relname, &f.object.relname)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+}
+
+/// The whole report (the JSON document).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub exporter_version: &'static str,
+    pub generated_at: f64,
+    /// The scrape the report is built from.
+    pub scrape_taken_at: f64,
+    pub up: bool,
+    pub server_version: Option<String>,
+    pub filter: Filter,
+    pub counts: Counts,
+    /// Most urgent first.
+    pub findings: Vec<Finding>,
+    pub parts: Vec<Part>,
+}
+
+pub fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// How long a collector's result may be served from cache (0: never).
+pub fn cache_ttl(config: &Config, collector: &str) -> f64 {
+    collectors::ALL
+        .iter()
+        .find(|c| c.name() == collector)
+        .map(|c| c.cache_ttl(config).as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Builds the report from a snapshot, as of `now` (unix seconds).
+pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Report {
+    let taken = unix(snap.taken_at);
+    let mut all = findings::all(snap, config, now);
+    all.retain(|f| filter.keeps(f));
+    all.sort_by(|a, b| {
+        (a.severity, a.object.display(), a.kind).cmp(&(b.severity, b.object.display(), b.kind))
+    });
+    let count = |s: Severity| all.iter().filter(|f| f.severity == s).count();
+    let mut parts: Vec<Part> = snap
+        .runs
+        .iter()
+        .filter(|r| match filter.datname.as_deref() {
+            None | Some("") => true,
+            Some(d) => r.datname.is_empty() || r.datname == d,
+        })
+        .map(|r| Part {
+            collector: r.collector,
+            datname: r.datname.clone(),
+            success: r.success,
+            collected_at: taken,
+            cached_up_to_seconds: if r.duration.is_zero() {
+                cache_ttl(config, r.collector)
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    parts.sort_by(|a, b| (&a.datname, a.collector).cmp(&(&b.datname, b.collector)));
+    Report {
+        schema_version: SCHEMA_VERSION,
+        exporter_version: env!("CARGO_PKG_VERSION"),
+        generated_at: now,
+        scrape_taken_at: taken,
+        up: snap.up,
+        server_version: snap.server.as_ref().map(|s| s.version.clone()),
+        filter: filter.clone(),
+        counts: Counts {
+            critical: count(Severity::Critical),
+            warning: count(Severity::Warning),
+            info: count(Severity::Info),
+        },
+        findings: all,
+        parts,
+    }
+}
+
+async fn latest(app: &AppState, headers: &HeaderMap, filter: &Filter) -> Report {
+    let arrived = Instant::now();
+    let timeout = scrape_timeout(app.scraper.config().scrape_timeout, headers);
+    // The same coalesced, rate-limited scrape /metrics uses: no extra load.
+    let expo = app.shared_scrape(arrived, timeout).await;
+    build(&expo.snap, app.scraper.config(), filter, unix(SystemTime::now()))
+}
+
+/// `GET /report`
+pub async fn html_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Html<String> {
+    Html(html::render(&latest(&app, &headers, &filter).await))
+}
+
+/// `GET /report.json`
+pub async fn json(State(app): State<AppState>, headers: HeaderMap, Query(filter): Query<Filter>) -> Response {
+    let report = latest(&app, &headers, &filter).await;
+    // Only plain data: serialization cannot fail.
+    let body = serde_json::to_string_pretty(&report).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,208 @@
+//! The report's thresholds: the defaults of `alerts/pgmaint.rules.yml`, in
+//! one place. A finding at or past an alert's threshold gets that alert's
+//! severity; the few "info" findings below them are listed as such.
+//!
+//! `tests` below parses the rules file and checks that each number here
+//! appears in its alert's expression, so the two cannot drift apart. Change
+//! a threshold in both places (docs/report.md says so).
+
+/// Dead tuples past the vacuum trigger only count from this many
+/// (PostgresTableVacuumOverdue, PostgresTableAutovacuumDisabled).
+pub const VACUUM_MIN_DEAD_TUPLES: f64 = 10000.0;
+/// Autovacuum is behind when dead tuples exceed this multiple of the trigger
+/// (PostgresTableVacuumOverdue).
+pub const VACUUM_OVERDUE_TRIGGER_FACTOR: f64 = 2.0;
+/// A changing table not vacuumed/analyzed for this long
+/// (PostgresTableNotVacuumed, PostgresTableNotAnalyzed): 7 days.
+pub const NOT_MAINTAINED_SECONDS: f64 = 7.0 * 86400.0;
+/// Database or table xid age past this multiple of autovacuum_freeze_max_age
+/// (PostgresXidAgeHigh, PostgresTableXidAgeHigh) …
+pub const XID_AGE_FREEZE_FACTOR: f64 = 2.0;
+/// … or past this share of 2^31, whichever comes first.
+pub const XID_AGE_WRAPAROUND_SHARE: f64 = 0.4;
+/// Wraparound is near (PostgresXidWraparoundImminent): critical.
+pub const XID_AGE_CRITICAL: f64 = 1_500_000_000.0;
+/// Unused indexes are a warning from this size (PostgresUnusedIndex) …
+pub const UNUSED_INDEX_MIN_BYTES: f64 = 100.0 * 1024.0 * 1024.0;
+/// … when the statistics are at least this old (7 days).
+pub const UNUSED_INDEX_MIN_STATS_AGE_SECONDS: f64 = 7.0 * 86400.0;
+/// Bloat: wasted bytes and share (PostgresTableBloat, PostgresIndexBloat).
+pub const BLOAT_MIN_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
+pub const BLOAT_MIN_RATIO: f64 = 0.5;
+/// Idle in transaction longer than this is a warning
+/// (PostgresIdleInTransaction); shorter, past PGMAINT_LONG_QUERY_SECONDS, info.
+pub const IDLE_IN_TRANSACTION_SECONDS: f64 = 600.0;
+/// Share of the connection slots ordinary roles can use
+/// (PostgresConnectionsHigh: warning, PostgresConnectionsExhausted: critical).
+pub const CONNECTIONS_WARNING_RATIO: f64 = 0.8;
+pub const CONNECTIONS_CRITICAL_RATIO: f64 = 0.95;
+/// Newest backup older than this (PostgresBackupTooOld): 26 hours.
+pub const BACKUP_MAX_AGE_SECONDS: f64 = 26.0 * 3600.0;
+/// An inactive replication slot retaining more WAL than this
+/// (PostgresReplicationSlotInactive).
+pub const SLOT_RETAINED_WAL_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// Each threshold with the alert whose expression holds it, and how the
+/// number is written there (for the drift test).
+pub const IN_ALERTS: &[(&str, f64, &str)] = &[
+    (
+        "PostgresTableVacuumOverdue",
+        VACUUM_MIN_DEAD_TUPLES,
+        "pg_table_dead_tuples > 10000",
+    ),
+    (
+        "PostgresTableVacuumOverdue",
+        VACUUM_OVERDUE_TRIGGER_FACTOR,
+        "pg_table_dead_tuples > 2 * pg_table_autovacuum_vacuum_trigger_tuples",
+    ),
+    (
+        "PostgresTableAutovacuumDisabled",
+        VACUUM_MIN_DEAD_TUPLES,
+        "pg_table_dead_tuples > 10000",
+    ),
+    ("PostgresTableNotVacuumed", NOT_MAINTAINED_SECONDS, "> 7 * 86400"),
+    ("PostgresTableNotAnalyzed", NOT_MAINTAINED_SECONDS, "> 7 * 86400"),
+    (
+        "PostgresXidAgeHigh",
+        XID_AGE_FREEZE_FACTOR,
+        "2 * pg_settings_autovacuum_freeze_max_age",
+    ),
+    (
+        "PostgresXidAgeHigh",
+        XID_AGE_WRAPAROUND_SHARE,
+        "pg_database_frozen_xid_age > 0.4 * 2^31",
+    ),
+    (
+        "PostgresTableXidAgeHigh",
+        XID_AGE_FREEZE_FACTOR,
+        "pg_table_frozen_xid_age > 2 * pg_table_autovacuum_freeze_max_age",
+    ),
+    (
+        "PostgresTableXidAgeHigh",
+        XID_AGE_WRAPAROUND_SHARE,
+        "pg_table_frozen_xid_age > 0.4 * 2^31",
+    ),
+    (
+        "PostgresXidWraparoundImminent",
+        XID_AGE_CRITICAL,
+        "pg_database_frozen_xid_age > 1500000000",
+    ),
+    (
+        "PostgresUnusedIndex",
+        UNUSED_INDEX_MIN_BYTES,
+        "pg_index_size_bytes > 100 * 1024 * 1024",
+    ),
+    (
+        "PostgresUnusedIndex",
+        UNUSED_INDEX_MIN_STATS_AGE_SECONDS,
+        "< 7 * 86400",
+    ),
+    (
+        "PostgresTableBloat",
+        BLOAT_MIN_BYTES,
+        "pg_table_bloat_bytes > 1024 * 1024 * 1024",
+    ),
+    (
+        "PostgresTableBloat",
+        BLOAT_MIN_RATIO,
+        "pg_table_bloat_ratio > 0.5",
+    ),
+    (
+        "PostgresIndexBloat",
+        BLOAT_MIN_BYTES,
+        "pg_index_bloat_bytes > 1024 * 1024 * 1024",
+    ),
+    (
+        "PostgresIndexBloat",
+        BLOAT_MIN_RATIO,
+        "pg_index_bloat_ratio > 0.5",
+    ),
+    (
+        "PostgresIdleInTransaction",
+        IDLE_IN_TRANSACTION_SECONDS,
+        "pg_activity_idle_in_transaction_max_seconds > 600",
+    ),
+    ("PostgresConnectionsHigh", CONNECTIONS_WARNING_RATIO, "> 0.8"),
+    (
+        "PostgresConnectionsExhausted",
+        CONNECTIONS_CRITICAL_RATIO,
+        "> 0.95",
+    ),
+    ("PostgresBackupTooOld", BACKUP_MAX_AGE_SECONDS, "> 26 * 3600"),
+    (
+        "PostgresReplicationSlotInactive",
+        SLOT_RETAINED_WAL_BYTES,
+        "pg_replication_slot_retained_wal_bytes > 1024 * 1024 * 1024",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::IN_ALERTS;
+
+    /// Evaluates the number in a fragment like `2 * 1024` or `0.4 * 2^31`.
+    fn number(fragment: &str) -> f64 {
+        fragment
+            .split('*')
+            .map(|f| {
+                let f = f.trim();
+                match f.split_once('^') {
+                    Some((b, e)) => b.parse::<f64>().unwrap().powf(e.parse().unwrap()),
+                    None => f.parse::<f64>().unwrap(),
+                }
+            })
+            .product()
+    }
+
+    /// The expression of `alert` in the rules file (up to its `for:`/`labels:`).
+    fn expr(rules: &str, alert: &str) -> String {
+        let start = rules
+            .find(&format!("- alert: {alert}\n"))
+            .unwrap_or_else(|| panic!("no alert {alert} in alerts/pgmaint.rules.yml"));
+        let body = &rules[start..];
+        let expr_at = body.find("expr:").expect("expr");
+        let end = body[expr_at..]
+            .find("\n        for:")
+            .or_else(|| body[expr_at..].find("\n        labels:"))
+            .unwrap();
+        body[expr_at + 5..expr_at + end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn thresholds_match_the_alert_rules() {
+        let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/pgmaint.rules.yml"))
+            .unwrap();
+        let num = regex::Regex::new(r"[0-9.]+(?:\^[0-9]+)?(?: \* [0-9.]+(?:\^[0-9]+)?)*").unwrap();
+        for (alert, value, fragment) in IN_ALERTS {
+            let e = expr(&rules, alert);
+            assert!(
+                e.contains(fragment),
+                "{alert}: expression {e:?} has no {fragment:?}"
+            );
+            // The number written in the fragment is the one in Rust.
+            // Whole products (`100 * 1024 * 1024`) and their single factors (`0.4` of `0.4 * 2^31`).
+            let written: Vec<f64> = num
+                .find_iter(fragment)
+                .flat_map(|m| {
+                    let whole = number(m.as_str());
+                    let factors: Vec<f64> = m.as_str().split('*').map(number).collect();
+                    std::iter::once(whole).chain(factors)
+                })
+                .collect();
+            assert!(
+                written.iter().any(|w| (w - value).abs() <= value.abs() * 1e-12),
+                "{alert}: {fragment:?} says {written:?}, src/report/thresholds.rs says {value}"
+            );
+        }
+        assert!(IN_ALERTS.len() >= 20);
+    }
+
+    #[test]
+    fn numbers_are_read_like_promql() {
+        assert_eq!(number("0.4 * 2^31"), 0.4 * 2f64.powi(31));
+        assert_eq!(number("100 * 1024 * 1024"), 104857600.0);
+    }
+}

@@ -1,0 +1,537 @@
+//! `/report` and `/report.json` against a database with real, seeded
+//! problems: each is found with the right object and fix command, each fix
+//! command runs and makes its finding go away; a healthy database has
+//! nothing of warning or higher; basic auth guards the report; headless
+//! Chromium renders the page (sorted by its inline script) and takes the
+//! screenshots CI keeps under `target/`.
+
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// `/report.json` for one database.
+async fn report(exporter: &harness::Exporter, db: &str) -> Value {
+    let (status, body) = exporter.get(&format!("/report.json?datname={db}")).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn findings(r: &Value) -> Vec<Value> {
+    r["findings"].as_array().expect("findings array").clone()
+}
+
+/// The finding of `kind` whose object has all of `object`'s fields.
+fn find(r: &Value, kind: &str, object: &[(&str, Value)]) -> Option<Value> {
+    findings(r)
+        .into_iter()
+        .find(|f| f["kind"] == kind && object.iter().all(|(k, v)| &f["object"][*k] == v))
+}
+
+fn fix_sql(f: &Value) -> Vec<String> {
+    f["fix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["kind"], "sql", "{f}");
+            c["text"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Seeds one problem of each kind in `db`; returns the sessions that must
+/// stay open (idle in transaction, running pg_sleep) and their pids.
+struct Seeded {
+    idle: tokio_postgres::Client,
+    idle_pid: i32,
+    _long: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    long_pid: i32,
+}
+
+async fn seed(db: &harness::Db) -> Seeded {
+    // Autovacuum off on the tables: it would otherwise race the test.
+    db.batch(
+        "CREATE TABLE \"Meeting \"\"Rooms\"\"\" (id int, room text) WITH (autovacuum_enabled = off);
+         INSERT INTO \"Meeting \"\"Rooms\"\"\" SELECT g, 'room ' || g FROM generate_series(1, 30000) g;
+         DELETE FROM \"Meeting \"\"Rooms\"\"\" WHERE id <= 20000;
+         CREATE TABLE dups (k int) WITH (autovacuum_enabled = off);
+         INSERT INTO dups SELECT g % 10 FROM generate_series(1, 100) g;
+         CREATE TABLE orders (id int, customer int, note text) WITH (autovacuum_enabled = off);
+         INSERT INTO orders SELECT g, g % 100, 'note ' || g FROM generate_series(1, 1000) g;
+         CREATE INDEX orders_customer_a ON orders (customer);
+         CREATE INDEX orders_customer_b ON orders (customer);
+         CREATE INDEX \"Orders Note\" ON orders (note);
+         SELECT pg_stat_force_next_flush();",
+    )
+    .await;
+    // A failed CREATE INDEX CONCURRENTLY leaves an invalid index behind.
+    let err = db
+        .client
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY dups_k_key ON dups (k)")
+        .await
+        .expect_err("duplicate keys must fail the unique index");
+    assert!(
+        err.to_string().contains("duplicate") || format!("{err:?}").contains("23505"),
+        "{err:?}"
+    );
+
+    let idle = db.session().await;
+    let idle_pid: i32 = idle
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    idle.batch_execute("BEGIN; SELECT count(*) FROM orders;")
+        .await
+        .unwrap();
+    let long = db.session().await;
+    let long_pid: i32 = long
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let long = tokio::spawn(async move { long.batch_execute("SELECT pg_sleep(300)").await });
+    Seeded {
+        idle,
+        idle_pid,
+        _long: long,
+        long_pid,
+    }
+}
+
+#[tokio::test]
+async fn seeded_problems_are_found_and_their_fixes_clear_them() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let s = seed(&db).await;
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_LONG_QUERY_SECONDS", "1")])
+        .await;
+    let d = Value::from(db.name.as_str());
+    let public = Value::from("public");
+    let rooms = [
+        ("datname", d.clone()),
+        ("schemaname", public.clone()),
+        ("relname", Value::from("Meeting \"Rooms\"")),
+    ];
+    let index = |name: &str, table: &str| {
+        vec![
+            ("datname", d.clone()),
+            ("schemaname", public.clone()),
+            ("relname", Value::from(table)),
+            ("indexrelname", Value::from(name)),
+        ]
+    };
+    let idle_obj = [("datname", d.clone()), ("pid", Value::from(s.idle_pid))];
+    let long_obj = [("datname", d.clone()), ("pid", Value::from(s.long_pid))];
+
+    // Sessions need more than PGMAINT_LONG_QUERY_SECONDS of age to show.
+    let r = harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        let all = find(&r, "vacuum_needed_autovacuum_off", &rooms).is_some()
+            && find(&r, "invalid_index", &index("dups_k_key", "dups")).is_some()
+            && find(&r, "duplicate_index", &index("orders_customer_b", "orders")).is_some()
+            && find(&r, "unused_index", &index("Orders Note", "orders")).is_some()
+            && find(&r, "idle_in_transaction", &idle_obj).is_some()
+            && find(&r, "long_query", &long_obj).is_some();
+        all.then_some(r)
+    })
+    .await;
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["up"], true);
+
+    let vacuum = find(&r, "vacuum_needed_autovacuum_off", &rooms).unwrap();
+    assert_eq!(vacuum["severity"], "warning");
+    assert_eq!(vacuum["evidence"][0]["name"], "dead tuples");
+    assert_eq!(vacuum["evidence"][0]["value"], 20000.0);
+    assert_eq!(
+        fix_sql(&vacuum),
+        [
+            "VACUUM (ANALYZE, VERBOSE) public.\"Meeting \"\"Rooms\"\"\";",
+            "ALTER TABLE public.\"Meeting \"\"Rooms\"\"\" RESET (autovacuum_enabled);"
+        ]
+    );
+    assert!(vacuum["runbook"]
+        .as_str()
+        .unwrap()
+        .ends_with("#postgrestableautovacuumdisabled"));
+
+    let invalid = find(&r, "invalid_index", &index("dups_k_key", "dups")).unwrap();
+    assert_eq!(invalid["severity"], "warning");
+    assert_eq!(
+        fix_sql(&invalid),
+        ["REINDEX INDEX CONCURRENTLY public.dups_k_key;"]
+    );
+
+    let dup = find(&r, "duplicate_index", &index("orders_customer_b", "orders")).unwrap();
+    assert_eq!(dup["severity"], "warning");
+    assert!(
+        dup["title"].as_str().unwrap().contains("keep orders_customer_a"),
+        "{dup}"
+    );
+    assert_eq!(
+        fix_sql(&dup),
+        ["DROP INDEX CONCURRENTLY public.orders_customer_b;"]
+    );
+    // The duplicate is not reported a second time as unused.
+    assert!(find(&r, "unused_index", &index("orders_customer_b", "orders")).is_none());
+
+    let unused = find(&r, "unused_index", &index("Orders Note", "orders")).unwrap();
+    // Small and statistics never reset: listed, below the alert's threshold.
+    assert_eq!(unused["severity"], "info");
+    assert_eq!(
+        fix_sql(&unused),
+        ["DROP INDEX CONCURRENTLY public.\"Orders Note\";"]
+    );
+
+    let idle = find(&r, "idle_in_transaction", &idle_obj).unwrap();
+    assert_eq!(idle["severity"], "info", "under 600 s: info");
+    let idle_fix = fix_sql(&idle);
+    assert_eq!(idle_fix.len(), 1);
+    assert!(
+        idle_fix[0].starts_with(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {} AND backend_start = '",
+            s.idle_pid
+        )),
+        "{idle_fix:?}"
+    );
+    let long = find(&r, "long_query", &long_obj).unwrap();
+    assert_eq!(long["severity"], "warning");
+    let long_fix = fix_sql(&long);
+    assert!(
+        long_fix[0].starts_with(&format!(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = {} AND backend_start = '",
+            s.long_pid
+        )),
+        "{long_fix:?}"
+    );
+    assert!(!r.to_string().contains("pg_sleep"), "no query text in the report");
+    for f in findings(&r) {
+        assert!(f["collected_at"].as_f64().unwrap() > 1.6e9, "{f}");
+        assert!(f["data_age_seconds"].as_f64().unwrap() < 60.0, "{f}");
+    }
+
+    // Filtered to one table: only that table's findings (an alert's link).
+    let (status, body) = exporter
+        .get(&format!("/report.json?datname={}&relname=orders", db.name))
+        .await;
+    assert_eq!(status, 200);
+    let filtered: Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<String> = findings(&filtered)
+        .iter()
+        .map(|f| {
+            assert_eq!(f["object"]["relname"], "orders", "{f}");
+            f["kind"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "duplicate_index") && kinds.iter().any(|k| k == "unused_index"),
+        "{kinds:?}"
+    );
+
+    // Run every suggested command, as a DBA would in psql. The unique index
+    // failed on duplicate keys: those go first (the caution says so).
+    let admin = pg.client(&db.name).await;
+    admin
+        .batch_execute("DELETE FROM dups a USING dups b WHERE a.k = b.k AND a.ctid > b.ctid")
+        .await
+        .unwrap();
+    // Sessions first: the CONCURRENTLY commands wait for every open
+    // transaction of the database (the cautions say so).
+    for f in [&long, &idle, &vacuum, &invalid, &dup, &unused] {
+        for cmd in fix_sql(f) {
+            let msgs = tokio::time::timeout(Duration::from_secs(120), admin.simple_query(&cmd))
+                .await
+                .unwrap_or_else(|_| panic!("{cmd}: still running after 120 s"))
+                .unwrap_or_else(|e| panic!("{cmd}: {e:?}"));
+            // The session commands hit exactly that session.
+            if cmd.contains("pg_stat_activity") {
+                let rows: Vec<_> = msgs
+                    .iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(rows, [Some("t".to_string())], "{cmd}");
+            }
+        }
+    }
+    admin
+        .batch_execute("SELECT pg_stat_force_next_flush()")
+        .await
+        .unwrap();
+
+    let r = harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        let gone = find(&r, "vacuum_needed_autovacuum_off", &rooms).is_none()
+            && find(&r, "invalid_index", &index("dups_k_key", "dups")).is_none()
+            && find(&r, "duplicate_index", &index("orders_customer_b", "orders")).is_none()
+            && find(&r, "unused_index", &index("Orders Note", "orders")).is_none()
+            && find(&r, "idle_in_transaction", &idle_obj).is_none()
+            && find(&r, "long_query", &long_obj).is_none();
+        gone.then_some(r)
+    })
+    .await;
+    // The REINDEX made the index valid (it was not dropped).
+    let valid: bool = admin
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.dups_k_key'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+    assert!(s.idle.is_closed() || s.idle.simple_query("SELECT 1").await.is_err());
+    assert_eq!(r["up"], true);
+}
+
+#[tokio::test]
+async fn healthy_database_has_no_warnings() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g;",
+    )
+    .await;
+    db.batch("VACUUM ANALYZE items").await;
+    db.batch("SELECT pg_stat_force_next_flush()").await;
+    let exporter = pg.spawn_exporter(&db.name, &[]).await;
+    let r = report(&exporter, &db.name).await;
+    assert_eq!(r["up"], true);
+    // Not empty because nothing ran: the database's collectors succeeded.
+    let parts = r["parts"].as_array().unwrap();
+    for collector in ["tables", "indexes", "activity", "database"] {
+        assert!(
+            parts
+                .iter()
+                .any(|p| p["collector"] == collector && p["success"] == true),
+            "{collector} did not succeed: {parts:?}"
+        );
+    }
+    let serious: Vec<&Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["object"]["datname"] == db.name.as_str() && f["severity"] != "info")
+        .collect();
+    assert!(serious.is_empty(), "{serious:#?}");
+    assert_eq!(r["counts"]["critical"], 0);
+    assert_eq!(r["counts"]["warning"], 0);
+    let (status, html) = exporter.get(&format!("/report?datname={}", db.name)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Maintenance report"), "{html}");
+}
+
+#[tokio::test]
+async fn report_needs_basic_auth_like_metrics() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let dir = std::env::temp_dir().join(format!("pgmaint-report-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("web.yml");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(&cfg, format!("basic_auth_users:\n  oncall: {hash}\n")).unwrap();
+    let port = harness::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgmaint-exporter"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PGMAINT_DATABASE_URL", &db.url)
+        .env("PGMAINT_INCLUDE_DATABASES", &db.name)
+        .env("PGMAINT_LISTEN_ADDRESS", &addr)
+        .env("PGMAINT_WEB_CONFIG_FILE", &cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child, PathBuf);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "exporter exited");
+        assert!(Instant::now() < until, "exporter did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _guard = Kill(child, dir);
+    let client = reqwest::Client::new();
+    for path in ["/report", "/report.json"] {
+        let url = format!("http://{addr}{path}");
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without credentials");
+        let r = client
+            .get(&url)
+            .basic_auth("oncall", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} with a wrong password");
+        let r = client
+            .get(&url)
+            .basic_auth("oncall", Some("s3cret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} with the password");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("Maintenance report") || body.contains("\"schema_version\": 1"),
+            "{body}"
+        );
+    }
+}
+
+/// Runs headless Chromium with `args` then `url`, bounded to 90 s; returns stdout.
+fn chromium(profile: &Path, args: &[&str], url: &str) -> String {
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium is needed for this test: apt-get install chromium (see .ci/run)");
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "chromium {args:?} exited with {st}");
+            break;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {args:?} did not finish in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap()
+}
+
+/// `data-rank` of each findings row, in document order.
+fn ranks(html: &str) -> Vec<u8> {
+    regex::Regex::new(r#"<tr data-rank="(\d)""#)
+        .unwrap()
+        .captures_iter(html)
+        .map(|c| c[1].parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn chromium_renders_the_sorted_report_and_takes_screenshots() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let s = seed(&db).await;
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_LONG_QUERY_SECONDS", "1")])
+        .await;
+    let path = format!("/report?datname={}", db.name);
+    // Wait until the sessions are old enough to be listed.
+    let served = harness::eventually(Duration::from_secs(60), || async {
+        let (status, html) = exporter.get(&path).await;
+        assert_eq!(status, 200);
+        let ok = html.contains(&format!("pid {} in", s.long_pid))
+            && html.contains(&format!("pid {} in", s.idle_pid));
+        ok.then_some(html)
+    })
+    .await;
+    // The server sends rows grouped by object: the info row of the idle
+    // session ("pid … in …") sorts before the database's tables.
+    let server_order = ranks(&served);
+    assert!(server_order.len() >= 6, "{server_order:?}");
+    assert!(
+        server_order.windows(2).any(|w| w[0] < w[1]),
+        "server order is already by severity: {server_order:?}"
+    );
+    assert!(
+        !served.contains("<link") && !served.contains(" src="),
+        "external assets"
+    );
+
+    let profile = std::env::temp_dir().join(format!("pgmaint-report-chromium-{}", std::process::id()));
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let url = format!("http://{}{}", exporter.addr, path);
+    let dom = chromium(&profile, &["--dump-dom"], &url);
+    assert!(dom.contains("id=\"findings\""), "{dom}");
+    assert!(
+        dom.contains("data-sorted=\"rank-desc\""),
+        "the inline script did not run: {dom}"
+    );
+    let sorted = ranks(&dom);
+    assert!(sorted.len() >= 6, "{sorted:?}");
+    assert!(
+        sorted.windows(2).all(|w| w[0] >= w[1]),
+        "not sorted by severity: {sorted:?}"
+    );
+    for seen in [
+        "public.Meeting \"Rooms\"",
+        "index dups_k_key",
+        "index orders_customer_b",
+        "index Orders Note",
+        "DROP INDEX CONCURRENTLY public.\"Orders Note\";",
+    ] {
+        let escaped = seen.replace('"', "&quot;");
+        assert!(
+            dom.contains(seen) || dom.contains(&escaped),
+            "{seen} missing in {dom}"
+        );
+    }
+
+    for (file, size) in [
+        ("report-screenshot.png", "1280,900"),
+        ("report-screenshot-phone.png", "390,844"),
+    ] {
+        let png = target.join(file);
+        let _ = std::fs::remove_file(&png);
+        chromium(
+            &profile,
+            &[
+                &format!("--screenshot={}", png.display()),
+                &format!("--window-size={size}"),
+            ],
+            &url,
+        );
+        let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            png.display()
+        );
+        assert!(
+            bytes.len() > 10_000,
+            "{} is only {} bytes",
+            png.display(),
+            bytes.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    drop(s);
+}
