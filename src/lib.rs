@@ -10,7 +10,8 @@
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
 //! - `custom_queries.rs` — `PGMAINT_QUERIES_FILE` entries as collectors of their own.
 //! - `host.rs` — files and programs on the exporter's host (backups, WAL archive).
-//! - `server.rs` — the axum router (`/metrics`, `/`, `/healthz`).
+//! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`).
+//! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.
 //! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
 //! - `error.rs` — thiserror enums.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod host;
 pub mod metrics;
 pub mod pool;
+pub mod probe;
 pub mod scrape;
 pub mod server;
 pub mod tls;

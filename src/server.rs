@@ -1,4 +1,4 @@
-//! HTTP: `/metrics`, `/` (landing page) and `/healthz`.
+//! HTTP: `/metrics`, `/probe` (many targets, see `probe.rs`), `/` (landing page) and `/healthz`.
 //!
 //! `router()` is what tests drive; `run()` serves it on a listener until the
 //! shutdown future resolves. A scrape never waits past its deadline: the
@@ -37,6 +37,10 @@ pub struct App {
     /// Held while a scrape runs: one at a time.
     running: tokio::sync::Mutex<()>,
     latest: std::sync::Mutex<Option<Latest>>,
+    /// `/probe` targets (empty unless `PGMAINT_CONFIG_FILE` has auth modules).
+    pub probes: Arc<crate::probe::Probes>,
+    probe_targets: prometheus::IntGauge,
+    probe_connections: prometheus::IntGauge,
 }
 
 pub type AppState = Arc<App>;
@@ -59,6 +63,25 @@ impl App {
         .expect("valid metric");
         registry.register(Box::new(scrapes.clone())).expect("unique");
         registry.register(Box::new(failures.clone())).expect("unique");
+        let probe_targets = prometheus::IntGauge::new(
+            "pgmaint_exporter_probe_targets",
+            "/probe targets held open right now (PGMAINT_MAX_TARGETS caps them).",
+        )
+        .expect("valid metric");
+        let probe_connections = prometheus::IntGauge::new(
+            "pgmaint_exporter_probe_connections_open",
+            "Database connections open across all /probe targets (PGMAINT_MAX_CONNECTIONS_TOTAL caps them).",
+        )
+        .expect("valid metric");
+        let probes = crate::probe::Probes::new(scraper.config());
+        if !scraper.config().auth_modules.is_empty() {
+            registry
+                .register(Box::new(probe_targets.clone()))
+                .expect("unique");
+            registry
+                .register(Box::new(probe_connections.clone()))
+                .expect("unique");
+        }
         Arc::new(App {
             scraper: Arc::new(scraper),
             registry,
@@ -66,6 +89,9 @@ impl App {
             failures,
             running: tokio::sync::Mutex::new(()),
             latest: std::sync::Mutex::new(None),
+            probes,
+            probe_targets,
+            probe_connections,
         })
     }
 
@@ -111,6 +137,8 @@ impl App {
         for r in snap.runs.iter().filter(|r| !r.success) {
             self.failures.with_label_values(&[r.collector]).inc();
         }
+        self.probe_targets.set(self.probes.targets() as i64);
+        self.probe_connections.set(self.probes.open_connections() as i64);
         // The prometheus crate only fails on invalid metric names: ours are constants.
         let tail = prometheus::TextEncoder::new()
             .encode_to_string(&self.registry.gather())
@@ -144,6 +172,7 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
+        .route("/probe", get(probe))
         .route("/healthz", get(|| async { "ok\n" }))
         // gzip when the client asks for it, at the fastest level: at 30 MB of
         // text level 6 costs ~10x the time for a ~6 % smaller body.
@@ -206,6 +235,14 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+async fn probe(
+    State(app): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    crate::probe::handle(app.probes.clone(), params, headers).await
+}
+
 async fn landing(State(app): State<AppState>) -> Html<String> {
     let config = app.scraper.config();
     let mut rows = String::new();
@@ -236,6 +273,7 @@ table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.3r
 <p>PostgreSQL maintenance-health exporter for Prometheus.</p>\
 <h2>Endpoints</h2><ul>\
 <li><a href=\"/metrics\">/metrics</a> — Prometheus metrics</li>\
+<li><code>/probe?target=host:port&amp;auth_module=NAME</code> — another server's metrics (auth modules of PGMAINT_CONFIG_FILE)</li>\
 <li><a href=\"/healthz\">/healthz</a> — liveness of the exporter itself</li></ul>\
 <h2>Collectors</h2><table><tr><th>name</th><th>enabled</th><th>scope</th><th>what</th></tr>\n{rows}</table>\
 <p>Watching database <code>{db}</code>; at most {max} connections.</p></body></html>",
