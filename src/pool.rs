@@ -28,10 +28,19 @@ use crate::config::Config;
 use crate::error::ConnError;
 use crate::tls::TlsPlan;
 
-/// A connection and the slot it occupies (plus its slot under a shared
-/// bound, when the pools are one target among many: see `SharedBound`).
+/// A connection. Its slots are held by the task that drives its socket (see
+/// `Live`), so they are free again only once the socket is closed.
 pub struct Slotted {
     client: ClientWrapper,
+}
+
+/// A connection's socket and the slots it occupies (its own, plus one under
+/// a shared bound when the pools are one target among many: `SharedBound`).
+/// Fields drop in order: the socket is closed before the slots are freed, so
+/// a connection opened in a freed slot never overlaps the closed one and the
+/// server never sees more sessions than there are slots.
+struct Live<F> {
+    connection: std::pin::Pin<Box<F>>,
     _slot: OwnedSemaphorePermit,
     _shared: Option<OwnedSemaphorePermit>,
 }
@@ -59,7 +68,10 @@ pub enum ManagerError {
 
 /// deadpool-postgres' manager plus slot accounting.
 pub struct SlotManager {
+    /// Used for recycling; connections are opened here, by `create`.
     inner: deadpool_postgres::Manager,
+    pg: tokio_postgres::Config,
+    tls: crate::tls::MakeTls,
     slots: Arc<Semaphore>,
     /// Slots of a bound shared with other servers' pools, if any.
     shared: Option<Arc<Semaphore>>,
@@ -81,13 +93,23 @@ impl managed::Manager for SlotManager {
             None => None,
             Some(s) => Some(s.clone().try_acquire_owned().map_err(|_| ManagerError::NoSlot)?),
         };
-        let client = self.inner.create().await?;
-        client.batch_execute(&self.session_setup).await?;
-        Ok(Slotted {
-            client,
+        let (client, connection) = self.pg.connect(self.tls.clone()).await?;
+        let live = Live {
+            connection: Box::pin(connection),
             _slot: slot,
             _shared: shared,
-        })
+        };
+        // Ends when the client is dropped (deadpool's wrapper aborts it).
+        let task = tokio::spawn(async move {
+            // The whole of `live` (not only the field used) lives in the task.
+            let mut live = live;
+            if let Err(e) = live.connection.as_mut().await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+        let client = ClientWrapper::new(client, task);
+        client.batch_execute(&self.session_setup).await?;
+        Ok(Slotted { client })
     }
 
     async fn recycle(&self, obj: &mut Slotted, metrics: &Metrics) -> RecycleResult<ManagerError> {
@@ -227,14 +249,16 @@ impl Pools {
             })?;
         let pg = self.config.dsn.to_pg_config(datname);
         let inner = deadpool_postgres::Manager::from_config(
-            pg,
-            tls,
+            pg.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(SlotManager {
             inner,
+            pg,
+            tls,
             slots: self.slots.clone(),
             shared: self.shared.as_ref().map(|s| s.slots.clone()),
             session_setup: session_setup(&self.config),
@@ -265,12 +289,18 @@ impl Pools {
                 Err(_) => return Err(ConnError::Timeout(datname.into())),
                 Ok(Ok(conn)) => return Ok(Lease { conn, _busy: busy }),
                 Ok(Err(managed::PoolError::Backend(ManagerError::NoSlot))) => {
-                    let closed = self.close_idle_except(datname)
-                        || self
+                    let closed = self.close_idle_except(datname);
+                    if !closed
+                        && self
                             .shared
                             .as_ref()
-                            .is_some_and(|s| s.close_idle_elsewhere(&self.pools));
-                    if !closed {
+                            .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
+                    {
+                        // The server counts a session until its backend has
+                        // exited, a few ms after the socket closed: let it go
+                        // before opening another in its slot.
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    } else if !closed {
                         // A peer is mid-connect or about to return one: retry shortly.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
