@@ -6,7 +6,8 @@
 //! connects to first (cluster-wide collectors run there, default `postgres`),
 //! and per-database collectors fan out to that server's databases under the
 //! usual `PGMAINT_INCLUDE/EXCLUDE_DATABASES` rules — so one target per
-//! server. `&database=` narrows the fan-out to one database.
+//! server. `&database=` narrows the fan-out to one database. `module=` is
+//! accepted for `auth_module=` (prometheus-operator's `Probe` sends `module`).
 //!
 //! Credentials come only from auth modules in `PGMAINT_CONFIG_FILE` (YAML):
 //! a query string never carries a user, a password or a DSN with either, and
@@ -300,7 +301,7 @@ pub enum ProbeError {
     Credentials,
     #[error("{0}")]
     BadTarget(String),
-    #[error("unknown parameter {0:?}: /probe accepts target, auth_module and database")]
+    #[error("unknown parameter {0:?}: /probe accepts target, auth_module (or module) and database")]
     UnknownParam(String),
     #[error("parameter {0:?} given twice")]
     Repeated(String),
@@ -522,7 +523,8 @@ fn request(probes: &Arc<Probes>, params: Vec<(String, String)>) -> Result<(Key, 
     for (k, v) in params {
         let slot = match k.as_str() {
             "target" => &mut target,
-            "auth_module" => &mut module,
+            // `module`: what prometheus-operator's Probe (and blackbox) send.
+            "auth_module" | "module" => &mut module,
             "database" => &mut database,
             k if CREDENTIAL_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => {
                 return Err(ProbeError::Credentials)
