@@ -53,6 +53,10 @@ struct Raw {
     backup_min_age: Option<String>,
     wal_archive_dir: Option<String>,
     queries_file: Option<String>,
+    config_file: Option<String>,
+    max_targets: Option<String>,
+    target_idle_timeout: Option<String>,
+    max_connections_total: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +112,14 @@ pub struct Config {
     pub wal_archive_dir: Option<String>,
     /// Entries of `PGMAINT_QUERIES_FILE`, validated (loaded once, kept for the process).
     pub custom_queries: Vec<&'static crate::custom_queries::CustomQuery>,
+    /// `PGMAINT_CONFIG_FILE`: auth modules for `/probe` (see `probe.rs`).
+    pub auth_modules: Arc<std::collections::BTreeMap<String, crate::probe::AuthModule>>,
+    /// `PGMAINT_MAX_TARGETS`: `/probe` targets held at once.
+    pub max_targets: usize,
+    /// `PGMAINT_TARGET_IDLE_TIMEOUT`: a target not probed for this long is closed.
+    pub target_idle_timeout: Duration,
+    /// `PGMAINT_MAX_CONNECTIONS_TOTAL`: open connections across all `/probe` targets.
+    pub max_connections_total: usize,
 }
 
 /// One entry of `PGMAINT_BACKUP_DIRS`.
@@ -251,6 +263,19 @@ impl Config {
             })?,
         };
 
+        let auth_modules = match raw
+            .config_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            None => Default::default(),
+            Some(path) => crate::probe::load_config_file(path).map_err(|reason| ConfigError::Bad {
+                var: "PGMAINT_CONFIG_FILE",
+                reason,
+            })?,
+        };
+
         Ok(Config {
             dsn,
             listen_address,
@@ -317,6 +342,10 @@ impl Config {
             backup_min_age: duration("PGMAINT_BACKUP_MIN_AGE", &raw.backup_min_age, "60s")?,
             wal_archive_dir,
             custom_queries,
+            auth_modules: Arc::new(auth_modules),
+            max_targets: count("PGMAINT_MAX_TARGETS", &raw.max_targets, 100, 1)?,
+            target_idle_timeout: duration("PGMAINT_TARGET_IDLE_TIMEOUT", &raw.target_idle_timeout, "10m")?,
+            max_connections_total: count("PGMAINT_MAX_CONNECTIONS_TOTAL", &raw.max_connections_total, 32, 1)?,
         })
     }
 

@@ -10,8 +10,9 @@
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
 //! - `custom_queries.rs` — `PGMAINT_QUERIES_FILE` entries as collectors of their own.
 //! - `host.rs` — files and programs on the exporter's host (backups, WAL archive).
-//! - `server.rs` — the axum router (`/metrics`, `/`, `/healthz`, `/report`).
+//! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`, `/report`).
 //! - `report/` — the maintenance report: findings from the latest snapshot, HTML and JSON.
+//! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.
 //! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
 //! - `error.rs` — thiserror enums.
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod host;
 pub mod metrics;
 pub mod pool;
+pub mod probe;
 pub mod report;
 pub mod scrape;
 pub mod server;

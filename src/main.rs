@@ -40,12 +40,17 @@ Configuration is read from environment variables (see docs/configuration.md):
   PGMAINT_BACKUP_MIN_AGE      newer files are still being written [60s]
   PGMAINT_WAL_ARCHIVE_DIR     WAL archive to check for PITR       [off]
   PGMAINT_QUERIES_FILE        YAML file of custom queries         [none]
+  PGMAINT_CONFIG_FILE         YAML auth modules for /probe        [none]
+  PGMAINT_MAX_TARGETS         /probe targets held at once         [100]
+  PGMAINT_TARGET_IDLE_TIMEOUT close a target not probed this long [10m]
+  PGMAINT_MAX_CONNECTIONS_TOTAL  open connections, all /probe targets [32]
   PGMAINT_LOG_FORMAT          text or json                        [text]
   PGMAINT_LOG_LEVEL           error, warn, info, debug or trace   [info]
   PGMAINT_WEB_CONFIG_FILE     TLS and basic auth for the endpoint, exporter-toolkit
                               web-config.yml format (see docs/security.md)  [none]
 
-Endpoints: /metrics, / (landing page), /healthz
+Endpoints: /metrics, /probe?target=host:port[/db]&auth_module=NAME[&database=db],
+           / (landing page), /healthz
 ";
 
 fn main() -> ExitCode {

@@ -11,6 +11,9 @@
 //! back, with no restart. TLS follows libpq's `sslmode` (see `tls.rs`); its
 //! files are read when a database's pool is created, and a pool that could
 //! not be created is not kept, so the next scrape tries again.
+//!
+//! The pools of `/probe` targets (one `Pools` per server) can share a second
+//! bound, `SharedBound` (`PGMAINT_MAX_CONNECTIONS_TOTAL`), across servers.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -25,10 +28,21 @@ use crate::config::Config;
 use crate::error::ConnError;
 use crate::tls::TlsPlan;
 
-/// A connection and the slot it occupies.
+/// A connection. Its slots are held by the task that drives its socket (see
+/// `Live`), so they are free again only once the socket is closed.
 pub struct Slotted {
     client: ClientWrapper,
+}
+
+/// A connection's socket and the slots it occupies (its own, plus one under
+/// a shared bound when the pools are one target among many: `SharedBound`).
+/// Fields drop in order: the socket is closed before the slots are freed, so
+/// a connection opened in a freed slot never overlaps the closed one and the
+/// server never sees more sessions than there are slots.
+struct Live<F> {
+    connection: std::pin::Pin<Box<F>>,
     _slot: OwnedSemaphorePermit,
+    _shared: Option<OwnedSemaphorePermit>,
 }
 
 impl Deref for Slotted {
@@ -54,8 +68,13 @@ pub enum ManagerError {
 
 /// deadpool-postgres' manager plus slot accounting.
 pub struct SlotManager {
+    /// Used for recycling; connections are opened here, by `create`.
     inner: deadpool_postgres::Manager,
+    pg: tokio_postgres::Config,
+    tls: crate::tls::MakeTls,
     slots: Arc<Semaphore>,
+    /// Slots of a bound shared with other servers' pools, if any.
+    shared: Option<Arc<Semaphore>>,
     /// Run once on every new connection.
     session_setup: String,
 }
@@ -70,9 +89,27 @@ impl managed::Manager for SlotManager {
             .clone()
             .try_acquire_owned()
             .map_err(|_| ManagerError::NoSlot)?;
-        let client = self.inner.create().await?;
+        let shared = match &self.shared {
+            None => None,
+            Some(s) => Some(s.clone().try_acquire_owned().map_err(|_| ManagerError::NoSlot)?),
+        };
+        let (client, connection) = self.pg.connect(self.tls.clone()).await?;
+        let live = Live {
+            connection: Box::pin(connection),
+            _slot: slot,
+            _shared: shared,
+        };
+        // Ends when the client is dropped (deadpool's wrapper aborts it).
+        let task = tokio::spawn(async move {
+            // The whole of `live` (not only the field used) lives in the task.
+            let mut live = live;
+            if let Err(e) = live.connection.as_mut().await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+        let client = ClientWrapper::new(client, task);
         client.batch_execute(&self.session_setup).await?;
-        Ok(Slotted { client, _slot: slot })
+        Ok(Slotted { client })
     }
 
     async fn recycle(&self, obj: &mut Slotted, metrics: &Metrics) -> RecycleResult<ManagerError> {
@@ -103,6 +140,8 @@ fn session_setup(config: &Config) -> String {
 
 pub type Pool = managed::Pool<SlotManager>;
 pub type Conn = managed::Object<SlotManager>;
+/// One server's pools, by database.
+type PoolMap = Mutex<HashMap<String, Pool>>;
 
 /// All pools of one PostgreSQL server.
 pub struct Pools {
@@ -111,7 +150,60 @@ pub struct Pools {
     /// Bounds connections in use at once, so a waiting task always finds a
     /// slot held by an idle connection it can close.
     busy: Arc<Semaphore>,
-    pools: Mutex<HashMap<String, Pool>>,
+    pools: Arc<PoolMap>,
+    /// A bound on connections shared with other servers' pools (`/probe`).
+    shared: Option<Arc<SharedBound>>,
+}
+
+/// One cap on open connections across the pools of many servers (the
+/// targets of `/probe`, `PGMAINT_MAX_CONNECTIONS_TOTAL`).
+///
+/// Each member keeps its own per-server cap; a new connection also needs a
+/// slot here. When none is free, idle connections of the other members are
+/// closed to make room, so targets probed in rotation reuse the slots of
+/// those probed earlier instead of waiting for their idle timeout.
+pub struct SharedBound {
+    slots: Arc<Semaphore>,
+    max: usize,
+    members: Mutex<Vec<std::sync::Weak<PoolMap>>>,
+}
+
+impl SharedBound {
+    pub fn new(max: usize) -> Arc<SharedBound> {
+        Arc::new(SharedBound {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            members: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Open connections right now, across every member.
+    pub fn open_connections(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Closes idle connections of members other than `me`; true if any was closed.
+    fn close_idle_elsewhere(&self, me: &Arc<PoolMap>) -> bool {
+        let others: Vec<Pool> = {
+            let mut members = self.members.lock().unwrap();
+            members.retain(|m| m.strong_count() > 0);
+            members
+                .iter()
+                .filter_map(|m| m.upgrade())
+                .filter(|m| !Arc::ptr_eq(m, me))
+                .flat_map(|m| m.lock().unwrap().values().cloned().collect::<Vec<_>>())
+                .collect()
+        };
+        let mut closed = false;
+        for p in others {
+            closed |= !p.retain(|_, _| false).removed.is_empty();
+        }
+        closed
+    }
 }
 
 /// A connection plus its place among the busy ones.
@@ -126,8 +218,17 @@ impl Pools {
             config: config.clone(),
             slots: Arc::new(Semaphore::new(config.max_connections)),
             busy: Arc::new(Semaphore::new(config.max_connections)),
-            pools: Mutex::new(HashMap::new()),
+            pools: Arc::new(Mutex::new(HashMap::new())),
+            shared: None,
         }
+    }
+
+    /// Pools that also count against `shared`, a bound across servers.
+    pub fn with_shared_bound(config: &Config, shared: Arc<SharedBound>) -> Pools {
+        let mut pools = Pools::new(config);
+        shared.members.lock().unwrap().push(Arc::downgrade(&pools.pools));
+        pools.shared = Some(shared);
+        pools
     }
 
     /// Open connections right now, across every database.
@@ -148,15 +249,18 @@ impl Pools {
             })?;
         let pg = self.config.dsn.to_pg_config(datname);
         let inner = deadpool_postgres::Manager::from_config(
-            pg,
-            tls,
+            pg.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(SlotManager {
             inner,
+            pg,
+            tls,
             slots: self.slots.clone(),
+            shared: self.shared.as_ref().map(|s| s.slots.clone()),
             session_setup: session_setup(&self.config),
         })
         .max_size(self.config.max_connections)
@@ -185,7 +289,18 @@ impl Pools {
                 Err(_) => return Err(ConnError::Timeout(datname.into())),
                 Ok(Ok(conn)) => return Ok(Lease { conn, _busy: busy }),
                 Ok(Err(managed::PoolError::Backend(ManagerError::NoSlot))) => {
-                    if !self.close_idle_except(datname) {
+                    let closed = self.close_idle_except(datname);
+                    if !closed
+                        && self
+                            .shared
+                            .as_ref()
+                            .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
+                    {
+                        // The server counts a session until its backend has
+                        // exited, a few ms after the socket closed: let it go
+                        // before opening another in its slot.
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    } else if !closed {
                         // A peer is mid-connect or about to return one: retry shortly.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }

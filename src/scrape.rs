@@ -178,6 +178,14 @@ impl Scraper {
         }
     }
 
+    /// A scraper whose connections also count against `shared`, a bound
+    /// across the servers `/probe` watches (see `probe.rs`).
+    pub fn with_shared_bound(config: Config, shared: Arc<crate::pool::SharedBound>) -> Scraper {
+        let mut s = Scraper::new(config);
+        s.pools = Pools::with_shared_bound(&s.config, shared);
+        s
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -1,5 +1,5 @@
-//! HTTP: `/metrics`, `/` (landing page), `/healthz` and the maintenance
-//! report (`/report`, `/report.json`, see `report/`).
+//! HTTP: `/metrics`, `/probe` (many targets, see `probe.rs`), `/` (landing page),
+//! `/healthz` and the maintenance report (`/report`, `/report.json`, see `report/`).
 //!
 //! `router()` is what tests drive; `run()` serves it on a listener until the
 //! shutdown future resolves. A scrape never waits past its deadline: the
@@ -38,6 +38,10 @@ pub struct App {
     /// Held while a scrape runs: one at a time.
     running: tokio::sync::Mutex<()>,
     latest: std::sync::Mutex<Option<Latest>>,
+    /// `/probe` targets (empty unless `PGMAINT_CONFIG_FILE` has auth modules).
+    pub probes: Arc<crate::probe::Probes>,
+    probe_targets: prometheus::IntGauge,
+    probe_connections: prometheus::IntGauge,
 }
 
 pub type AppState = Arc<App>;
@@ -60,6 +64,25 @@ impl App {
         .expect("valid metric");
         registry.register(Box::new(scrapes.clone())).expect("unique");
         registry.register(Box::new(failures.clone())).expect("unique");
+        let probe_targets = prometheus::IntGauge::new(
+            "pgmaint_exporter_probe_targets",
+            "/probe targets held open right now (PGMAINT_MAX_TARGETS caps them).",
+        )
+        .expect("valid metric");
+        let probe_connections = prometheus::IntGauge::new(
+            "pgmaint_exporter_probe_connections_open",
+            "Database connections open across all /probe targets (PGMAINT_MAX_CONNECTIONS_TOTAL caps them).",
+        )
+        .expect("valid metric");
+        let probes = crate::probe::Probes::new(scraper.config());
+        if !scraper.config().auth_modules.is_empty() {
+            registry
+                .register(Box::new(probe_targets.clone()))
+                .expect("unique");
+            registry
+                .register(Box::new(probe_connections.clone()))
+                .expect("unique");
+        }
         Arc::new(App {
             scraper: Arc::new(scraper),
             registry,
@@ -67,6 +90,9 @@ impl App {
             failures,
             running: tokio::sync::Mutex::new(()),
             latest: std::sync::Mutex::new(None),
+            probes,
+            probe_targets,
+            probe_connections,
         })
     }
 
@@ -112,6 +138,8 @@ impl App {
         for r in snap.runs.iter().filter(|r| !r.success) {
             self.failures.with_label_values(&[r.collector]).inc();
         }
+        self.probe_targets.set(self.probes.targets() as i64);
+        self.probe_connections.set(self.probes.open_connections() as i64);
         // The prometheus crate only fails on invalid metric names: ours are constants.
         let tail = prometheus::TextEncoder::new()
             .encode_to_string(&self.registry.gather())
@@ -145,6 +173,7 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
+        .route("/probe", get(probe))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/report", get(crate::report::html_page))
         .route("/report.json", get(crate::report::json))
@@ -209,6 +238,14 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+async fn probe(
+    State(app): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    crate::probe::handle(app.probes.clone(), params, headers).await
+}
+
 async fn landing(State(app): State<AppState>) -> Html<String> {
     let config = app.scraper.config();
     let mut rows = String::new();
@@ -241,6 +278,7 @@ table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.3r
 <li><a href=\"/metrics\">/metrics</a> — Prometheus metrics</li>\
 <li><a href=\"/report\">/report</a> — maintenance report: what needs doing now, with the commands \
 (<a href=\"/report.json\">JSON</a>)</li>\
+<li><code>/probe?target=host:port&amp;auth_module=NAME</code> — another server's metrics (auth modules of PGMAINT_CONFIG_FILE)</li>\
 <li><a href=\"/healthz\">/healthz</a> — liveness of the exporter itself</li></ul>\
 <h2>Collectors</h2><table><tr><th>name</th><th>enabled</th><th>scope</th><th>what</th></tr>\n{rows}</table>\
 <p>Watching database <code>{db}</code>; at most {max} connections.</p></body></html>",
