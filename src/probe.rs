@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -507,15 +506,7 @@ pub async fn handle(probes: Arc<Probes>, params: Vec<(String, String)>, headers:
     let expo = app.shared_scrape(arrived, timeout).await;
     drop(app);
     probes.touch(&key);
-    let chunks = expo
-        .chunks()
-        .map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c)));
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        Body::from_stream(futures::stream::iter(chunks)),
-    )
-        .into_response()
+    crate::server::exposition_response(expo)
 }
 
 fn request(probes: &Arc<Probes>, params: Vec<(String, String)>) -> Result<(Key, AppState), ProbeError> {

@@ -766,14 +766,22 @@ pub fn quote_ident(s: &str) -> String {
 /// At 10,000 tables the text is ~40 MB while the samples behind it take
 /// ~15 MB, so the text is never held whole: `chunks()` encodes a few families
 /// at a time as the response is sent, and concurrent requests sharing one
-/// scrape each stream from the same samples (issue 6: peak RSS).
+/// scrape each stream from the same samples (issue 6: peak RSS). A small
+/// exposition (up to `WHOLE_MAX_SAMPLES` series, a few MB) is encoded once
+/// and shared instead: there, 50 clients encoding the same text each would
+/// cost more CPU than holding it saves memory.
 pub struct Exposition {
     pub snap: Snapshot,
     head: String,
     tail: String,
     /// `ALL`, then the custom queries of `PGMAINT_QUERIES_FILE`.
     collectors: Vec<&'static dyn Collector>,
+    /// The whole text, encoded by the first request (small expositions only).
+    whole: std::sync::OnceLock<axum::body::Bytes>,
 }
+
+/// Series up to which an exposition is encoded once and shared (~5 MB of text).
+const WHOLE_MAX_SAMPLES: usize = 50_000;
 
 /// Bytes per chunk of the streamed response (a chunk ends after the family
 /// that crosses this; one family of 30,000 index series is ~2.5 MB).
@@ -824,7 +832,19 @@ impl Exposition {
             head,
             tail,
             collectors,
+            whole: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The whole text, encoded once and shared, if the exposition is small;
+    /// `None` for a large one (stream it with `chunks()`).
+    pub fn shared_text(self: &Arc<Self>) -> Option<axum::body::Bytes> {
+        let samples: usize = self.snap.runs.iter().map(|r| r.sink.len()).sum();
+        (samples <= WHOLE_MAX_SAMPLES).then(|| {
+            self.whole
+                .get_or_init(|| axum::body::Bytes::from(self.to_text()))
+                .clone()
+        })
     }
 
     /// The text in chunks of about `CHUNK_BYTES`, encoded as they are taken.

@@ -226,13 +226,23 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let arrived = Instant::now();
     let timeout = scrape_timeout(app.scraper.config().scrape_timeout, &headers);
     let expo = app.shared_scrape(arrived, timeout).await;
-    // Streamed family by family (see `Exposition`): the text is never held whole.
+    exposition_response(expo)
+}
+
+/// The HTTP answer for a finished scrape (`/metrics` and `/probe`): a small
+/// exposition's text encoded once and shared, a large one streamed family by
+/// family (see `Exposition`), never held whole.
+pub fn exposition_response(expo: Arc<Exposition>) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    if let Some(text) = expo.shared_text() {
+        return (StatusCode::OK, content_type, text).into_response();
+    }
     let chunks = expo
         .chunks()
         .map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c)));
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        content_type,
         Body::from_stream(futures::stream::iter(chunks)),
     )
         .into_response()
