@@ -37,7 +37,7 @@ impl Dir {
         let path = self.file(name);
         std::fs::write(&path, text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        if is_root() {
+        if harness::is_root() {
             assert!(Command::new("chown")
                 .args(["pgmaint", &path])
                 .status()
@@ -52,14 +52,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false)
 }
 
 /// A test CA that signs server and client certificates.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use harness::{Cluster, Exporter, Samples};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
@@ -35,7 +35,7 @@ impl Dir {
         std::fs::write(&path, text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         let path = path.to_str().unwrap().to_string();
-        if for_postgres && is_root() {
+        if for_postgres && harness::is_root() {
             assert!(Command::new("chown")
                 .args(["pgmaint", &path])
                 .status()
@@ -50,19 +50,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false)
-}
-
-fn unique_secret(tag: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{tag}-P9k{}q{nanos:x}", std::process::id())
 }
 
 /// A cluster with `ssl = on` serving a certificate for 127.0.0.1 signed by a
@@ -89,26 +76,6 @@ fn tls_cluster(dir: &Dir) -> (Cluster, String) {
     ];
     let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
     (harness::start_cluster(None, &conf), ca_file)
-}
-
-/// A cluster where role `mon` must log in with a SCRAM password.
-async fn scram_cluster(password: &str) -> Cluster {
-    let pg = harness::start_cluster(None, &["password_encryption = 'scram-sha-256'"]);
-    let hba = format!("{}/data/pg_hba.conf", pg.dir);
-    let old = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(&hba, format!("host all mon 127.0.0.1/32 scram-sha-256\n{old}")).unwrap();
-    let admin = pg.client("postgres").await;
-    let create: String = admin
-        .query_one(
-            "SELECT format('CREATE ROLE mon LOGIN PASSWORD %L IN ROLE pg_monitor', $1::text)",
-            &[&password],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    admin.batch_execute(&create).await.unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
-    pg
 }
 
 async fn create_db(pg: &Cluster, name: &str) {
@@ -142,14 +109,14 @@ fn tables_dbs(m: &Samples) -> Vec<String> {
 #[tokio::test]
 async fn three_clusters_through_auth_modules() {
     let pid = std::process::id();
-    let password = unique_secret("scram");
+    let password = harness::unique_secret("scram");
     let dir = Dir::new("probe");
     let pw_file = dir.write("mon.password", &format!("{password}\n"), 0o600, false);
     let wrong_file = dir.write("wrong.password", "not-it\n", 0o600, false);
     let shared = harness::cluster();
     let shared_db = shared.fresh_db().await;
     let (tls, ca_file) = tls_cluster(&dir);
-    let scram = scram_cluster(&password).await;
+    let scram = harness::scram_cluster(&password).await;
     let (tls_a, tls_b, scram_only) = (
         format!("tls_a_{pid}"),
         format!("tls_b_{pid}"),
@@ -253,7 +220,7 @@ async fn three_clusters_through_auth_modules() {
     assert_eq!(m.value("pgmaint_exporter_probe_targets", &[]), Some(5.0));
 
     // Refusals: 400 with a reason, never a credential.
-    let secret = unique_secret("url");
+    let secret = harness::unique_secret("url");
     let cases = [
         (format!("target=127.0.0.1:{}", tls.port), "missing auth_module"),
         (

@@ -6,9 +6,9 @@ mod harness;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use harness::{Cluster, Exporter};
+use harness::Exporter;
 
 /// A directory removed on drop.
 struct Dir(PathBuf);
@@ -37,20 +37,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false)
-}
-
-/// A password no other output could contain by chance.
-fn unique_secret(tag: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{tag}-Q7x{}z{nanos:x}", std::process::id())
 }
 
 /// Runs the exporter binary to completion (bounded): (exit code, stdout + stderr).
@@ -98,35 +84,14 @@ async fn all_output(e: &Exporter) -> String {
     all
 }
 
-/// A cluster where role `mon` must log in with a SCRAM password.
-async fn scram_cluster(password: &str) -> Cluster {
-    let pg = harness::start_cluster(None, &["password_encryption = 'scram-sha-256'"]);
-    let hba = format!("{}/data/pg_hba.conf", pg.dir);
-    let old = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(&hba, format!("host all mon 127.0.0.1/32 scram-sha-256\n{old}")).unwrap();
-    let admin = pg.client("postgres").await;
-    // CREATE ROLE takes no parameters: let the server quote the literal.
-    let create: String = admin
-        .query_one(
-            "SELECT format('CREATE ROLE mon LOGIN PASSWORD %L IN ROLE pg_monitor', $1::text)",
-            &[&password],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    admin.batch_execute(&create).await.unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
-    pg
-}
-
 #[tokio::test]
 async fn password_file_works_and_the_password_never_shows() {
-    let password = unique_secret("right");
-    let wrong = unique_secret("wrong");
+    let password = harness::unique_secret("right");
+    let wrong = harness::unique_secret("wrong");
     let dir = Dir::new("pwfile");
     let pw_file = dir.write("password", &format!("{password}\n"), 0o600);
     let wrong_file = dir.write("wrong", &format!("{wrong}\n"), 0o600);
-    let pg = scram_cluster(&password).await;
+    let pg = harness::scram_cluster(&password).await;
     let db = pg.fresh_db().await;
     let url = format!("postgresql://mon@127.0.0.1:{}/{}", pg.port, db.name);
     let base = [
@@ -204,10 +169,10 @@ async fn password_file_works_and_the_password_never_shows() {
 #[tokio::test]
 async fn unreadable_password_file_stops_the_exporter() {
     let dir = Dir::new("pwfile-mode");
-    let secret = unique_secret("unreadable");
+    let secret = harness::unique_secret("unreadable");
     // Owned by root (or by us), mode 0600 (0000 when not root): the exporter,
     // run as the unprivileged test user, may not read it.
-    let as_user = is_root();
+    let as_user = harness::is_root();
     let file = dir.write("password", &secret, if as_user { 0o600 } else { 0o000 });
     let listen = format!("127.0.0.1:{}", harness::free_port());
     let env = [

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::{Client, NoTls};
 
@@ -483,4 +483,42 @@ pub fn promtool_check(text: &str) -> String {
         s = format!("promtool failed with {}", out.status);
     }
     s
+}
+
+/// True when the tests run as root (CI does): files PostgreSQL or the
+/// exporter must read as user `pgmaint` need a chown then.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}
+
+/// A password no log line could contain by accident.
+pub fn unique_secret(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{tag}-Q7x{}z{nanos:x}", std::process::id())
+}
+
+/// A cluster of the test's own where role `mon` (pg_monitor) must log in
+/// with SCRAM and `password`.
+pub async fn scram_cluster(password: &str) -> Cluster {
+    let pg = start_cluster(None, &["password_encryption = 'scram-sha-256'"]);
+    let hba = format!("{}/data/pg_hba.conf", pg.dir);
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("host all mon 127.0.0.1/32 scram-sha-256\n{old}")).unwrap();
+    let admin = pg.client("postgres").await;
+    // CREATE ROLE takes no parameters: let the server quote the literal.
+    let create: String = admin
+        .query_one(
+            "SELECT format('CREATE ROLE mon LOGIN PASSWORD %L IN ROLE pg_monitor', $1::text)",
+            &[&password],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    admin.batch_execute(&create).await.unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    pg
 }
