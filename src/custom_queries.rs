@@ -24,7 +24,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Deserialize;
 use tokio_postgres::types::{FromSql, Type};
-use tokio_postgres::Row;
+use crate::rows::Row;
 
 use crate::collectors::{self, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::config::{parse_duration, Config};
@@ -279,7 +279,7 @@ impl<'a> FromSql<'a> for Numeric {
     }
 }
 
-fn column(row: &Row, name: &str, query: &str, what: &str) -> Result<usize, CollectError> {
+fn column(row: Row<'_>, name: &str, query: &str, what: &str) -> Result<usize, CollectError> {
     row.columns()
         .iter()
         .position(|c| c.name() == name)
@@ -290,14 +290,14 @@ fn column(row: &Row, name: &str, query: &str, what: &str) -> Result<usize, Colle
         })
 }
 
-fn value(row: &Row, idx: usize) -> Result<Option<f64>, CollectError> {
+fn value(row: Row<'_>, idx: usize) -> Result<Option<f64>, CollectError> {
     if *row.columns()[idx].type_() == Type::NUMERIC {
         return Ok(row.try_get::<_, Option<Numeric>>(idx)?.map(|n| n.0));
     }
     collectors::num(row, idx)
 }
 
-fn label(row: &Row, idx: usize) -> Result<String, CollectError> {
+fn label(row: Row<'_>, idx: usize) -> Result<String, CollectError> {
     let ty = row.columns()[idx].type_();
     if <String as FromSql>::accepts(ty) {
         return collectors::text(row, idx);

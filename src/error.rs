@@ -50,6 +50,8 @@ pub enum CollectError {
     Query { query: &'static str, message: String },
     #[error("unexpected column in query result: {0}")]
     Column(#[from] tokio_postgres::Error),
+    #[error("unexpected column in query result: {0}")]
+    Row(#[from] crate::rows::RowError),
     #[error("query {0} was not run")]
     Missing(&'static str),
     #[error("{0}")]

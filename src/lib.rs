@@ -14,6 +14,7 @@
 //! - `report/` — the maintenance report: findings from the latest snapshot, HTML and JSON.
 //! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.
 //! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
+//! - `rows.rs` — query results packed as they stream in (`Rows`, `Row`).
 //! - `error.rs` — thiserror enums.
 
 pub mod collectors;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod pool;
 pub mod probe;
 pub mod report;
+pub mod rows;
 pub mod scrape;
 pub mod server;
 pub mod tls;

@@ -250,11 +250,15 @@ impl Scraper {
         let databases = self.databases(&lease, &main_db).await;
         snap.databases = databases.clone();
 
-        // The main database: cluster-wide collectors, plus its per-database ones.
-        let mut main_set: Vec<&'static dyn Collector> = self.enabled(Scope::Cluster).collect();
+        // The main database: its per-database collectors, then the
+        // cluster-wide ones. Queries are pipelined in this order, so the
+        // cheap cluster-wide statements run on the server while the large
+        // per-table results are being mapped (issue 6: scrape time).
+        let mut main_set: Vec<&'static dyn Collector> = vec![];
         if databases.contains(&main_db) {
             main_set.extend(self.enabled(Scope::PerDatabase));
         }
+        main_set.extend(self.enabled(Scope::Cluster));
         let main_task = self.run_set(Some(lease), main_db.clone(), main_set, &server, deadline);
         let others = databases.iter().filter(|d| **d != main_db).map(|d| {
             self.run_set(
@@ -513,20 +517,20 @@ impl Scraper {
                     // queries read user tables that ALTER TABLE may change
                     // ("cached plan must not change result type"): never cached.
                     let cache = !c.name().starts_with("custom:");
+                    let qname = q.name;
+                    let t0 = Instant::now();
                     unique
                         .entry(key)
                         .or_insert_with(|| {
                             async move {
-                                let params: Vec<_> = params.iter().map(|p| p.as_sql()).collect();
-                                let rows = if cache {
-                                    match client.prepare_cached(sql).await {
-                                        Ok(stmt) => client.query(&stmt, &params).await,
-                                        Err(e) => Err(e),
-                                    }
-                                } else {
-                                    client.query(sql, &params).await
-                                };
-                                rows.map(Arc::new).map_err(|e| describe(&e))
+                                let rows = fetch(client, sql, &params, cache).await;
+                                debug!(
+                                    query = qname,
+                                    ms = t0.elapsed().as_millis() as u64,
+                                    rows = rows.as_ref().map(|r| r.len()).unwrap_or(0),
+                                    "query done"
+                                );
+                                rows.map(Arc::new)
                             }
                             .boxed()
                             .shared()
@@ -705,6 +709,34 @@ impl Run {
             sink,
         }
     }
+}
+
+/// Runs one query and packs its rows as they arrive (`rows.rs`): no
+/// `Vec<tokio_postgres::Row>` is ever held, and each row's read buffer is
+/// reused as soon as it is copied.
+async fn fetch(
+    client: &deadpool_postgres::ClientWrapper,
+    sql: &str,
+    params: &[collectors::Param],
+    cache: bool,
+) -> Result<crate::rows::Rows, String> {
+    use futures::TryStreamExt;
+    let stmt = if cache {
+        client.prepare_cached(sql).await
+    } else {
+        client.prepare(sql).await
+    }
+    .map_err(|e| describe(&e))?;
+    let stream = client
+        .query_raw(&stmt, params.iter().map(|p| p.as_sql()))
+        .await
+        .map_err(|e| describe(&e))?;
+    let mut stream = std::pin::pin!(stream);
+    let mut rows = crate::rows::RowsBuilder::new(&stmt);
+    while let Some(row) = stream.try_next().await.map_err(|e| describe(&e))? {
+        rows.push(&row).map_err(|e| e.to_string())?;
+    }
+    Ok(rows.finish())
 }
 
 /// A database error with its SQLSTATE message (tokio-postgres' Display is terse).

@@ -238,7 +238,7 @@ impl Collector for Activity {
         }
         for row in input
             .optional("long_sessions")
-            .unwrap_or(&[])
+            .unwrap_or_default()
             .iter()
             .filter(|_| sees_all)
         {

@@ -361,7 +361,7 @@ pub fn btree_exact_ratio(
         .then(|| (1.0 - (1.0 + internal + leaf * density_pct / fillfactor) / total).clamp(0.0, 1.0))
 }
 
-fn input(row: &tokio_postgres::Row, first: usize, pages: f64, tuples: f64) -> Result<Input, CollectError> {
+fn input(row: crate::rows::Row<'_>, first: usize, pages: f64, tuples: f64) -> Result<Input, CollectError> {
     Ok(Input {
         pages,
         tuples,

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use rustc_hash::FxHashMap;
 
 use crate::collectors::selection;
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{num, num0, text_ref, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -104,11 +104,12 @@ static FAMILIES: &[&Family] = &[
 
 /// What makes two indexes interchangeable, and what decides which to keep.
 #[derive(Debug, Clone)]
-struct IndexDef {
+struct IndexDef<'a> {
     oid: u32,
     table: u32,
-    /// indkey, indclass, indcollation, indoption, expressions, predicate.
-    shape: [String; 6],
+    /// indkey, indclass, indcollation, indoption, expressions, predicate
+    /// (borrowed from the query's rows).
+    shape: [&'a str; 6],
     primary: bool,
     constraint: bool,
     unique: bool,
@@ -122,13 +123,13 @@ struct IndexDef {
 /// unique one (it enforces something the plain one does not), then NULLS NOT
 /// DISTINCT (stricter), then a valid one, then the oldest (lowest oid).
 #[cfg(test)]
-fn duplicates(defs: &[IndexDef]) -> HashSet<u32> {
+fn duplicates(defs: &[IndexDef<'_>]) -> HashSet<u32> {
     duplicates_of(defs).into_keys().collect()
 }
 
 /// Each duplicate's oid, with the oid of the index kept in its group.
-fn duplicates_of(defs: &[IndexDef]) -> FxHashMap<u32, u32> {
-    let mut groups: FxHashMap<(u32, &[String; 6]), Vec<&IndexDef>> = FxHashMap::default();
+fn duplicates_of(defs: &[IndexDef<'_>]) -> FxHashMap<u32, u32> {
+    let mut groups: FxHashMap<(u32, &[&str; 6]), Vec<&IndexDef>> = FxHashMap::default();
     for d in defs {
         groups.entry((d.table, &d.shape)).or_default().push(d);
     }
@@ -166,9 +167,9 @@ impl Collector for Indexes {
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let mut queries = vec![
+            selection::query(),
             Query::new("indexes", SQL),
             Query::new("stats_reset", STATS_RESET_SQL),
-            selection::query(),
         ];
         if ctx.server.major() >= 15 {
             queries.push(Query::new("nulls_not_distinct", NULLS_NOT_DISTINCT_SQL).optional());
@@ -193,12 +194,12 @@ impl Collector for Indexes {
                 oid,
                 table: row.try_get(12)?,
                 shape: [
-                    text(row, 13)?,
-                    text(row, 14)?,
-                    text(row, 15)?,
-                    text(row, 16)?,
-                    text(row, 17)?,
-                    text(row, 18)?,
+                    text_ref(row, 13)?,
+                    text_ref(row, 14)?,
+                    text_ref(row, 15)?,
+                    text_ref(row, 16)?,
+                    text_ref(row, 17)?,
+                    text_ref(row, 18)?,
                 ],
                 primary: row.try_get(7)?,
                 unique: row.try_get(8)?,
@@ -208,17 +209,20 @@ impl Collector for Indexes {
             });
         }
         let dups = duplicates_of(&defs);
-        let names: FxHashMap<u32, String> = rows
+        // Names only of the indexes kept in a duplicate group.
+        let kept_oids: HashSet<u32> = dups.values().copied().collect();
+        let names: FxHashMap<u32, &str> = rows
             .iter()
             .zip(&defs)
-            .map(|(row, def)| Ok((def.oid, text(row, 2)?)))
+            .filter(|(_, def)| kept_oids.contains(&def.oid))
+            .map(|(row, def)| Ok((def.oid, text_ref(row, 2)?)))
             .collect::<Result<_, CollectError>>()?;
         for (row, def) in rows.iter().zip(&defs) {
-            let (schema, table, index) = (text(row, 0)?, text(row, 1)?, text(row, 2)?);
-            if !kept.contains(&schema, &table) {
+            let (schema, table, index) = (text_ref(row, 0)?, text_ref(row, 1)?, text_ref(row, 2)?);
+            if !kept.contains(schema, table) {
                 continue;
             }
-            let l = &[db, schema.as_str(), table.as_str(), index.as_str()];
+            let l = &[db, schema, table, index];
             let scans = num0(row, 3)?;
             out.counter(&SCANS, l, scans);
             out.counter(&TUP_READ, l, num0(row, 4)?);
@@ -232,7 +236,7 @@ impl Collector for Indexes {
             out.gauge(&INVALID, l, flag(!def.valid));
             out.gauge(&DUPLICATE, l, flag(dups.contains_key(&def.oid)));
             if let Some(kept) = dups.get(&def.oid).and_then(|k| names.get(k)) {
-                out.detail(&DUPLICATE_OF, &[db, &schema, &table, &index, kept], 1.0);
+                out.detail(&DUPLICATE_OF, &[db, schema, table, index, kept], 1.0);
             }
         }
         Ok(())
@@ -251,18 +255,11 @@ fn flag(b: bool) -> f64 {
 mod tests {
     use super::*;
 
-    fn def(oid: u32, cols: &str) -> IndexDef {
+    fn def(oid: u32, cols: &str) -> IndexDef<'_> {
         IndexDef {
             oid,
             table: 1,
-            shape: [
-                cols.into(),
-                "1978".into(),
-                "0".into(),
-                "0".into(),
-                "".into(),
-                "".into(),
-            ],
+            shape: [cols, "1978", "0", "0", "", ""],
             primary: false,
             constraint: false,
             unique: false,

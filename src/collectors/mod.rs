@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 
 use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
+use crate::rows::{Row, Rows};
 
 pub mod activity;
 pub mod archiver;
@@ -179,7 +179,7 @@ pub enum Source {
 }
 
 /// One query's rows (shared), or its error message.
-pub type QueryResult = Result<Arc<Vec<Row>>, String>;
+pub type QueryResult = Result<Arc<Rows>, String>;
 
 /// The results of a collector's queries, by name. Rows are shared: a query
 /// that several collectors ask for in the same database and scrape (e.g.
@@ -193,9 +193,9 @@ pub struct Fetched {
 
 impl Fetched {
     /// Rows of a required query; its failure fails the collector.
-    pub fn rows(&self, name: &'static str) -> Result<&[Row], CollectError> {
+    pub fn rows(&self, name: &'static str) -> Result<&Rows, CollectError> {
         match self.results.iter().find(|(n, _)| *n == name) {
-            Some((_, Ok(rows))) => Ok(rows.as_slice()),
+            Some((_, Ok(rows))) => Ok(rows),
             Some((_, Err(e))) => Err(CollectError::Query {
                 query: name,
                 message: e.clone(),
@@ -205,12 +205,12 @@ impl Fetched {
     }
 
     /// Rows of an optional query, or `None` when it failed or was not run.
-    pub fn optional(&self, name: &'static str) -> Option<&[Row]> {
+    pub fn optional(&self, name: &'static str) -> Option<&Rows> {
         self.results
             .iter()
             .find(|(n, _)| *n == name)
             .and_then(|(_, r)| r.as_ref().ok())
-            .map(|rows| rows.as_slice())
+            .map(|rows| &**rows)
     }
 }
 
@@ -250,10 +250,13 @@ pub trait Collector: Send + Sync {
 
 /// Reads an optional numeric column as f64 whatever its SQL type
 /// (int2/int4/int8/float4/float8/numeric-as-float8/oid).
-pub fn num(row: &Row, idx: usize) -> Result<Option<f64>, CollectError> {
+pub fn num(row: Row<'_>, idx: usize) -> Result<Option<f64>, CollectError> {
     use tokio_postgres::types::Type;
-    let ty = row.columns()[idx].type_().clone();
-    Ok(match ty {
+    let ty = row.columns()[idx].type_();
+    if *ty == Type::FLOAT8 {
+        return Ok(row.try_get::<_, Option<f64>>(idx)?);
+    }
+    Ok(match ty.clone() {
         Type::INT2 => row.try_get::<_, Option<i16>>(idx)?.map(f64::from),
         Type::INT4 => row.try_get::<_, Option<i32>>(idx)?.map(f64::from),
         Type::INT8 => row.try_get::<_, Option<i64>>(idx)?.map(|v| v as f64),
@@ -273,12 +276,17 @@ pub fn num(row: &Row, idx: usize) -> Result<Option<f64>, CollectError> {
 }
 
 /// Reads a numeric column that must not be NULL.
-pub fn num0(row: &Row, idx: usize) -> Result<f64, CollectError> {
+pub fn num0(row: Row<'_>, idx: usize) -> Result<f64, CollectError> {
     Ok(num(row, idx)?.unwrap_or(0.0))
 }
 
+/// Reads an optional text column without copying it; NULL becomes "".
+pub fn text_ref(row: Row<'_>, idx: usize) -> Result<&str, CollectError> {
+    Ok(row.try_get::<_, Option<&str>>(idx)?.unwrap_or_default())
+}
+
 /// Reads an optional text column; NULL becomes "".
-pub fn text(row: &Row, idx: usize) -> Result<String, CollectError> {
+pub fn text(row: Row<'_>, idx: usize) -> Result<String, CollectError> {
     Ok(row.try_get::<_, Option<String>>(idx)?.unwrap_or_default())
 }
 

@@ -16,7 +16,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::collectors::{num, num0, text, Ctx, Fetched, Query};
+use crate::collectors::{num, num0, text_ref, Ctx, Fetched, Query};
 use crate::error::CollectError;
 
 /// Query name used in `Fetched`.
@@ -240,15 +240,16 @@ impl Autovacuum {
 /// The tables that get series, their trigger points, and how many were left
 /// out by the cap.
 #[derive(Debug, Default)]
-pub struct Kept {
-    /// schema → table → trigger points (nested so lookups borrow, not allocate).
-    tables: FxHashMap<String, FxHashMap<String, Autovacuum>>,
+pub struct Kept<'a> {
+    /// schema → table → trigger points, borrowing the names from the
+    /// selection's rows (nested so lookups by `&str` allocate nothing).
+    tables: FxHashMap<&'a str, FxHashMap<&'a str, Autovacuum>>,
     kept: usize,
     /// Tables that passed the schema/table filters but not the cap.
     pub omitted: usize,
 }
 
-impl Kept {
+impl Kept<'_> {
     pub fn contains(&self, schema: &str, table: &str) -> bool {
         self.autovacuum(schema, table).is_some()
     }
@@ -276,8 +277,8 @@ pub fn wanted(ctx: &Ctx, schema: &str, table: &str) -> bool {
 }
 
 /// One table as `kept()` weighs it.
-struct Cand {
-    key: (String, String),
+struct Cand<'a> {
+    key: (&'a str, &'a str),
     av: Autovacuum,
     attention: bool,
     frozen_age: f64,
@@ -285,11 +286,12 @@ struct Cand {
 }
 
 /// Applies filters and the cap to the rows of `query()`.
-pub fn kept(ctx: &Ctx, input: &Fetched) -> Result<Kept, CollectError> {
-    let mut cands = Vec::new();
-    for row in input.rows(NAME)? {
-        let (schema, table) = (text(row, 0)?, text(row, 1)?);
-        if !wanted(ctx, &schema, &table) {
+pub fn kept<'a>(ctx: &Ctx, input: &'a Fetched) -> Result<Kept<'a>, CollectError> {
+    let rows = input.rows(NAME)?;
+    let mut cands = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (schema, table) = (text_ref(row, 0)?, text_ref(row, 1)?);
+        if !wanted(ctx, schema, table) {
             continue;
         }
         let g = Settings {
@@ -303,7 +305,7 @@ pub fn kept(ctx: &Ctx, input: &Fetched) -> Result<Kept, CollectError> {
             freeze_max_age: num0(row, 19)?,
             vacuum_max_threshold: num(row, 20)?,
         };
-        let opts: Vec<String> = row.try_get::<_, Option<Vec<String>>>(3)?.unwrap_or_default();
+        let opts: Vec<&str> = row.try_get::<_, Option<Vec<&str>>>(3)?.unwrap_or_default();
         let av = Autovacuum::compute(
             &g,
             &RelOptions::parse(&opts),
@@ -332,7 +334,7 @@ pub fn kept(ctx: &Ctx, input: &Fetched) -> Result<Kept, CollectError> {
 
 /// Keeps tables needing attention (plus the oldest relfrozenxid ones, where
 /// wraparound hits first), then the largest, up to `cap`.
-fn cap(mut cands: Vec<Cand>, cap: usize) -> Kept {
+fn cap(mut cands: Vec<Cand<'_>>, cap: usize) -> Kept<'_> {
     let mut by_age: Vec<usize> = (0..cands.len()).collect();
     by_age.sort_by(|&a, &b| cands[b].frozen_age.total_cmp(&cands[a].frozen_age));
     for &i in by_age.iter().take(OLDEST_FROZEN_KEPT) {
@@ -340,7 +342,7 @@ fn cap(mut cands: Vec<Cand>, cap: usize) -> Kept {
     }
     cands.sort_by(|a, b| b.attention.cmp(&a.attention).then(b.bytes.total_cmp(&a.bytes)));
     let omitted = cands.len().saturating_sub(cap);
-    let mut tables: FxHashMap<String, FxHashMap<String, Autovacuum>> = FxHashMap::default();
+    let mut tables: FxHashMap<&str, FxHashMap<&str, Autovacuum>> = FxHashMap::default();
     let mut kept = 0;
     for c in cands.into_iter().take(cap) {
         let (schema, table) = c.key;
@@ -469,9 +471,9 @@ mod tests {
         assert_eq!(parse_bool("maybe"), None);
     }
 
-    fn cand(name: &str, attention: bool, frozen_age: f64, bytes: f64) -> Cand {
+    fn cand(name: &str, attention: bool, frozen_age: f64, bytes: f64) -> Cand<'_> {
         Cand {
-            key: ("public".into(), name.into()),
+            key: ("public", name),
             av: av(&[], 0.0),
             attention,
             frozen_age,
@@ -481,8 +483,11 @@ mod tests {
 
     #[test]
     fn cap_keeps_attention_then_oldest_then_largest() {
-        let mut cands: Vec<Cand> = (0..30)
-            .map(|i| cand(&format!("big{i}"), false, 100.0, 1e6 + i as f64))
+        let names: Vec<String> = (0..30).map(|i| format!("big{i}")).collect();
+        let mut cands: Vec<Cand> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| cand(n, false, 100.0, 1e6 + i as f64))
             .collect();
         cands.push(cand("small_dirty", true, 100.0, 8192.0));
         cands.push(cand("small_old", false, 1e9, 8192.0));

@@ -11,7 +11,7 @@
 //! so the cap's "needs attention" and these series never disagree.
 
 use crate::collectors::selection;
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{num, num0, text_ref, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -231,18 +231,18 @@ impl Collector for Tables {
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let sql = if ctx.server.major() >= 18 { SQL_18 } else { SQL_14 };
-        Source::Sql(vec![Query::new("tables", sql), selection::query()])
+        Source::Sql(vec![selection::query(), Query::new("tables", sql)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let kept = selection::kept(ctx, input)?;
         let db = ctx.datname;
         out.gauge(&OMITTED, &[db], kept.omitted as f64);
         for row in input.rows("tables")? {
-            let (schema, table) = (text(row, 0)?, text(row, 1)?);
-            let Some(av) = kept.autovacuum(&schema, &table) else {
+            let (schema, table) = (text_ref(row, 0)?, text_ref(row, 1)?);
+            let Some(av) = kept.autovacuum(schema, table) else {
                 continue;
             };
-            let l = &[db, schema.as_str(), table.as_str()];
+            let l = &[db, schema, table];
             out.gauge(&LIVE, l, num0(row, 2)?);
             out.gauge(&DEAD, l, num0(row, 3)?);
             out.gauge(&MODIFIED, l, num0(row, 4)?);
