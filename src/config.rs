@@ -42,6 +42,7 @@ struct Raw {
     max_tables_per_database: Option<String>,
     bloat_cache_seconds: Option<String>,
     size_cache_seconds: Option<String>,
+    settings_cache_seconds: Option<String>,
     bloat_exact: Option<String>,
     statements_limit: Option<String>,
     statements_query_text: Option<String>,
@@ -93,6 +94,8 @@ pub struct Config {
     pub bloat_cache: Duration,
     /// How long table/index sizes are reused (`sizes` collector).
     pub size_cache: Duration,
+    /// How long server settings are reused (`settings` collector).
+    pub settings_cache: Duration,
     pub bloat_exact: bool,
     pub statements_limit: usize,
     pub statements_query_text: bool,
@@ -314,6 +317,12 @@ impl Config {
             size_cache: Duration::from_secs(count(
                 "PGMAINT_SIZE_CACHE_SECONDS",
                 &raw.size_cache_seconds,
+                60,
+                0,
+            )? as u64),
+            settings_cache: Duration::from_secs(count(
+                "PGMAINT_SETTINGS_CACHE_SECONDS",
+                &raw.settings_cache_seconds,
                 60,
                 0,
             )? as u64),

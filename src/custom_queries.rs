@@ -21,10 +21,10 @@ use std::collections::HashSet;
 use std::error::Error;
 use std::time::Duration;
 
+use crate::rows::Row;
 use regex::Regex;
 use serde::Deserialize;
 use tokio_postgres::types::{FromSql, Type};
-use crate::rows::Row;
 
 use crate::collectors::{self, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::config::{parse_duration, Config};

@@ -31,6 +31,7 @@ Configuration is read from environment variables (see docs/configuration.md):
   PGMAINT_MAX_TABLES_PER_DATABASE  per-table series cap per database [1000]
   PGMAINT_BLOAT_CACHE_SECONDS bloat estimate cache                [300]
   PGMAINT_SIZE_CACHE_SECONDS  table/index size cache              [60]
+  PGMAINT_SETTINGS_CACHE_SECONDS  server settings cache           [60]
   PGMAINT_MIN_SCRAPE_INTERVAL reuse a result younger than this    [1s]
   PGMAINT_BACKUP_DIRS         backup directories: dir[:glob,glob];dir…  [off]
                               default globs backup_*,*.dump,*.sql,*.tar

@@ -264,6 +264,12 @@ impl Pools {
             session_setup: session_setup(&self.config),
         })
         .max_size(self.config.max_connections)
+        // The most recently used connection first: it has the built-in
+        // statements prepared and the server's catalog caches warm, where
+        // FIFO rotated scrapes over every connection a background refresh
+        // had opened (each scrape's first use re-prepared ~30 statements:
+        // 50-70 ms instead of ~20 ms at 100 tables, issue 6).
+        .queue_mode(deadpool::managed::QueueMode::Lifo)
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .expect("pool config is static and valid");

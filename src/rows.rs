@@ -258,10 +258,7 @@ mod tests {
     fn columns_are_read_back_with_their_nulls() {
         let rows = packed();
         assert_eq!(rows.len(), 2);
-        let got: Vec<Vec<Option<&[u8]>>> = rows
-            .iter()
-            .map(|r| (0..3).map(|c| r.raw(c)).collect())
-            .collect();
+        let got: Vec<Vec<Option<&[u8]>>> = rows.iter().map(|r| (0..3).map(|c| r.raw(c)).collect()).collect();
         assert_eq!(
             got,
             vec![

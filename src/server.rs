@@ -199,6 +199,15 @@ pub async fn run(
         let http2 = web.as_ref().is_some_and(|w| w.http2);
         return web_config::serve_tls(listener, router(state), tls, http2, shutdown).await;
     }
+    // TCP_NODELAY: a response goes out as headers then body (or chunks);
+    // with Nagle's algorithm the second write waits for the client's delayed
+    // ACK, ~40 ms on Linux — twice a small scrape's whole time (issue 6).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -573,6 +573,8 @@ pub async fn serve_tls(
             },
             _ = &mut shutdown => break,
         };
+        // See `server::run`: no Nagle delay between headers and body.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();

@@ -60,7 +60,14 @@ async fn a_restart_only_change_is_pending() {
     let pg = harness::dedicated();
     let admin = pg.client("postgres").await;
     let exporter = pg
-        .spawn_exporter("postgres", &[("PGMAINT_COLLECTORS", "settings")])
+        .spawn_exporter(
+            "postgres",
+            &[
+                ("PGMAINT_COLLECTORS", "settings"),
+                // Read every scrape: the change below must show at once.
+                ("PGMAINT_SETTINGS_CACHE_SECONDS", "0"),
+            ],
+        )
         .await;
     let m = exporter.scrape().await;
     assert_eq!(m.value("pg_settings_pending_restart", &[]), Some(0.0));

@@ -14,15 +14,21 @@
 //! bytes and seconds; booleans are 1/0; -1 stays -1 (disabled/"use the other
 //! setting"), it is never scaled.
 
-use crate::collectors::{num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use std::time::Duration;
+
+use crate::collectors::{text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per listed setting the server has: name, reset value, unit,
-/// vartype, source. The list is a constant of this file, not outside input.
-const SETTINGS_SQL: &str = "SELECT name::text, reset_val::text, unit::text, vartype::text, source::text
+/// One row per listed setting the server has, plus every setting pending a
+/// restart (one scan of pg_settings, which formats all ~350 settings each
+/// time it is read): name, reset value, unit, vartype, source,
+/// pending_restart. The list is a constant of this file, not outside input.
+const SETTINGS_SQL: &str = "SELECT name::text, reset_val::text, unit::text, vartype::text, source::text,
+       pending_restart
   FROM pg_settings
- WHERE name = ANY ('{autovacuum,autovacuum_max_workers,autovacuum_naptime,
+ WHERE pending_restart OR name = ANY ('{autovacuum,autovacuum_max_workers,autovacuum_naptime,
    autovacuum_vacuum_threshold,autovacuum_analyze_threshold,autovacuum_vacuum_scale_factor,
    autovacuum_analyze_scale_factor,autovacuum_vacuum_insert_threshold,
    autovacuum_vacuum_insert_scale_factor,autovacuum_vacuum_max_threshold,autovacuum_freeze_max_age,
@@ -33,9 +39,6 @@ const SETTINGS_SQL: &str = "SELECT name::text, reset_val::text, unit::text, vart
    shared_buffers,work_mem,maintenance_work_mem,autovacuum_work_mem,max_wal_size,min_wal_size,
    checkpoint_timeout,archive_mode,wal_level,statement_timeout,
    idle_in_transaction_session_timeout,lock_timeout,track_counts}'::text[])";
-
-/// One row: settings changed in the configuration that need a server restart.
-const PENDING_SQL: &str = "SELECT count(*)::float8 FROM pg_settings WHERE pending_restart";
 
 /// What a setting's family measures; its pg_settings.unit must agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,14 +413,20 @@ impl Collector for Settings {
     fn families(&self) -> &'static [&'static Family] {
         FAMILIES
     }
+    /// Settings change by a reload or restart, rarely: cached
+    /// (`PGMAINT_SETTINGS_CACHE_SECONDS`, default 60 s; 0 reads them every scrape).
+    fn cache_ttl(&self, config: &Config) -> Duration {
+        config.settings_cache
+    }
     fn source(&self, _ctx: &Ctx) -> Source {
-        Source::Sql(vec![
-            Query::new("settings", SETTINGS_SQL),
-            Query::new("pending", PENDING_SQL),
-        ])
+        Source::Sql(vec![Query::new("settings", SETTINGS_SQL)])
     }
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
+        let mut pending = 0;
         for row in input.rows("settings")? {
+            if row.try_get::<_, Option<bool>>(5)?.unwrap_or(false) {
+                pending += 1;
+            }
             let (name, value, unit, vartype, source) = (
                 text(row, 0)?,
                 text(row, 1)?,
@@ -440,9 +449,7 @@ impl Collector for Settings {
                 .map_err(|e| CollectError::Other(format!("setting {name}: {e}")))?;
             out.gauge(family, &[], v);
         }
-        for row in input.rows("pending")? {
-            out.gauge(&PENDING_RESTART, &[], num0(row, 0)?);
-        }
+        out.gauge(&PENDING_RESTART, &[], pending as f64);
         Ok(())
     }
 }
