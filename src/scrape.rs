@@ -269,8 +269,10 @@ impl Scraper {
                 deadline,
             )
         });
-        let mut runs: Vec<Run> = main_task.await;
-        for r in join_all(others).await {
+        // The other databases start beside the main one, not after it (the
+        // connection cap still bounds how many run at once).
+        let (mut runs, others) = futures::join!(main_task, join_all(others));
+        for r in others {
             runs.extend(r);
         }
         snap.runs = runs;
