@@ -82,6 +82,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    one_malloc_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -93,6 +94,23 @@ fn main() -> ExitCode {
             tracing::error!("{e}");
             eprintln!("pgmaint-exporter: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core)
+/// and returns little of a freed arena to the system: a scrape's rows and
+/// samples, built on one worker thread and freed on another, left the
+/// high-water mark ~15 % above what one arena needs (10,000 tables: 121 →
+/// 105 MiB peak, no change in scrape time or CPU; issue 6). The exporter is
+/// not allocation-bound enough for one arena's lock to matter.
+/// `MALLOC_ARENA_MAX` in the environment, when set, wins.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called before any other thread exists; mallopt only sets a limit.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }

@@ -293,11 +293,11 @@ mod tests {
     #[test]
     fn different_predicate_table_or_opclass_is_not_a_duplicate() {
         let mut partial = def(20, "2");
-        partial.shape[5] = "(b > 0)".into();
+        partial.shape[5] = "(b > 0)";
         let mut other_table = def(30, "2");
         other_table.table = 2;
         let mut hash = def(40, "2");
-        hash.shape[1] = "1977".into();
+        hash.shape[1] = "1977";
         assert!(duplicates(&[def(10, "2"), partial, other_table, hash]).is_empty());
     }
 
