@@ -126,7 +126,15 @@ impl Sink {
             value,
         };
         let same = |f: &FamilySamples| std::ptr::eq(f.family, family);
-        if !self.families.get(self.last_family).is_some_and(same) {
+        // Collectors write row by row, a family after the other: the family
+        // after the last one (or the first, when a new row begins) is
+        // almost always the one, so the search below rarely runs.
+        let next = self.last_family + 1;
+        if self.families.get(next).is_some_and(same) {
+            self.last_family = next;
+        } else if self.families.first().is_some_and(same) {
+            self.last_family = 0;
+        } else if !self.families.get(self.last_family).is_some_and(same) {
             match self.families.iter().position(same) {
                 Some(i) => self.last_family = i,
                 None => {

@@ -576,7 +576,10 @@ impl Scraper {
                         Some(e) => Err(e),
                         None => {
                             let mut sink = Sink::default();
-                            c.map(ctx, &fetched, &mut sink).map(|_| sink)
+                            let t0 = Instant::now();
+                            let mapped = c.map(ctx, &fetched, &mut sink).map(|_| sink);
+                            debug!(collector = c.name(), ms = t0.elapsed().as_millis() as u64, "mapped");
+                            mapped
                         }
                     }
                 }
