@@ -21,7 +21,6 @@ use std::collections::HashSet;
 use std::error::Error;
 use std::time::Duration;
 
-use crate::rows::Row;
 use regex::Regex;
 use serde::Deserialize;
 use tokio_postgres::types::{FromSql, Type};
@@ -30,6 +29,7 @@ use crate::collectors::{self, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::config::{parse_duration, Config};
 use crate::error::CollectError;
 use crate::metrics::{Family, Kind, Sink};
+use crate::rows::Row;
 
 /// Families of the exporter's process registry (server.rs), also reserved.
 const RESERVED_PREFIXES: &[&str] = &["pgmaint_exporter_", "pg_scrape_collector_"];

@@ -101,8 +101,8 @@ fn main() -> ExitCode {
 /// glibc gives each thread that allocates its own arena (up to 8 per core)
 /// and returns little of a freed arena to the system: a scrape's rows and
 /// samples, built on one worker thread and freed on another, left the
-/// high-water mark ~15 % above what one arena needs (10,000 tables: 121 →
-/// 105 MiB peak, no change in scrape time or CPU; issue 6). The exporter is
+/// high-water mark ~20 % above what one arena needs (10,000 tables: 93 →
+/// 77 MiB peak, no change in scrape time or CPU; issue 6). The exporter is
 /// not allocation-bound enough for one arena's lock to matter.
 /// `MALLOC_ARENA_MAX` in the environment, when set, wins.
 fn one_malloc_arena() {

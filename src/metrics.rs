@@ -126,26 +126,24 @@ impl Sink {
             value,
         };
         let same = |f: &FamilySamples| std::ptr::eq(f.family, family);
-        // Collectors write row by row, a family after the other: the family
-        // after the last one (or the first, when a new row begins) is
-        // almost always the one, so the search below rarely runs.
-        let next = self.last_family + 1;
-        if self.families.get(next).is_some_and(same) {
-            self.last_family = next;
-        } else if self.families.first().is_some_and(same) {
-            self.last_family = 0;
-        } else if !self.families.get(self.last_family).is_some_and(same) {
-            match self.families.iter().position(same) {
-                Some(i) => self.last_family = i,
-                None => {
-                    self.families.push(FamilySamples {
-                        family,
-                        samples: Vec::new(),
-                    });
-                    self.last_family = self.families.len() - 1;
-                }
+        // Collectors write row by row, a family after the other: the last
+        // family, the one after it, or (a new row) the first is almost always
+        // the one, so the search rarely runs.
+        let last = self.last_family;
+        let found = [last, last + 1, 0]
+            .into_iter()
+            .find(|&i| self.families.get(i).is_some_and(same))
+            .or_else(|| self.families.iter().position(same));
+        self.last_family = match found {
+            Some(i) => i,
+            None => {
+                self.families.push(FamilySamples {
+                    family,
+                    samples: Vec::new(),
+                });
+                self.families.len() - 1
             }
-        }
+        };
         self.families[self.last_family].samples.push(sample);
     }
 

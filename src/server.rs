@@ -199,9 +199,10 @@ pub async fn run(
         let http2 = web.as_ref().is_some_and(|w| w.http2);
         return web_config::serve_tls(listener, router(state), tls, http2, shutdown).await;
     }
-    // TCP_NODELAY: a response goes out as headers then body (or chunks);
-    // with Nagle's algorithm the second write waits for the client's delayed
-    // ACK, ~40 ms on Linux — twice a small scrape's whole time (issue 6).
+    // TCP_NODELAY: a response goes out as headers then body (or chunks), and
+    // Nagle's algorithm may hold a later small write for the client's delayed
+    // ACK (~40 ms on Linux). axum 0.8 no longer sets it. The issue-6 bench saw
+    // no change (its bodies leave in large writes); this is the safe default.
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
