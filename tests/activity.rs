@@ -79,6 +79,23 @@ async fn idle_transaction_lock_wait_and_long_query() {
     blocked.await.unwrap().unwrap();
     cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
     assert!(sleeping.await.unwrap().is_err(), "pg_sleep was cancelled");
+    // The client sees the cancel's error before its backend reports itself
+    // idle (PostgreSQL sets the state just before ReadyForQuery): wait for
+    // the server to show no other active session, or a loaded machine
+    // scrapes in between and counts the cancelled query once more.
+    let check = db.session().await;
+    harness::eventually(Duration::from_secs(10), || async {
+        let row = check
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, i64>(0) == 0).then_some(())
+    })
+    .await;
 
     // With the idle transaction gone and the sleep cancelled, the counts fall back.
     let m = exporter.scrape().await;
