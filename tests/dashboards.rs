@@ -283,7 +283,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-const DASHBOARDS: &[&str] = &["overview", "vacuum", "indexes", "sessions", "replication"];
+const DASHBOARDS: &[&str] = &[
+    "overview",
+    "instance",
+    "vacuum",
+    "indexes",
+    "sessions",
+    "replication",
+];
 
 struct Target {
     ref_id: String,
@@ -373,7 +380,18 @@ fn variables_in(expr: &str) -> BTreeSet<String> {
     out
 }
 
-/// Metric names (identifiers outside string literals starting `pg_`/`pgmaint_`).
+/// The recording rules of `alerts/pgmaint.rules.yml` (`record: name` lines).
+fn recording_rules() -> BTreeSet<String> {
+    std::fs::read_to_string(repo().join("alerts/pgmaint.rules.yml"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim_start().trim_start_matches("- ").strip_prefix("record:"))
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+/// Metric names (identifiers outside string literals starting `pg_`,
+/// `pgmaint_`, or `pgmaint:` for our recording rules).
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut chars = expr.char_indices().peekable();
@@ -397,7 +415,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                 }
             }
             let word = &expr[i..end];
-            if word.starts_with("pg_") || word.starts_with("pgmaint_") {
+            if word.starts_with("pg_") || word.starts_with("pgmaint_") || word.starts_with("pgmaint:") {
                 out.insert(word.to_string());
             }
         }
@@ -408,6 +426,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 #[test]
 fn dashboards_are_well_formed() {
     let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).unwrap();
+    let recorded = recording_rules();
     let dashboards = load_dashboards();
     let mut uids = BTreeSet::new();
     let mut panels_total = 0;
@@ -436,18 +455,27 @@ fn dashboards_are_well_formed() {
             .unwrap_or_else(|| panic!("{f}: no datasource variable"));
         assert_eq!(ds.str("type"), Some("datasource"), "{f}");
         assert_eq!(ds.str("query"), Some("prometheus"), "{f}");
-        for (name, needle) in [
-            ("instance", "label_values(pg_up, instance)"),
-            ("datname", "datname)"),
+        // The chain job → cluster → instance → datname. "All" is `.*` except
+        // for instance, whose "All" must be the instances of the selected jobs
+        // and clusters (Grafana then joins the listed values).
+        for (name, needle, all_value) in [
+            ("job", "label_values(pg_up, job)", Some(".*")),
+            ("cluster", "label_values(pg_up{job=~\"$job\"}, cluster)", Some(".*")),
+            (
+                "instance",
+                "label_values(pg_up{job=~\"$job\", cluster=~\"$cluster\"}, instance)",
+                None,
+            ),
+            ("datname", "datname)", Some(".*")),
         ] {
             let Some(v) = vars.get(name) else {
-                assert_ne!(name, "instance", "{f}: no instance variable");
+                assert_eq!(name, "datname", "{f}: no {name} variable");
                 continue;
             };
             assert_eq!(v.str("type"), Some("query"), "{f}: {name}");
             assert_eq!(v.bool("multi"), Some(true), "{f}: {name} multi");
             assert_eq!(v.bool("includeAll"), Some(true), "{f}: {name} includeAll");
-            assert_eq!(v.str("allValue"), Some(".*"), "{f}: {name} allValue");
+            assert_eq!(v.str("allValue"), all_value, "{f}: {name} allValue");
             assert_eq!(
                 v.at(&["datasource", "uid"]),
                 Some(&Json::Str("${datasource}".into())),
@@ -517,13 +545,26 @@ fn dashboards_are_well_formed() {
                     "{f}/{t}: no metric"
                 );
                 for m in metrics {
-                    assert!(
-                        docs.contains(&format!("`{m}`")),
-                        "{f}/{t}: {m} is not in docs/metrics.md"
-                    );
+                    if m.contains(':') {
+                        assert!(
+                            recorded.contains(&m),
+                            "{f}/{t}: {m} is no recording rule of alerts/pgmaint.rules.yml"
+                        );
+                    } else {
+                        assert!(
+                            docs.contains(&format!("`{m}`")),
+                            "{f}/{t}: {m} is not in docs/metrics.md"
+                        );
+                    }
                 }
             }
             panels_total += 1;
+        }
+        // A variable is used by a panel, or by a child variable's query.
+        for v in vars.values() {
+            if let Some(Json::Str(q)) = v.at(&["query", "query"]).or(v.get("query")) {
+                used_vars.extend(variables_in(q));
+            }
         }
         for name in vars.keys().filter(|n| **n != "datasource") {
             assert!(
