@@ -358,6 +358,58 @@ fn load_dashboards() -> Vec<Dashboard> {
         .collect()
 }
 
+/// A panel's data links: (the table column they sit on, if any; the URL).
+fn panel_links(p: &Json) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let defaults = p.at(&["fieldConfig", "defaults"]);
+    for l in defaults.map(|d| d.arr("links")).unwrap_or_default() {
+        out.push((None, l.str("url").unwrap_or_default().to_string()));
+    }
+    let overrides = p.at(&["fieldConfig"]).map(|f| f.arr("overrides")).unwrap_or_default();
+    for o in overrides {
+        let col = o.at(&["matcher", "options"]).and_then(|c| match c {
+            Json::Str(s) => Some(s.clone()),
+            _ => None,
+        });
+        for prop in o.arr("properties") {
+            if prop.str("id") == Some("links") {
+                for l in prop.arr("value") {
+                    out.push((col.clone(), l.str("url").unwrap_or_default().to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `${name}` / `${name:format}` references of a link URL, with the format.
+fn link_refs(url: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut rest = url;
+    while let Some(i) = rest.find("${") {
+        let Some(j) = rest[i..].find('}') else { break };
+        let inner = &rest[i + 2..i + j];
+        let (name, format) = match inner.split_once(':') {
+            Some((n, f)) => (n.to_string(), Some(f.to_string())),
+            None => (inner.to_string(), None),
+        };
+        out.push((name, format));
+        rest = &rest[i + j + 1..];
+    }
+    out
+}
+
+/// The query parameters of a URL (after `?`), undecoded.
+fn url_params(url: &str) -> Vec<(String, String)> {
+    let Some((_, q)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Grafana variables an expression uses (`$x` and `${x}`), built-ins included.
 fn variables_in(expr: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -558,6 +610,9 @@ fn dashboards_are_well_formed() {
                     }
                 }
             }
+            for (_, url) in panel_links(p) {
+                used_vars.extend(link_refs(&url).into_iter().map(|(name, _)| name));
+            }
             panels_total += 1;
         }
         // A variable is used by a panel, or by a child variable's query.
@@ -569,11 +624,97 @@ fn dashboards_are_well_formed() {
         for name in vars.keys().filter(|n| **n != "datasource") {
             assert!(
                 used_vars.contains(*name),
-                "{f}: variable {name} is used by no panel"
+                "{f}: variable {name} is used by no panel, link or variable"
             );
         }
     }
     assert!(panels_total >= 40, "{panels_total} panels");
+
+    // Links: to a shipped dashboard (with variables it has) or to the
+    // exporter's /report; every `${…}` is a variable of the dashboard or a
+    // data-link field of the panel's own series.
+    let by_uid: BTreeMap<&str, &Dashboard> = dashboards
+        .iter()
+        .map(|d| (d.json.str("uid").unwrap_or_default(), d))
+        .collect();
+    let mut links_total = 0;
+    for d in &dashboards {
+        let f = &d.file;
+        let vars = variable_names(&d.json);
+        let mut raw = Vec::new();
+        collect_panels(d.json.arr("panels"), &mut raw);
+        for p in raw {
+            let t = p.str("title").unwrap_or_default();
+            for (column, url) in panel_links(p) {
+                links_total += 1;
+                for (name, format) in link_refs(&url) {
+                    let ok = vars.contains(&name)
+                        || name == "__url_time_range"
+                        || name == "__value.raw" && column.is_some()
+                        || name.starts_with("__field.labels.")
+                        || name.starts_with("__data.fields.");
+                    assert!(ok, "{f}/{t}: ${{{name}}} in {url}");
+                    assert!(
+                        matches!(format.as_deref(), None | Some("percentencode")),
+                        "{f}/{t}: format {format:?} in {url}"
+                    );
+                }
+                if let Some(rest) = url.strip_prefix("/d/") {
+                    let uid = rest.split(['?', '/']).next().unwrap_or_default();
+                    let target = by_uid
+                        .get(uid)
+                        .unwrap_or_else(|| panic!("{f}/{t}: link to unknown dashboard {uid}"));
+                    let target_vars = variable_names(&target.json);
+                    for (k, _) in url_params(&url) {
+                        if let Some(var) = k.strip_prefix("var-") {
+                            assert!(
+                                target_vars.contains(var),
+                                "{f}/{t}: {uid} has no variable {var}"
+                            );
+                        }
+                    }
+                } else {
+                    assert!(
+                        url.starts_with("${exporter_scheme}://${__") && url.contains("/report?datname="),
+                        "{f}/{t}: link {url} is neither a dashboard nor the exporter's /report"
+                    );
+                }
+            }
+        }
+        // Annotations for restarts and failovers, per selected instance.
+        let annotations = d.json.at(&["annotations"]).map(|a| a.arr("list")).unwrap_or_default();
+        let mut names = BTreeSet::new();
+        for a in annotations.iter().filter(|a| a.num("builtIn").is_none()) {
+            let name = a.str("name").unwrap_or_default();
+            names.insert(name);
+            let expr = a.str("expr").unwrap_or_default();
+            assert!(expr.contains("instance=~\"$instance\""), "{f}: annotation {name}: {expr}");
+            assert_eq!(
+                a.at(&["datasource", "uid"]),
+                Some(&Json::Str("${datasource}".into())),
+                "{f}: annotation {name}"
+            );
+            for m in metric_names(expr) {
+                assert!(docs.contains(&format!("`{m}`")), "{f}: annotation {name}: {m}");
+            }
+        }
+        assert!(
+            names.contains("Restarts") && names.contains("Failovers"),
+            "{f}: annotations {names:?}"
+        );
+    }
+    assert!(links_total >= 15, "only {links_total} links");
+}
+
+fn variable_names(dashboard: &Json) -> BTreeSet<String> {
+    dashboard
+        .at(&["templating"])
+        .map(|t| t.arr("list"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.str("name"))
+        .map(String::from)
+        .collect()
 }
 
 // ---------------------------------------------------------------- live
