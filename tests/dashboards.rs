@@ -479,6 +479,10 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 fn dashboards_are_well_formed() {
     let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).unwrap();
     let recorded = recording_rules();
+    let per_object = per_object_families(&docs);
+    assert!(per_object.contains("pg_index_size_bytes"), "{per_object:?}");
+    let ours: Vec<String> = our_alerts().into_iter().collect();
+    assert!(ours.len() >= 10, "{ours:?}");
     let dashboards = load_dashboards();
     let mut uids = BTreeSet::new();
     let mut panels_total = 0;
@@ -591,6 +595,35 @@ fn dashboards_are_well_formed() {
                     );
                 }
                 used_vars.extend(v);
+                // Several instances can be selected: a legend names its instance.
+                assert!(
+                    tg.legend == "__auto" || tg.legend.contains("{{instance}}"),
+                    "{f}/{t}/{}: legend {:?} without {{{{instance}}}}",
+                    tg.ref_id,
+                    tg.legend
+                );
+                if tj.bool("instant") == Some(true)
+                    && metric_names(&tg.expr).iter().any(|m| per_object.contains(m))
+                {
+                    assert!(
+                        tg.expr.starts_with("sort_desc(topk(") || tg.expr.starts_with("sort_desc(sum"),
+                        "{f}/{t}/{}: a table/index listing must be the sorted top N: {}",
+                        tg.ref_id,
+                        tg.expr
+                    );
+                }
+                if tg.expr.contains("ALERTS") {
+                    // Our alerts only, by their exact names.
+                    let filter = format!("alertname=~\"{}\"", ours.join("|"));
+                    assert_eq!(
+                        tg.expr.matches("ALERTS{").count(),
+                        tg.expr.matches(&filter).count(),
+                        "{f}/{t}/{}: ALERTS not filtered to the alerts of alerts/*.rules.yml \
+                         (regenerate the alertname regex): {}",
+                        tg.ref_id,
+                        tg.expr
+                    );
+                }
                 let metrics = metric_names(&tg.expr);
                 assert!(
                     !metrics.is_empty() || tg.expr.contains("ALERTS"),
@@ -704,6 +737,49 @@ fn dashboards_are_well_formed() {
         );
     }
     assert!(links_total >= 15, "only {links_total} links");
+
+    // The header of alerts/pgmaint.rules.yml says the dashboards use its
+    // recording rules: each one is read by some panel.
+    let all_exprs: String = dashboards
+        .iter()
+        .flat_map(|d| d.panels.iter())
+        .flat_map(|p| p.targets.iter())
+        .map(|t| format!("{}\n", t.expr))
+        .collect();
+    for r in &recorded {
+        assert!(
+            metric_names(&all_exprs).contains(r),
+            "recording rule {r} is used by no dashboard"
+        );
+    }
+}
+
+/// The alert names of `alerts/*.rules.yml`.
+fn our_alerts() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for f in repo_rule_files() {
+        for l in std::fs::read_to_string(f).unwrap().lines() {
+            let l = l.trim_start().trim_start_matches("- ");
+            if let Some(name) = l.strip_prefix("alert:") {
+                out.insert(name.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Families whose series are one per table or index (a `relname` label in
+/// docs/metrics.md), not bounded by design like running vacuums.
+fn per_object_families(docs: &str) -> BTreeSet<String> {
+    docs.lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let labels = cells.get(3)?;
+            let per_object = labels.split(',').any(|x| x.trim() == "relname");
+            (per_object && !name.starts_with("pg_vacuum_progress_")).then(|| name.to_string())
+        })
+        .collect()
 }
 
 fn variable_names(dashboard: &Json) -> BTreeSet<String> {
