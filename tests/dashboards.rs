@@ -290,6 +290,7 @@ const DASHBOARDS: &[&str] = &[
     "indexes",
     "sessions",
     "replication",
+    "statements",
 ];
 
 struct Target {
