@@ -1,11 +1,15 @@
 //! The Grafana dashboards in `dashboards/`: well-formed (JSON, schemaVersion,
-//! variables, a unit and a description on every panel, only documented
-//! metrics), and alive — every panel query, run by a real Prometheus scraping
-//! the exporter over a scenario database, parses and returns data. The alert
-//! rules in `alerts/*.rules.yml` are loaded into the same Prometheus: every
-//! rule must evaluate cleanly.
+//! the job → cluster → instance → datname variables, a unit and a description
+//! on every panel, only documented metrics and our recording rules, links to
+//! shipped dashboards or /report) and alive — a real Prometheus scrapes the
+//! exporter over a scenario database with the rules of `alerts/` loaded;
+//! every variable chain resolves, every panel query returns data, every data
+//! link filled from its panel's series leads to a dashboard offering those
+//! values or to a /report page the exporter serves, every rule evaluates
+//! cleanly. The restart/failover annotations are checked with promtool.
 //!
-//! serde_json is not a dependency, so a small strict JSON parser lives here.
+//! The small JSON parser here is strict where serde_json is not: a duplicate
+//! key in a dashboard (Grafana keeps the last one silently) is an error.
 
 mod harness;
 
@@ -366,7 +370,10 @@ fn panel_links(p: &Json) -> Vec<(Option<String>, String)> {
     for l in defaults.map(|d| d.arr("links")).unwrap_or_default() {
         out.push((None, l.str("url").unwrap_or_default().to_string()));
     }
-    let overrides = p.at(&["fieldConfig"]).map(|f| f.arr("overrides")).unwrap_or_default();
+    let overrides = p
+        .at(&["fieldConfig"])
+        .map(|f| f.arr("overrides"))
+        .unwrap_or_default();
     for o in overrides {
         let col = o.at(&["matcher", "options"]).and_then(|c| match c {
             Json::Str(s) => Some(s.clone()),
@@ -517,7 +524,11 @@ fn dashboards_are_well_formed() {
         // and clusters (Grafana then joins the listed values).
         for (name, needle, all_value) in [
             ("job", "label_values(pg_up, job)", Some(".*")),
-            ("cluster", "label_values(pg_up{job=~\"$job\"}, cluster)", Some(".*")),
+            (
+                "cluster",
+                "label_values(pg_up{job=~\"$job\"}, cluster)",
+                Some(".*"),
+            ),
             (
                 "instance",
                 "label_values(pg_up{job=~\"$job\", cluster=~\"$cluster\"}, instance)",
@@ -701,10 +712,7 @@ fn dashboards_are_well_formed() {
                     let target_vars = variable_names(&target.json);
                     for (k, _) in url_params(&url) {
                         if let Some(var) = k.strip_prefix("var-") {
-                            assert!(
-                                target_vars.contains(var),
-                                "{f}/{t}: {uid} has no variable {var}"
-                            );
+                            assert!(target_vars.contains(var), "{f}/{t}: {uid} has no variable {var}");
                         }
                     }
                 } else {
@@ -716,13 +724,20 @@ fn dashboards_are_well_formed() {
             }
         }
         // Annotations for restarts and failovers, per selected instance.
-        let annotations = d.json.at(&["annotations"]).map(|a| a.arr("list")).unwrap_or_default();
+        let annotations = d
+            .json
+            .at(&["annotations"])
+            .map(|a| a.arr("list"))
+            .unwrap_or_default();
         let mut names = BTreeSet::new();
         for a in annotations.iter().filter(|a| a.num("builtIn").is_none()) {
             let name = a.str("name").unwrap_or_default();
             names.insert(name);
             let expr = a.str("expr").unwrap_or_default();
-            assert!(expr.contains("instance=~\"$instance\""), "{f}: annotation {name}: {expr}");
+            assert!(
+                expr.contains("instance=~\"$instance\""),
+                "{f}: annotation {name}: {expr}"
+            );
             assert_eq!(
                 a.at(&["datasource", "uid"]),
                 Some(&Json::Str("${datasource}".into())),
@@ -794,6 +809,71 @@ fn variable_names(dashboard: &Json) -> BTreeSet<String> {
         .collect()
 }
 
+/// The restart and failover annotations mark exactly the scrapes around a
+/// change: their expressions, run by promtool as recording rules over a
+/// postmaster start time that changes at 10m and a pg_is_in_recovery() that
+/// flips at 20m, give a sample right after each change and none elsewhere.
+#[test]
+fn annotations_mark_restarts_and_failovers() {
+    let mut exprs: BTreeMap<String, String> = BTreeMap::new();
+    for d in load_dashboards() {
+        let list = d
+            .json
+            .at(&["annotations"])
+            .map(|a| a.arr("list"))
+            .unwrap_or_default();
+        for a in list.iter().filter(|a| a.num("builtIn").is_none()) {
+            let name = a.str("name").unwrap_or_default().to_string();
+            let expr = a.str("expr").unwrap_or_default().replace("$instance", ".*");
+            let known = exprs.entry(name.clone()).or_insert_with(|| expr.clone());
+            assert_eq!(
+                *known, expr,
+                "{}: annotation {name} differs between dashboards",
+                d.file
+            );
+        }
+    }
+    let record = |name: &str| format!("annotation:{}", name.to_lowercase());
+    let mut rules = String::from("groups:\n  - name: annotations\n    rules:\n");
+    for (name, expr) in &exprs {
+        rules += &format!("      - record: {}\n        expr: '{expr}'\n", record(name));
+    }
+    let test = format!(
+        "rule_files:\n  - annotations.rules.yml\nevaluation_interval: 1m\ntests:\n\
+         \x20 - interval: 1m\n    input_series:\n\
+         \x20     - series: 'pg_postmaster_start_time_seconds{{instance=\"db1:9188\"}}'\n\
+         \x20       values: '1000x10 2000x20'\n\
+         \x20     - series: 'pg_replication_in_recovery{{instance=\"db2:9188\"}}'\n\
+         \x20       values: '1x20 0x10'\n\
+         \x20   promql_expr_test:\n\
+         \x20     - expr: {restarts}\n        eval_time: 5m\n        exp_samples: []\n\
+         \x20     - expr: {restarts}\n        eval_time: 11m\n        exp_samples:\n\
+         \x20         - labels: '{restarts}{{instance=\"db1:9188\"}}'\n            value: 1\n\
+         \x20     - expr: {restarts}\n        eval_time: 25m\n        exp_samples: []\n\
+         \x20     - expr: {failovers}\n        eval_time: 11m\n        exp_samples: []\n\
+         \x20     - expr: {failovers}\n        eval_time: 21m\n        exp_samples:\n\
+         \x20         - labels: '{failovers}{{instance=\"db2:9188\"}}'\n            value: 1\n",
+        restarts = record("Restarts"),
+        failovers = record("Failovers"),
+    );
+    let dir = std::env::temp_dir().join(format!("pgmaint-annotations-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("annotations.rules.yml"), rules).unwrap();
+    std::fs::write(dir.join("annotations.test.yml"), test).unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules", "annotations.test.yml"])
+        .current_dir(&dir)
+        .output()
+        .expect("promtool");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ---------------------------------------------------------------- live
 
 /// Targets allowed to return nothing in the scenario (their panel must still
@@ -809,14 +889,41 @@ const MAY_BE_EMPTY: &[(&str, &str)] = &[
     ),
 ];
 
+/// What Grafana puts for each variable of one dashboard: the value a query
+/// sees with "All" selected (allValue, else the resolved values joined as a
+/// regex) and the values themselves.
+#[derive(Debug, Default)]
+struct Resolved {
+    all: BTreeMap<String, String>,
+    values: BTreeMap<String, Vec<String>>,
+}
+
+/// A value as Grafana's Prometheus data source escapes it in a multi-value
+/// regex: regex metacharacters behind a backslash, doubled in the string.
+fn regex_escape(v: &str) -> String {
+    let mut out = String::new();
+    for c in v.chars() {
+        if "\\.^$*+?()[]{}|".contains(c) {
+            out.push_str("\\\\");
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Grafana's substitutions for a Prometheus query run outside Grafana.
-fn substitute(expr: &str) -> String {
+fn substitute(expr: &str, vars: &Resolved) -> String {
     let mut e = expr.to_string();
+    // Longest names first, so `$instance` is not cut by a shorter name.
+    let mut names: Vec<&String> = vars.all.keys().collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    for name in names {
+        let to = &vars.all[name];
+        e = e
+            .replace(&format!("${{{name}}}"), to)
+            .replace(&format!("${name}"), to);
+    }
     for (from, to) in [
-        ("${instance}", ".*"),
-        ("$instance", ".*"),
-        ("${datname}", ".*"),
-        ("$datname", ".*"),
         ("$__rate_interval", "10s"),
         ("$__interval", "2s"),
         ("$__range", "1m"),
@@ -825,6 +932,133 @@ fn substitute(expr: &str) -> String {
     }
     assert!(!e.contains('$'), "unsubstituted variable in {e}");
     e
+}
+
+/// Resolves a dashboard's variables in order, as Grafana does on load: each
+/// `label_values(selector, label)` runs with its parents' "All" values
+/// substituted (Grafana calls /api/v1/label/<label>/values?match[]=…) and
+/// must return values.
+async fn resolve_variables(prom: &Prometheus, d: &Dashboard) -> Resolved {
+    let mut r = Resolved::default();
+    let list = d
+        .json
+        .at(&["templating"])
+        .map(|t| t.arr("list"))
+        .unwrap_or_default();
+    for v in list {
+        let name = v.str("name").unwrap_or_default().to_string();
+        match v.str("type") {
+            Some("custom") => {
+                let first = v
+                    .str("query")
+                    .unwrap_or_default()
+                    .split(',')
+                    .next()
+                    .unwrap_or_default();
+                r.all.insert(name.clone(), first.trim().to_string());
+                r.values.insert(name, vec![first.trim().to_string()]);
+            }
+            Some("query") => {
+                let q = v.str("definition").unwrap_or_default();
+                let inner = q
+                    .strip_prefix("label_values(")
+                    .and_then(|q| q.strip_suffix(')'))
+                    .unwrap_or_else(|| panic!("{}: ${name}: not label_values(): {q}", d.file));
+                let (selector, label) = inner.rsplit_once(',').unwrap();
+                let selector = substitute(selector.trim(), &r);
+                let values = prom.label_values(label.trim(), &selector).await;
+                assert!(
+                    !values.is_empty(),
+                    "{}: variable {name} resolves to nothing: label_values({selector}, {label})",
+                    d.file
+                );
+                let all = match v.str("allValue") {
+                    Some(a) => a.to_string(),
+                    None => format!(
+                        "({})",
+                        values
+                            .iter()
+                            .map(|x| regex_escape(x))
+                            .collect::<Vec<_>>()
+                            .join("|")
+                    ),
+                };
+                r.all.insert(name.clone(), all);
+                r.values.insert(name, values);
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+/// A data link's URL for one series of its panel: Grafana's `${…}` filled
+/// from the series' labels (`__field.labels.x`, and for table cells
+/// `__data.fields.x` and `__value.raw` of the link's column). None when the
+/// series lacks a label the link needs (the test then fails).
+fn resolve_link(url: &str, column: Option<&str>, series: &Json, vars: &Resolved) -> Result<String, String> {
+    let mut out = url.to_string();
+    for (name, format) in link_refs(url) {
+        let label = if let Some(l) = name.strip_prefix("__field.labels.") {
+            Some(l)
+        } else if let Some(l) = name.strip_prefix("__data.fields.") {
+            Some(l)
+        } else if name == "__value.raw" {
+            column
+        } else {
+            None
+        };
+        let value = match (label, name.as_str()) {
+            (Some(l), _) => match series.at(&["metric", l]) {
+                Some(Json::Str(v)) => v.clone(),
+                _ => return Err(format!("${{{name}}}: the series has no label {l}")),
+            },
+            (None, "__url_time_range") => "from=now-1h&to=now".to_string(),
+            (None, "datasource") => "prometheus".to_string(),
+            (None, var) => vars
+                .all
+                .get(var)
+                .cloned()
+                .ok_or_else(|| format!("${{{var}}} is no variable"))?,
+        };
+        let value = match format.as_deref() {
+            Some("percentencode") => percent_encode(&value),
+            _ => value,
+        };
+        let reference = match &format {
+            Some(f) => format!("${{{name}:{f}}}"),
+            None => format!("${{{name}}}"),
+        };
+        out = out.replace(&reference, &value);
+    }
+    Ok(out)
+}
+
+fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(x) = v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(x);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A child process killed (and its directory removed) on drop.
@@ -874,7 +1108,7 @@ impl Prometheus {
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n{rules}\
-             scrape_configs:\n  - job_name: pgmaint\n    static_configs:\n      - targets: ['{exporter}']\n"
+             scrape_configs:\n  - job_name: pgmaint\n    static_configs:\n      - targets: ['{exporter}']\n        labels:\n          cluster: dashboards-test\n"
         );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -949,6 +1183,21 @@ impl Prometheus {
             Some("scalar") | Some("string") => vec![data.get("result").unwrap().clone()],
             _ => data.arr("result").to_vec(),
         })
+    }
+
+    /// Label values of the series a selector matches (Grafana's
+    /// label_values()).
+    async fn label_values(&self, label: &str, selector: &str) -> Vec<String> {
+        let path = format!("/api/v1/label/{label}/values");
+        let (status, j) = self.api(&path, &[("match[]", selector)]).await;
+        assert_eq!(status, 200, "{path}?match[]={selector}: {j:?}");
+        j.arr("data")
+            .iter()
+            .filter_map(|v| match v {
+                Json::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Every rule Prometheus loaded, with the file it came from.
@@ -1177,20 +1426,37 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
         ("PGMAINT_BACKUP_DIRS", &backups.display().to_string()),
         ("PGMAINT_BACKUP_MIN_AGE", "0s"),
         ("PGMAINT_WAL_ARCHIVE_DIR", &wal_archive.display().to_string()),
+        ("PGMAINT_STATEMENTS_QUERY_TEXT", "on"),
     ])
     .await;
 
-    // The repository's alert rules, plus one that always fires so the
-    // "Firing alerts" panel has an alert to list.
-    let mut rule_files = repo_rule_files();
+    // The repository's rules with every `for:` cut to 0s, so that the
+    // alerts the scenario triggers fire within the test; plus rules of
+    // "another team" whose alerts the dashboards must leave out (one without
+    // an instance label, one with ours).
     std::fs::create_dir_all(&tmp).unwrap();
-    let test_rules = tmp.join("test.rules.yml");
+    let mut rule_files = Vec::new();
+    for f in repo_rule_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let fast: String = text
+            .lines()
+            .map(|l| match l.trim_start().strip_prefix("for:") {
+                Some(_) => format!("{}for: 0s\n", &l[..l.len() - l.trim_start().len()]),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        let copy = tmp.join(f.file_name().unwrap());
+        std::fs::write(&copy, fast).unwrap();
+        rule_files.push(copy);
+    }
+    let foreign = tmp.join("foreign.rules.yml");
     std::fs::write(
-        &test_rules,
-        "groups:\n  - name: dashboard-test\n    rules:\n      - alert: DashboardTestAlwaysFiring\n        expr: pg_up == 1\n",
+        &foreign,
+        "groups:\n  - name: another-team\n    rules:\n      - alert: SomeoneElsesAlert\n        expr: vector(1)\n\
+         \x20     - alert: SomeoneElsesInstanceAlert\n        expr: up == 1\n",
     )
     .unwrap();
-    rule_files.push(test_rules.clone());
+    rule_files.push(foreign.clone());
     let prom = Prometheus::start(&tmp.join("prometheus"), &exporter.addr, &rule_files).await;
 
     // At least 10 s of successful scrapes, so 10 s rate windows have samples.
@@ -1203,10 +1469,29 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
     })
     .await;
 
+    // Variables: every chain job → cluster → instance → datname resolves,
+    // down to this exporter and this database.
+    let dashboards = load_dashboards();
+    let mut resolved = BTreeMap::new();
+    for d in &dashboards {
+        let r = resolve_variables(&prom, d).await;
+        assert_eq!(r.values["job"], ["pgmaint"], "{}", d.file);
+        assert_eq!(r.values["cluster"], ["dashboards-test"], "{}", d.file);
+        assert_eq!(
+            r.values["instance"],
+            std::slice::from_ref(&exporter.addr),
+            "{}",
+            d.file
+        );
+        if let Some(dbs) = r.values.get("datname") {
+            assert!(dbs.contains(&name), "{}: datname {dbs:?}", d.file);
+        }
+        resolved.insert(d.file.clone(), r);
+    }
+
     // Every target of every panel parses at once, and returns data in at
     // least one round (rounds repeat while the scenario settles, e.g. the
     // first autovacuum, or a collector missed a scrape's deadline).
-    let dashboards = load_dashboards();
     let deadline = Instant::now() + Duration::from_secs(25);
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut checked;
@@ -1217,7 +1502,7 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
             for p in &d.panels {
                 let panel_key = format!("{}/{}", d.file, p.title);
                 for t in &p.targets {
-                    let expr = substitute(&t.expr);
+                    let expr = substitute(&t.expr, &resolved[&d.file]);
                     let key = format!("{panel_key}/{}: {expr}", t.ref_id);
                     let series = prom.query(&expr).await.unwrap_or_else(|e| panic!("{key}: {e}"));
                     checked += 1;
@@ -1254,14 +1539,113 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(checked >= 50, "only {checked} targets");
+    assert!(checked >= 80, "only {checked} targets");
 
-    // The firing-alerts panel lists the test alert.
-    let firing = prom
-        .query("ALERTS{alertstate=\"firing\", alertname=\"DashboardTestAlwaysFiring\"}")
+    // Firing alerts: ours are listed, the other team's are not.
+    let overview = dashboards.iter().find(|d| d.file == "overview.json").unwrap();
+    let panel = overview
+        .panels
+        .iter()
+        .find(|p| p.title == "Firing alerts")
+        .unwrap();
+    let listed = harness::eventually(Duration::from_secs(15), || async {
+        let firing = prom
+            .query(&substitute(&panel.targets[0].expr, &resolved["overview.json"]))
+            .await
+            .unwrap();
+        (!firing.is_empty()).then_some(firing)
+    })
+    .await;
+    let others = prom
+        .query("ALERTS{alertstate=\"firing\", alertname=~\"SomeoneElses.*\"}")
         .await
         .unwrap();
-    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(others.len(), 2, "the other team's alerts fire: {others:?}");
+    let ours = our_alerts();
+    for a in &listed {
+        let alert = match a.at(&["metric", "alertname"]) {
+            Some(Json::Str(n)) => n.clone(),
+            _ => String::new(),
+        };
+        assert!(ours.contains(&alert), "Firing alerts lists {alert}");
+    }
+
+    // Links: every data link, filled from the series its panel shows, leads
+    // to a shipped dashboard with values its variables offer, or to a
+    // /report page the exporter serves.
+    let mut followed = 0;
+    let mut report_for_dead = false;
+    for d in &dashboards {
+        let vars = &resolved[&d.file];
+        let mut raw = Vec::new();
+        collect_panels(d.json.arr("panels"), &mut raw);
+        for (p, panel) in raw.iter().zip(&d.panels) {
+            let links = panel_links(p);
+            if links.is_empty() {
+                continue;
+            }
+            let mut series = Vec::new();
+            for t in &panel.targets {
+                series.extend(prom.query(&substitute(&t.expr, vars)).await.unwrap());
+            }
+            for (column, url) in &links {
+                let key = format!("{}/{}: {url}", d.file, panel.title);
+                // The series of the link's column (a table column is a label).
+                let carrying: Vec<&Json> = series
+                    .iter()
+                    .filter(|s| column.as_ref().map_or(true, |c| s.at(&["metric", c]).is_some()))
+                    .collect();
+                assert!(!carrying.is_empty(), "{key}: no series to link from");
+                for s in carrying.iter().take(5) {
+                    let target = resolve_link(url, column.as_deref(), s, vars)
+                        .unwrap_or_else(|e| panic!("{key}: {e}"));
+                    followed += 1;
+                    if let Some(rest) = target.strip_prefix("/d/") {
+                        let uid = rest.split(['?', '/']).next().unwrap_or_default();
+                        let to = dashboards
+                            .iter()
+                            .find(|x| x.json.str("uid") == Some(uid))
+                            .unwrap_or_else(|| panic!("{key}: no dashboard {uid}"));
+                        for (k, v) in url_params(&target) {
+                            if let Some(var) = k.strip_prefix("var-").filter(|v| *v != "datasource") {
+                                let offered = &resolved[&to.file].values[var];
+                                let v = percent_decode(&v);
+                                assert!(offered.contains(&v), "{key}: {var}={v} not in {offered:?}");
+                            }
+                        }
+                    } else {
+                        let (status, body) = get(&prom.http, &target).await;
+                        assert_eq!(status, 200, "{key}: GET {target}: {body}");
+                        assert!(
+                            body.contains("<html") || body.contains("<!DOCTYPE"),
+                            "{key}: {target}"
+                        );
+                        if target.contains("relname=dead&") || target.ends_with("relname=dead") {
+                            assert!(body.contains("dead"), "{target}: no finding for table dead");
+                            report_for_dead = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(followed >= 30, "only {followed} links followed");
+    assert!(report_for_dead, "no /report link for the table dead");
+
+    // Annotations parse and run.
+    for d in &dashboards {
+        let annotations = d
+            .json
+            .at(&["annotations"])
+            .map(|a| a.arr("list"))
+            .unwrap_or_default();
+        for a in annotations.iter().filter(|a| a.num("builtIn").is_none()) {
+            let expr = substitute(a.str("expr").unwrap_or_default(), &resolved[&d.file]);
+            prom.query(&expr)
+                .await
+                .unwrap_or_else(|e| panic!("{}: annotation {expr}: {e}", d.file));
+        }
+    }
 
     // Alert rules: all files loaded with all their rules, each evaluated
     // without error, each expression accepted by the query API.
@@ -1298,12 +1682,22 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
             .unwrap_or_else(|e| panic!("{file}: {rule}: {q}: {e}"));
     }
     eprintln!(
-        "{checked} panel queries and {} rules checked in {:?}",
+        "{checked} panel queries, {followed} links and {} rules checked in {:?}",
         rules.len(),
         started.elapsed()
     );
     drop(prom);
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = http
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
 }
 
 fn legend_labels(legend: &str) -> Vec<String> {
