@@ -492,6 +492,18 @@ fn dashboards_are_well_formed() {
     let ours: Vec<String> = our_alerts().into_iter().collect();
     assert!(ours.len() >= 10, "{ours:?}");
     let dashboards = load_dashboards();
+    // docs/dashboards.md has a row for every panel.
+    let guide = std::fs::read_to_string(repo().join("docs/dashboards.md")).unwrap();
+    for d in &dashboards {
+        for p in &d.panels {
+            assert!(
+                guide.contains(&format!("\n| {} | `", p.title)),
+                "{}: panel {} is not in docs/dashboards.md",
+                d.file,
+                p.title
+            );
+        }
+    }
     let mut uids = BTreeSet::new();
     let mut panels_total = 0;
     for d in &dashboards {
