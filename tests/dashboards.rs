@@ -1553,6 +1553,90 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
     }
     assert!(checked >= 80, "only {checked} targets");
 
+    // Tables that merge several queries into one row per object (the fleet
+    // grid, databases, vacuum ETA, statements): Grafana joins rows on the
+    // labels all queries share, so every query's rows must find a row of the
+    // first query, or the table shows half-empty orphan rows.
+    let mut merged = 0;
+    for d in &dashboards {
+        let mut raw = Vec::new();
+        collect_panels(d.json.arr("panels"), &mut raw);
+        for (p, panel) in raw.iter().zip(&d.panels) {
+            if !p
+                .arr("transformations")
+                .iter()
+                .any(|t| t.str("id") == Some("merge"))
+            {
+                continue;
+            }
+            merged += 1;
+            let mut results = Vec::new();
+            for t in &panel.targets {
+                let series = prom
+                    .query(&substitute(&t.expr, &resolved[&d.file]))
+                    .await
+                    .unwrap();
+                // A metric name would be one more join column, different per query.
+                assert!(
+                    series.iter().all(|s| s.at(&["metric", "__name__"]).is_none()),
+                    "{}/{}/{}: merged rows keep __name__: {}",
+                    d.file,
+                    panel.title,
+                    t.ref_id,
+                    t.expr
+                );
+                results.push((t.ref_id.clone(), series));
+            }
+            let labels = |s: &Json| -> BTreeMap<String, String> {
+                match s.get("metric") {
+                    Some(Json::Obj(m)) => m
+                        .iter()
+                        .filter_map(|(k, v)| match v {
+                            Json::Str(v) => Some((k.clone(), v.clone())),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => BTreeMap::new(),
+                }
+            };
+            let mut common: Option<BTreeSet<String>> = None;
+            for (_, series) in results.iter().filter(|(_, s)| !s.is_empty()) {
+                let names: BTreeSet<String> = series.iter().flat_map(|s| labels(s).into_keys()).collect();
+                common = Some(match common {
+                    None => names,
+                    Some(c) => c.intersection(&names).cloned().collect(),
+                });
+            }
+            let common = common.unwrap_or_default();
+            assert!(
+                common.contains("instance"),
+                "{}/{}: joined on {common:?}",
+                d.file,
+                panel.title
+            );
+            let project = |s: &Json| -> Vec<(String, String)> {
+                labels(s)
+                    .into_iter()
+                    .filter(|(k, _)| common.contains(k))
+                    .collect()
+            };
+            let first: BTreeSet<Vec<(String, String)>> = results[0].1.iter().map(project).collect();
+            for (ref_id, series) in &results[1..] {
+                for s in series {
+                    assert!(
+                        first.contains(&project(s)),
+                        "{}/{}/{ref_id}: row {:?} joins no row of {}",
+                        d.file,
+                        panel.title,
+                        project(s),
+                        results[0].0
+                    );
+                }
+            }
+        }
+    }
+    assert!(merged >= 5, "only {merged} merged tables");
+
     // Firing alerts: ours are listed, the other team's are not.
     let overview = dashboards.iter().find(|d| d.file == "overview.json").unwrap();
     let panel = overview
