@@ -642,8 +642,8 @@ fn dashboards_are_well_formed() {
                     assert_eq!(
                         tg.expr.matches("ALERTS{").count(),
                         tg.expr.matches(&filter).count(),
-                        "{f}/{t}/{}: ALERTS not filtered to the alerts of alerts/*.rules.yml \
-                         (regenerate the alertname regex): {}",
+                        "{f}/{t}/{}: ALERTS not filtered to the alerts of alerts/*.rules.yml; \
+                         every ALERTS selector needs, with the names sorted: {filter}\nquery: {}",
                         tg.ref_id,
                         tg.expr
                     );
