@@ -152,6 +152,7 @@ async fn seeded_problems_are_found_and_their_fixes_clear_them() {
         fix_sql(&vacuum),
         [
             "VACUUM (ANALYZE, VERBOSE) public.\"Meeting \"\"Rooms\"\"\";",
+            "SET lock_timeout = '5s';",
             "ALTER TABLE public.\"Meeting \"\"Rooms\"\"\" RESET (autovacuum_enabled);"
         ]
     );

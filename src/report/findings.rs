@@ -285,20 +285,22 @@ fn tables(snap: &Snapshot, out: &mut Out) {
                 let mut fix = vec![sql(format!("VACUUM (ANALYZE, VERBOSE) {name};"))];
                 let caution;
                 if !on {
+                    fix.push(sql(t::LOCK_TIMEOUT.into()));
                     fix.push(sql(format!("ALTER TABLE {name} RESET (autovacuum_enabled);")));
                     caution = Some(
                         "Autovacuum is off for this table (reloption autovacuum_enabled, or autovacuum / \
-                         track_counts off server-wide). The second command turns the reloption back on; \
-                         skip it if the table is vacuumed by a job of its own."
+                         track_counts off server-wide). The ALTER TABLE turns the reloption back on \
+                         (lock_timeout: it gives up rather than queue the table's queries behind it; retry \
+                         if it times out); skip it if the table is vacuumed by a job of its own."
                             .to_string(),
                     );
                 } else if overdue {
-                    fix.push(sql(format!(
-                        "ALTER TABLE {name} SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_limit = 1000);"
-                    )));
+                    fix.push(sql(t::LOCK_TIMEOUT.into()));
+                    fix.push(sql(format!("ALTER TABLE {name} SET ({});", t::HOT_TABLE_RELOPTIONS)));
                     caution = Some(
-                        "Autovacuum falls behind on this table: the second command makes it start earlier \
-                         (1 % of the rows instead of 20 %) and work faster. Check first that no long \
+                        "Autovacuum falls behind on this table: the ALTER TABLE makes it start earlier \
+                         (1 % of the rows instead of 20 %) and work faster (lock_timeout: it gives up \
+                         rather than queue the table's queries behind it; retry if it times out). Check first that no long \
                          transaction holds the xmin horizon back (a VACUUM then removes nothing)."
                             .to_string(),
                     );

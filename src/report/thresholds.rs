@@ -42,6 +42,19 @@ pub const BACKUP_MAX_AGE_SECONDS: f64 = 26.0 * 3600.0;
 /// (PostgresReplicationSlotInactive).
 pub const SLOT_RETAINED_WAL_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// The reloptions the report suggests for a table autovacuum falls behind
+/// on: start at 1 % of the rows instead of 20 %, and a cost budget five times
+/// the default 200. A table with its own cost limit is left out of the
+/// workers' cost balancing, so this is what that table's worker really gets;
+/// 1000 speeds it up without letting one table saturate the I/O. The runbook
+/// (PostgresTableVacuumOverdue) gives the same line; `tests` below checks it.
+pub const HOT_TABLE_RELOPTIONS: &str = "autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_limit = 1000";
+
+/// Sent before every `ALTER TABLE` and `REINDEX` the report suggests: a
+/// statement waiting for its lock queues every later query on the table
+/// behind it; with this it gives up after 5 s instead.
+pub const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s';";
+
 /// Each threshold with the alert whose expression holds it, and how the
 /// number is written there (for the drift test).
 pub const IN_ALERTS: &[(&str, f64, &str)] = &[
@@ -198,6 +211,22 @@ mod tests {
             );
         }
         assert!(IN_ALERTS.len() >= 20);
+    }
+
+    /// Report and runbook suggest the same reloptions (one source: this file).
+    #[test]
+    fn runbook_suggests_the_reports_reloptions() {
+        for doc in ["docs/runbook.md", "docs/report.md"] {
+            let text = std::fs::read_to_string(format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            assert!(
+                text.contains(super::HOT_TABLE_RELOPTIONS),
+                "{doc} does not suggest {:?}",
+                super::HOT_TABLE_RELOPTIONS
+            );
+            for other in ["autovacuum_vacuum_cost_limit = 2000", "autovacuum_vacuum_scale_factor = 0.02"] {
+                assert!(!text.contains(other), "{doc} still suggests {other}");
+            }
+        }
     }
 
     #[test]
