@@ -292,6 +292,83 @@ async fn seeded_problems_are_found_and_their_fixes_clear_them() {
     assert_eq!(r["up"], true);
 }
 
+/// Index of the first finding of `kind` in the report's order.
+fn position(r: &Value, kind: &str) -> Option<usize> {
+    findings(r).iter().position(|f| f["kind"] == kind)
+}
+
+/// The finding kinds in the order the HTML page lists them (`data-kind`).
+fn html_kinds(html: &str) -> Vec<String> {
+    regex::Regex::new(r#"<tr data-order="\d+" data-rank="\d" data-object="[^"]*" data-kind="([a-z_]+)""#)
+        .unwrap()
+        .captures_iter(html)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+/// A session idle in a REPEATABLE READ transaction holds its snapshot: the
+/// rows deleted after it began stay "dead but not yet removable" however
+/// often VACUUM runs. Its finding (info: under 600 s) must come before the
+/// dead-tuple warning it causes; the old order (severity, then name) put it
+/// last.
+#[tokio::test]
+async fn an_idle_transaction_ranks_before_the_dead_tuples_it_keeps() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE events (id int, payload text) WITH (autovacuum_enabled = off);
+         INSERT INTO events SELECT g, 'event ' || g FROM generate_series(1, 30000) g;",
+    )
+    .await;
+    let idle = db.session().await;
+    let idle_pid: i32 = idle.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    idle.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events;")
+        .await
+        .unwrap();
+    // Flushed before VACUUM, which then sets n_dead_tup to what it could not remove.
+    db.batch("DELETE FROM events WHERE id <= 20000; SELECT pg_stat_force_next_flush();").await;
+    db.batch("VACUUM events").await;
+    db.batch("SELECT pg_stat_force_next_flush()").await;
+    // The snapshot makes VACUUM useless: the deleted rows are still there.
+    let dead = db
+        .scalar_f64("SELECT n_dead_tup::float8 FROM pg_stat_user_tables WHERE relname = 'events'")
+        .await;
+    assert_eq!(dead, 20000.0, "VACUUM removed rows the open snapshot can see");
+
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_LONG_QUERY_SECONDS", "1")])
+        .await;
+    let r = harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        (position(&r, "idle_in_transaction").is_some()
+            && position(&r, "vacuum_needed_autovacuum_off").is_some())
+        .then_some(r)
+    })
+    .await;
+    let session = find(&r, "idle_in_transaction", &[("pid", Value::from(idle_pid))]).unwrap();
+    assert_eq!(session["severity"], "info", "{session}");
+    let vacuum = find(&r, "vacuum_needed_autovacuum_off", &[("relname", Value::from("events"))]).unwrap();
+    assert_eq!(vacuum["severity"], "warning", "{vacuum}");
+    let (s, v) = (
+        position(&r, "idle_in_transaction").unwrap(),
+        position(&r, "vacuum_needed_autovacuum_off").unwrap(),
+    );
+    assert!(s < v, "the session ({s}) must come before the dead tuples ({v}): {r:#}");
+    assert_eq!(s, 0, "the root cause is the first thing to do: {r:#}");
+
+    // The page lists them in the same order.
+    let (status, html) = exporter.get(&format!("/report?datname={}", db.name)).await;
+    assert_eq!(status, 200);
+    let kinds = html_kinds(&html);
+    let json_kinds: Vec<String> = findings(&r)
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("idle_in_transaction"), "{kinds:?}");
+    assert_eq!(kinds.len(), json_kinds.len(), "{kinds:?} vs {json_kinds:?}");
+    drop(idle);
+}
+
 #[tokio::test]
 async fn healthy_database_has_no_warnings() {
     let pg = harness::cluster();
@@ -463,13 +540,14 @@ async fn chromium_renders_the_sorted_report_and_takes_screenshots() {
         ok.then_some(html)
     })
     .await;
-    // The server sends rows grouped by object: the info row of the idle
-    // session ("pid … in …") sorts before the database's tables.
+    // The server sends rows in the report's order: root causes (the idle
+    // and the long session) first, whatever their severity.
     let server_order = ranks(&served);
     assert!(server_order.len() >= 6, "{server_order:?}");
+    let kinds = html_kinds(&served);
     assert!(
-        server_order.windows(2).any(|w| w[0] < w[1]),
-        "server order is already by severity: {server_order:?}"
+        kinds[..2].iter().all(|k| k == "long_query" || k == "idle_in_transaction"),
+        "root causes first: {kinds:?}"
     );
     assert!(
         !served.contains("<link") && !served.contains(" src="),
@@ -483,15 +561,12 @@ async fn chromium_renders_the_sorted_report_and_takes_screenshots() {
     let dom = chromium(&profile, &["--dump-dom"], &url);
     assert!(dom.contains("id=\"findings\""), "{dom}");
     assert!(
-        dom.contains("data-sorted=\"rank-desc\""),
+        dom.contains("data-sorted=\"order-asc\""),
         "the inline script did not run: {dom}"
     );
-    let sorted = ranks(&dom);
-    assert!(sorted.len() >= 6, "{sorted:?}");
-    assert!(
-        sorted.windows(2).all(|w| w[0] >= w[1]),
-        "not sorted by severity: {sorted:?}"
-    );
+    // The script keeps the server's order on load.
+    assert_eq!(ranks(&dom), server_order);
+    assert_eq!(html_kinds(&dom), kinds);
     for seen in [
         "public.Meeting \"Rooms\"",
         "index dups_k_key",

@@ -1,7 +1,8 @@
 //! `/report` as one self-contained HTML page: inline CSS and a small inline
 //! script, no external assets, readable on a phone (the table turns into
-//! cards below 760 px). Rows leave the server grouped by object; the script
-//! sorts them by severity on load and on a click on a column header.
+//! cards below 760 px). Rows leave the server in the report's order (by
+//! impact, root causes first); the script re-sorts them on a click on a
+//! column header and back to that order on load.
 
 use super::findings::duration;
 use super::{Finding, Report};
@@ -67,12 +68,12 @@ ul.ev{margin:.3rem 0;padding-left:1.1rem;font-size:.9rem}
  #findings td::before{content:attr(data-label);display:block;font-size:.75rem;color:#57606a;text-transform:uppercase}
 }";
 
-/// Sorts the findings table by a column; on load by severity, most urgent first.
+/// Sorts the findings table by a column; on load by the report's order.
 const SCRIPT: &str = "
 (function(){
  var t=document.getElementById('findings');if(!t)return;
  var body=t.tBodies[0],dir={};
- function key(tr,k){return k==='rank'?Number(tr.dataset.rank):tr.dataset[k]||'';}
+ function key(tr,k){return k==='rank'||k==='order'?Number(tr.dataset[k]):tr.dataset[k]||'';}
  function sortBy(k,desc){
   var rows=Array.prototype.slice.call(body.rows);
   rows.sort(function(a,b){var x=key(a,k),y=key(b,k);
@@ -86,10 +87,10 @@ const SCRIPT: &str = "
   var k=th.dataset.sort;if(!k)return;th.className='sortable';
   th.addEventListener('click',function(){dir[k]=!dir[k];sortBy(k,dir[k]);});
  });
- dir.rank=true;sortBy('rank',true);
+ sortBy('order',false);
 })();";
 
-fn row(f: &Finding) -> String {
+fn row(order: usize, f: &Finding) -> String {
     let evidence: String = f
         .evidence
         .iter()
@@ -120,7 +121,7 @@ fn row(f: &Finding) -> String {
         String::new()
     };
     format!(
-        "<tr data-rank=\"{rank}\" data-object=\"{obj}\" data-kind=\"{kind}\">\
+        "<tr data-order=\"{order}\" data-rank=\"{rank}\" data-object=\"{obj}\" data-kind=\"{kind}\">\
 <td data-label=\"severity\"><span class=\"sev {sev}\">{sev}</span></td>\
 <td data-label=\"object\" class=\"obj\">{obj}</td>\
 <td data-label=\"finding\"><b>{title}</b><ul class=\"ev\">{evidence}</ul><div class=\"why\">{why}</div>\
@@ -141,11 +142,8 @@ fn row(f: &Finding) -> String {
 }
 
 pub fn render(r: &Report) -> String {
-    let mut findings: Vec<&Finding> = r.findings.iter().collect();
-    // Grouped by object here; the inline script orders by severity.
-    findings.sort_by(|a, b| (a.object.display(), a.kind).cmp(&(b.object.display(), b.kind)));
-    let rows: String = findings.iter().map(|f| row(f)).collect();
-    let table = if findings.is_empty() {
+    let rows: String = r.findings.iter().enumerate().map(|(i, f)| row(i, f)).collect();
+    let table = if r.findings.is_empty() {
         "<p class=\"none\" id=\"no-findings\">Nothing to do: no findings.</p>".to_string()
     } else {
         format!(

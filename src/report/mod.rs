@@ -201,7 +201,7 @@ pub struct Report {
     pub server_version: Option<String>,
     pub filter: Filter,
     pub counts: Counts,
-    /// Most urgent first.
+    /// By impact, root causes first (`rank`).
     pub findings: Vec<Finding>,
     pub parts: Vec<Part>,
 }
@@ -225,10 +225,8 @@ pub fn cache_ttl(config: &Config, collector: &str) -> f64 {
 pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Report {
     let taken = unix(snap.taken_at);
     let mut all = findings::all(snap, config, now);
+    rank(&mut all);
     all.retain(|f| filter.keeps(f));
-    all.sort_by(|a, b| {
-        (a.severity, a.object.display(), a.kind).cmp(&(b.severity, b.object.display(), b.kind))
-    });
     let count = |s: Severity| all.iter().filter(|f| f.severity == s).count();
     let mut parts: Vec<Part> = snap
         .runs
@@ -265,6 +263,85 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
         },
         findings: all,
         parts,
+    }
+}
+
+/// Findings that hold the xmin horizon back: while one of them lasts, VACUUM
+/// cannot remove dead rows or advance relfrozenxid, so the report puts them
+/// before what they block.
+pub const ROOT_CAUSES: &[&str] = &[
+    "idle_in_transaction",
+    "long_query",
+    "prepared_xact",
+    "replication_slot_xmin",
+];
+
+/// Findings whose fix is a VACUUM, and so waits for the root causes.
+const NEEDS_VACUUM: &[&str] = &[
+    "vacuum_overdue",
+    "vacuum_needed_autovacuum_off",
+    "not_vacuumed",
+    "xid_wraparound",
+    "table_xid_age",
+    "multixact_wraparound",
+];
+
+/// Whether the xmin a root cause holds keeps VACUUM from working on `other`:
+/// a session's snapshot holds back its own database's tables (and the shared
+/// catalogs; PostgreSQL ≥ 14 keeps per-database horizons, procarray.c
+/// ComputeXidHorizons), a prepared transaction or a slot every database.
+fn blocks(cause: &Finding, other: &Finding) -> bool {
+    if !NEEDS_VACUUM.contains(&other.kind) {
+        return false;
+    }
+    match cause.kind {
+        "idle_in_transaction" | "long_query" => cause.object.datname == other.object.datname,
+        _ => true,
+    }
+}
+
+/// How big the problem is within its kind: the finding's first measured
+/// quantity (dead tuples, bytes, seconds, transactions), skipping
+/// timestamps, flags and counts of scans.
+pub fn impact(f: &Finding) -> f64 {
+    f.evidence
+        .iter()
+        .find(|e| !matches!(e.unit, "unix_time" | "flag" | "scans"))
+        .map(|e| e.value)
+        .unwrap_or(0.0)
+}
+
+/// Orders findings by impact, root causes first: a root cause is as urgent
+/// as the most urgent finding it blocks and comes before findings of that
+/// severity; then severity, then kind, then size or age within the kind.
+pub fn rank(all: &mut [Finding]) {
+    let urgency: Vec<Severity> = all
+        .iter()
+        .map(|f| {
+            if !ROOT_CAUSES.contains(&f.kind) {
+                return f.severity;
+            }
+            all.iter()
+                .filter(|o| blocks(f, o))
+                .map(|o| o.severity)
+                .chain(std::iter::once(f.severity))
+                .min()
+                .unwrap_or(f.severity)
+        })
+        .collect();
+    let mut keyed: Vec<(Severity, bool, f64, String, Finding)> = all
+        .iter()
+        .zip(urgency)
+        .map(|(f, u)| (u, !ROOT_CAUSES.contains(&f.kind), impact(f), f.object.display(), f.clone()))
+        .collect();
+    keyed.sort_by(|a, b| {
+        (a.0, a.1, a.4.kind)
+            .cmp(&(b.0, b.1, b.4.kind))
+            .then(b.2.total_cmp(&a.2))
+            .then_with(|| a.3.cmp(&b.3))
+    });
+    for (slot, k) in all.iter_mut().zip(keyed) {
+        *slot = k.4;
     }
 }
 
