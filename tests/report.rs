@@ -369,6 +369,85 @@ async fn an_idle_transaction_ranks_before_the_dead_tuples_it_keeps() {
     drop(idle);
 }
 
+/// A real table with more than 1 GiB of dead space (the report's bloat
+/// threshold is the alert's, `thresholds::BLOAT_MIN_BYTES`, not a setting,
+/// so the table is really that big): the primary fix is pg_repack, which
+/// runs and clears the finding; VACUUM FULL is only the fallback, with its
+/// lock warning and a lock_timeout in front.
+#[tokio::test]
+async fn a_bloated_table_gets_pg_repack_first_and_vacuum_full_as_fallback() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    // 4 rows of 1.9 kB (not compressed, not toasted) per page, 147,500
+    // pages: 1.15 GiB. Deleting 9 of 10 rows all over the table leaves every
+    // page partly used, so VACUUM cannot truncate it: ~1 GiB wasted.
+    db.batch(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off);
+         INSERT INTO big SELECT g, repeat('x', 1900) FROM generate_series(1, 590000) g;
+         DELETE FROM big WHERE id % 10 <> 0;",
+    )
+    .await;
+    db.batch("VACUUM ANALYZE big").await;
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_BLOAT_CACHE_SECONDS", "0")])
+        .await;
+    let big = [("relname", Value::from("big"))];
+    let r = harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        find(&r, "table_bloat", &big).map(|_| r)
+    })
+    .await;
+    let bloat = find(&r, "table_bloat", &big).unwrap();
+    assert!(bloat["evidence"][0]["value"].as_f64().unwrap() > 1024.0 * 1024.0 * 1024.0, "{bloat}");
+    let fix = bloat["fix"].as_array().unwrap();
+    assert_eq!(fix[0]["kind"], "sql");
+    assert_eq!(fix[0]["text"], "CREATE EXTENSION IF NOT EXISTS pg_repack;");
+    assert_eq!(fix[1]["kind"], "shell");
+    let repack = fix[1]["text"].as_str().unwrap();
+    assert_eq!(
+        repack,
+        format!("pg_repack --dbname='{}' --table='public.big' --no-order", db.name)
+    );
+    assert!(!bloat["fix"].to_string().contains("VACUUM"), "{bloat}");
+    let fallback: Vec<&str> = bloat["fallback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fallback,
+        ["SET lock_timeout = '5s';", "VACUUM (FULL, ANALYZE, VERBOSE) public.big;"]
+    );
+    let caution = bloat["caution"].as_str().unwrap();
+    assert!(caution.contains("ACCESS EXCLUSIVE lock for the whole rewrite"), "{caution}");
+
+    // Run the fix as a DBA would: the SQL in psql, pg_repack in a shell
+    // pointed at the same server.
+    db.batch(fix[0]["text"].as_str().unwrap()).await;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(repack)
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", pg.port.to_string())
+        .env("PGUSER", "postgres")
+        .output()
+        .expect("pg_repack is needed for this test (apt-get install postgresql-15-repack)");
+    assert!(
+        out.status.success(),
+        "{repack}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = db.scalar_f64("SELECT pg_relation_size('big')::float8").await;
+    assert!(size < 200.0 * 1024.0 * 1024.0, "pg_repack left {size} bytes");
+    harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        find(&r, "table_bloat", &big).is_none().then_some(())
+    })
+    .await;
+    db.batch("DROP TABLE big").await;
+}
+
 #[tokio::test]
 async fn healthy_database_has_no_warnings() {
     let pg = harness::cluster();

@@ -189,6 +189,7 @@ impl Out<'_> {
             evidence: n.evidence,
             why: n.why.to_string(),
             fix: n.fix,
+            fallback: vec![],
             caution: n.caution,
             runbook: runbook(n.alert),
             collector,
@@ -199,6 +200,12 @@ impl Out<'_> {
     }
     fn push_row(&mut self, row: &Row, n: New) {
         self.push(row.run.collector, row.run.duration.is_zero(), n);
+    }
+    /// Gives the finding pushed last its fallback commands.
+    fn fallback(&mut self, commands: Vec<Command>) {
+        if let Some(f) = self.list.last_mut() {
+            f.fallback = commands;
+        }
     }
 }
 
@@ -655,16 +662,32 @@ fn bloat(snap: &Snapshot, out: &mut Out) {
                 object: table_object(&r),
                 evidence: vec![ev("estimated wasted bytes", r.value, "bytes"), ev("share wasted", ratio, "ratio")],
                 why: "Wasted space is read by every sequential scan and kept in backups; plain VACUUM does not give it back.",
-                fix: vec![sql(format!("VACUUM (FULL, ANALYZE, VERBOSE) {name};"))],
+                fix: vec![
+                    sql("CREATE EXTENSION IF NOT EXISTS pg_repack;".into()),
+                    shell(format!(
+                        "pg_repack --dbname={} --table={} --no-order",
+                        shell_word(r.l("datname")),
+                        shell_word(&name)
+                    )),
+                ],
                 caution: Some(
-                    "VACUUM FULL holds an ACCESS EXCLUSIVE lock: no reads or writes on the table until it \
-                     ends, and it needs free disk for a full copy. Without downtime use pg_repack \
-                     (pg_repack --table … ) instead. Estimates: see docs/bloat.md."
+                    "pg_repack rewrites the table online: it holds an ACCESS EXCLUSIVE lock only for a moment \
+                     at the start and the end, needs free disk for a full copy, the pg_repack package of the \
+                     server's major version on the server, and a primary key or a NOT NULL unique index on \
+                     the table; it skips UNLOGGED tables (add host, port and user options as for psql). Only without pg_repack use \
+                     the fallback: VACUUM FULL holds an ACCESS EXCLUSIVE lock for the whole rewrite — no \
+                     reads or writes on the table until it ends — so run it in a maintenance window; \
+                     lock_timeout makes it give up instead of queueing every query on the table behind it. \
+                     Estimates: see docs/bloat.md."
                         .into(),
                 ),
                 alert: "PostgresTableBloat",
             },
         );
+        out.fallback(vec![
+            sql(t::LOCK_TIMEOUT.into()),
+            sql(format!("VACUUM (FULL, ANALYZE, VERBOSE) {name};")),
+        ]);
     }
     let index_ratio = by_labels(snap, "pg_index_bloat_ratio");
     for r in rows(snap, "pg_index_bloat_bytes") {
@@ -685,9 +708,16 @@ fn bloat(snap: &Snapshot, out: &mut Out) {
                     ev("share wasted", ratio, "ratio"),
                 ],
                 why: "A bloated index is larger and slower to scan and to cache than it needs to be.",
-                fix: vec![sql(format!("REINDEX INDEX CONCURRENTLY {name};"))],
+                fix: vec![
+                    sql(t::LOCK_TIMEOUT.into()),
+                    sql(format!("REINDEX INDEX CONCURRENTLY {name};")),
+                ],
                 caution: Some(format!(
-                    "REINDEX CONCURRENTLY needs disk for a second copy of the index while it runs. {CONCURRENTLY}"
+                    "REINDEX CONCURRENTLY builds a second copy of the index next to the old one (disk for it) \
+                     and swaps them without blocking reads or writes. If it stops (lock_timeout, cancel), it \
+                     leaves an invalid copy named {}_ccnew behind: drop that with DROP INDEX CONCURRENTLY and \
+                     try again. {CONCURRENTLY}",
+                    r.l("indexrelname")
                 )),
                 alert: "PostgresIndexBloat",
             },

@@ -59,6 +59,7 @@ pre{margin:.2rem 0;padding:.4rem;background:#f6f8fa;border-radius:.3rem;white-sp
 ul.ev{margin:.3rem 0;padding-left:1.1rem;font-size:.9rem}
 .why{color:#57606a;font-size:.9rem}.caution{font-size:.85rem;color:#6e4b00}
 .obj{font-family:ui-monospace,monospace;word-break:break-word}
+.fallback{font-size:.8rem;color:#57606a;margin-top:.3rem}pre.fallback{background:#fff8c5}
 .none{padding:1rem;background:#dafbe1;border-radius:.4rem}
 @media (max-width:760px){
  table#findings,#findings tbody,#findings tr,#findings td{display:block;width:auto}
@@ -107,6 +108,22 @@ fn row(order: usize, f: &Finding) -> String {
             )
         })
         .collect();
+    let fallback: String = if f.fallback.is_empty() {
+        String::new()
+    } else {
+        let cmds: String = f
+            .fallback
+            .iter()
+            .map(|c| {
+                format!(
+                    "<pre class=\"cmd fallback {}\"><code>{}</code></pre>",
+                    c.kind,
+                    escape(&c.text)
+                )
+            })
+            .collect();
+        format!("<div class=\"fallback\">fallback:</div>{cmds}")
+    };
     let caution = f
         .caution
         .as_deref()
@@ -126,7 +143,7 @@ fn row(order: usize, f: &Finding) -> String {
 <td data-label=\"object\" class=\"obj\">{obj}</td>\
 <td data-label=\"finding\"><b>{title}</b><ul class=\"ev\">{evidence}</ul><div class=\"why\">{why}</div>\
 <a href=\"{runbook}\">runbook</a></td>\
-<td data-label=\"fix\">{fix}{caution}</td>\
+<td data-label=\"fix\">{fix}{fallback}{caution}</td>\
 <td data-label=\"data\"><span title=\"{at}\">{age} ago</span><br><small>{collector}</small>{cached}</td></tr>\n",
         rank = f.severity.rank(),
         sev = f.severity.as_str(),

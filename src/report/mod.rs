@@ -137,6 +137,10 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     pub why: String,
     pub fix: Vec<Command>,
+    /// What to run instead when `fix` cannot be used (e.g. VACUUM FULL when
+    /// pg_repack is not installed); `caution` says what it costs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<Command>,
     /// What to check before running `fix`, and the alternatives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caution: Option<String>,
