@@ -77,34 +77,43 @@ pub struct Object {
     pub slot_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
+    /// A prepared transaction's global identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 impl Object {
-    /// One line for people: `db.schema.table (index)`, `pid 123 in db`, …
+    /// One line for people: `db.schema.table index i`, `pid 123 in db`,
+    /// `slot s`, `prepared transaction 'g' in db`, …
     pub fn display(&self) -> String {
-        let mut s = String::new();
+        let mut words: Vec<String> = vec![];
         if let Some(p) = self.pid {
-            s.push_str(&format!("pid {p} in "));
+            words.push(format!("pid {p} in"));
+        }
+        if let Some(g) = &self.gid {
+            words.push(format!("prepared transaction {} in", findings::literal(g)));
         }
         let parts: Vec<&str> = [&self.datname, &self.schemaname, &self.relname]
             .into_iter()
             .flatten()
             .map(String::as_str)
             .collect();
-        s.push_str(&parts.join("."));
+        if !parts.is_empty() {
+            words.push(parts.join("."));
+        }
         if let Some(i) = &self.indexrelname {
-            s.push_str(&format!(" index {i}"));
+            words.push(format!("index {i}"));
         }
         if let Some(slot) = &self.slot_name {
-            s.push_str(&format!("slot {slot}"));
+            words.push(format!("slot {slot}"));
         }
         if let Some(d) = &self.dir {
-            s.push_str(&format!("backups in {d}"));
+            words.push(format!("backups in {d}"));
         }
-        if s.is_empty() {
-            s.push_str("server");
+        if words.is_empty() {
+            return "server".into();
         }
-        s
+        words.join(" ")
     }
 }
 
@@ -177,7 +186,12 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Root causes are never filtered out: one in another database still
+    /// holds back the shared catalogs of this one (see `blocks`).
     fn keeps(&self, f: &Finding) -> bool {
+        if ROOT_CAUSES.contains(&f.kind) {
+            return true;
+        }
         let want = |w: &Option<String>, have: &Option<String>| match w.as_deref() {
             None | Some("") => true,
             Some(w) => have.as_deref() == Some(w),
@@ -231,6 +245,20 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
     let mut all = findings::all(snap, config, now);
     rank(&mut all);
     all.retain(|f| filter.keeps(f));
+    if let Some(db) = filter.datname.as_deref().filter(|d| !d.is_empty()) {
+        for f in all.iter_mut().filter(|f| {
+            ROOT_CAUSES.contains(&f.kind) && f.object.datname.as_deref().is_some_and(|d| d != db)
+        }) {
+            let note = format!(
+                "Listed although it is in another database: it holds back VACUUM of the shared catalogs \
+                 (pg_database, pg_authid, …) in {db} too, and with them {db}'s datfrozenxid."
+            );
+            f.caution = Some(match f.caution.take() {
+                Some(c) => format!("{note} {c}"),
+                None => note,
+            });
+        }
+    }
     let count = |s: Severity| all.iter().filter(|f| f.severity == s).count();
     let mut parts: Vec<Part> = snap
         .runs
@@ -290,17 +318,25 @@ const NEEDS_VACUUM: &[&str] = &[
     "multixact_wraparound",
 ];
 
-/// Whether the xmin a root cause holds keeps VACUUM from working on `other`:
-/// a session's snapshot holds back its own database's tables (and the shared
-/// catalogs; PostgreSQL ≥ 14 keeps per-database horizons, procarray.c
-/// ComputeXidHorizons), a prepared transaction or a slot every database.
+/// Whether the xmin a root cause holds keeps VACUUM from working on `other`.
+/// PostgreSQL ≥ 14 keeps per-database horizons (procarray.c
+/// ComputeXidHorizons): a session's or prepared transaction's xmin holds back
+/// its own database's tables and, in every database, the shared catalogs;
+/// a replication slot's xmin holds back everything.
 fn blocks(cause: &Finding, other: &Finding) -> bool {
     if !NEEDS_VACUUM.contains(&other.kind) {
         return false;
     }
     match cause.kind {
-        "idle_in_transaction" | "long_query" => cause.object.datname == other.object.datname,
-        _ => true,
+        // A slot's xmin holds back every database.
+        "replication_slot_xmin" => true,
+        // Sessions and prepared transactions: their own database's tables,
+        // and in every database the shared catalogs, whose relfrozenxid
+        // counts towards each database's datfrozenxid / datminmxid.
+        _ => {
+            cause.object.datname == other.object.datname
+                || matches!(other.kind, "xid_wraparound" | "multixact_wraparound")
+        }
     }
 }
 

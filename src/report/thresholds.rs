@@ -42,6 +42,26 @@ pub const BACKUP_MAX_AGE_SECONDS: f64 = 26.0 * 3600.0;
 /// (PostgresReplicationSlotInactive).
 pub const SLOT_RETAINED_WAL_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// MultiXact age: the same factor, share and critical value as transaction
+/// IDs, against autovacuum_multixact_freeze_max_age
+/// (PostgresMultixactAgeHigh, PostgresMultixactWraparoundImminent).
+pub const MXID_AGE_CRITICAL: f64 = 1_500_000_000.0;
+/// An xmin holder (session, prepared transaction, slot) older than this many
+/// transactions is a warning (PostgresXminHorizonHeldBack).
+pub const XMIN_HOLDER_AGE: f64 = 10_000_000.0;
+/// A prepared transaction older than this is a warning
+/// (PostgresPreparedTransactionOld); younger, past PGMAINT_LONG_QUERY_SECONDS, info.
+pub const PREPARED_XACT_SECONDS: f64 = 3600.0;
+/// A sequence's own range used past this share (PostgresSequenceNearExhaustion).
+pub const SEQUENCE_USED_RATIO: f64 = 0.8;
+/// A sequence-fed integer column's range used past these shares
+/// (PostgresIntegerKeyNearExhaustion: warning, …ExhaustionImminent: critical).
+pub const INTEGER_KEY_WARNING_RATIO: f64 = 0.8;
+pub const INTEGER_KEY_CRITICAL_RATIO: f64 = 0.95;
+/// Unused indexes below the alert's size are listed as info only from this
+/// size: smaller ones cost next to nothing and would bury the list. No alert.
+pub const UNUSED_INDEX_INFO_MIN_BYTES: f64 = 1024.0 * 1024.0;
+
 /// The reloptions the report suggests for a table autovacuum falls behind
 /// on: start at 1 % of the rows instead of 20 %, and a cost budget five times
 /// the default 200. A table with its own cost limit is left out of the
@@ -142,6 +162,46 @@ pub const IN_ALERTS: &[(&str, f64, &str)] = &[
         "> 0.95",
     ),
     ("PostgresBackupTooOld", BACKUP_MAX_AGE_SECONDS, "> 26 * 3600"),
+    (
+        "PostgresMultixactAgeHigh",
+        XID_AGE_FREEZE_FACTOR,
+        "2 * pg_settings_autovacuum_multixact_freeze_max_age",
+    ),
+    (
+        "PostgresMultixactAgeHigh",
+        XID_AGE_WRAPAROUND_SHARE,
+        "pg_database_min_mxid_age > 0.4 * 2^31",
+    ),
+    (
+        "PostgresMultixactWraparoundImminent",
+        MXID_AGE_CRITICAL,
+        "pg_database_min_mxid_age > 1500000000",
+    ),
+    (
+        "PostgresXminHorizonHeldBack",
+        XMIN_HOLDER_AGE,
+        "pg_xmin_horizon_age > 10000000",
+    ),
+    (
+        "PostgresPreparedTransactionOld",
+        PREPARED_XACT_SECONDS,
+        "pg_prepared_xacts_oldest_age_seconds > 3600",
+    ),
+    (
+        "PostgresSequenceNearExhaustion",
+        SEQUENCE_USED_RATIO,
+        "pg_sequence_used_ratio > 0.8",
+    ),
+    (
+        "PostgresIntegerKeyNearExhaustion",
+        INTEGER_KEY_WARNING_RATIO,
+        "pg_sequence_column_used_ratio > 0.8",
+    ),
+    (
+        "PostgresIntegerKeyExhaustionImminent",
+        INTEGER_KEY_CRITICAL_RATIO,
+        "pg_sequence_column_used_ratio > 0.95",
+    ),
     (
         "PostgresReplicationSlotInactive",
         SLOT_RETAINED_WAL_BYTES,
