@@ -686,6 +686,110 @@ async fn the_datname_filter_keeps_a_long_transaction_of_another_database() {
     drop(s);
 }
 
+/// A real streaming standby (pg_basebackup -R on a physical slot) with a
+/// replicated sequence at 90 % of its MAXVALUE. On the standby the report
+/// says "standby" in its header and proposes no write in `fix` (ALTER
+/// SEQUENCE would fail there): it moves to `on_primary`. When the standby,
+/// which ran with hot_standby_feedback, is gone, its slot keeps the xmin on
+/// the primary: an xmin holder found with pg_drop_replication_slot, which
+/// works.
+#[tokio::test]
+async fn a_standby_proposes_no_writes_and_its_abandoned_slot_holds_xmin() {
+    let primary = harness::dedicated();
+    let db = primary.fresh_db().await;
+    db.batch(
+        "CREATE SEQUENCE invoice_no AS integer MAXVALUE 1000;
+         SELECT setval('invoice_no', 900);",
+    )
+    .await;
+    let standby = harness::start_standby(&primary, "standby1");
+    let on_standby = harness::eventually(Duration::from_secs(60), || async {
+        let url = standby.url(&db.name);
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.ok()?;
+        tokio::spawn(conn);
+        client
+            .query_one("SELECT last_value FROM invoice_no", &[])
+            .await
+            .ok()
+            .and_then(|r| (r.get::<_, i64>(0) == 900).then_some(client))
+    })
+    .await;
+    for sql in ["ALTER SYSTEM SET hot_standby_feedback = on", "SELECT pg_reload_conf()"] {
+        on_standby.batch_execute(sql).await.unwrap();
+    }
+    let primary_admin = primary.client("postgres").await;
+    harness::eventually(Duration::from_secs(60), || async {
+        primary_admin
+            .query_one(
+                "SELECT xmin IS NOT NULL FROM pg_replication_slots WHERE slot_name = 'standby1'",
+                &[],
+            )
+            .await
+            .ok()
+            .and_then(|r| r.get::<_, bool>(0).then_some(()))
+    })
+    .await;
+
+    let exporter = standby.spawn_exporter(&db.name, &[]).await;
+    let invoice = [("relname", Value::from("invoice_no"))];
+    let r = harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        find(&r, "sequence_exhaustion", &invoice).map(|_| r)
+    })
+    .await;
+    assert_eq!(r["role"], "standby", "{r:#}");
+    let seq = find(&r, "sequence_exhaustion", &invoice).unwrap();
+    assert_eq!(seq["fix"], serde_json::json!([]), "{seq}");
+    assert_eq!(
+        seq["on_primary"][0]["text"],
+        "ALTER SEQUENCE public.invoice_no AS bigint NO MAXVALUE;"
+    );
+    assert!(seq["caution"].as_str().unwrap().contains("pg_stat_wal_receiver"), "{seq}");
+    let write = regex::Regex::new(r"^(VACUUM|ANALYZE|ALTER|REINDEX|DROP|CREATE|ROLLBACK|COMMIT|SET lock_timeout|pg_repack|vacuumdb)").unwrap();
+    for f in findings(&r) {
+        for c in f["fix"].as_array().unwrap().iter().chain(f["fallback"].as_array().into_iter().flatten()) {
+            let text = c["text"].as_str().unwrap();
+            assert!(!write.is_match(text), "a write proposed on a standby: {text} in {f}");
+        }
+    }
+    // The one write it proposes really fails there, and works on the primary.
+    let err = on_standby
+        .batch_execute("ALTER SEQUENCE public.invoice_no AS bigint NO MAXVALUE")
+        .await
+        .expect_err("a standby is read-only");
+    assert!(format!("{err:?}").contains("25006"), "{err:?}");
+    let (status, html) = exporter.get(&format!("/report?datname={}", db.name)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"standby\"") && html.contains("Standby (in recovery)."), "{html}");
+    assert!(html.contains("on the primary:"), "{html}");
+    drop(exporter);
+    drop(on_standby);
+    drop(standby);
+
+    // The standby is gone; its slot still holds the xmin it last reported.
+    let exporter = primary.spawn_exporter(&db.name, &[]).await;
+    let slot = [("slot_name", Value::from("standby1"))];
+    let r = harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        find(&r, "replication_slot_xmin", &slot).map(|_| r)
+    })
+    .await;
+    assert_eq!(r["role"], "primary");
+    assert!(r.get("on_primary").is_none());
+    let holder = find(&r, "replication_slot_xmin", &slot).unwrap();
+    assert_eq!(holder["severity"], "info", "young xmin, slot unused: {holder}");
+    assert_eq!(fix_sql(&holder), ["SELECT pg_drop_replication_slot('standby1');"]);
+    // The sequence's plan is a plain fix again on the primary.
+    let seq = find(&r, "sequence_exhaustion", &invoice).unwrap();
+    assert_eq!(fix_sql(&seq), ["ALTER SEQUENCE public.invoice_no AS bigint NO MAXVALUE;"]);
+    run_sql(&primary_admin, &holder).await;
+    harness::eventually(Duration::from_secs(60), || async {
+        let r = report(&exporter, &db.name).await;
+        find(&r, "replication_slot_xmin", &slot).is_none().then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn healthy_database_has_no_warnings() {
     let pg = harness::cluster();

@@ -198,6 +198,7 @@ impl Out<'_> {
             why: n.why.to_string(),
             fix: n.fix,
             fallback: vec![],
+            on_primary: vec![],
             caution: n.caution,
             runbook: runbook(n.alert),
             collector,

@@ -59,7 +59,8 @@ pre{margin:.2rem 0;padding:.4rem;background:#f6f8fa;border-radius:.3rem;white-sp
 ul.ev{margin:.3rem 0;padding-left:1.1rem;font-size:.9rem}
 .why{color:#57606a;font-size:.9rem}.caution{font-size:.85rem;color:#6e4b00}
 .obj{font-family:ui-monospace,monospace;word-break:break-word}
-.fallback{font-size:.8rem;color:#57606a;margin-top:.3rem}pre.fallback{background:#fff8c5}
+div.fallback,div.on-primary{font-size:.8rem;color:#57606a;margin-top:.3rem}pre.fallback{background:#fff8c5}pre.on-primary{background:#eef}
+.standby{padding:.6rem .8rem;background:#fff8c5;border:1px solid #d4a72c;border-radius:.4rem}
 .none{padding:1rem;background:#dafbe1;border-radius:.4rem}
 @media (max-width:760px){
  table#findings,#findings tbody,#findings tr,#findings td{display:block;width:auto}
@@ -91,6 +92,24 @@ const SCRIPT: &str = "
  sortBy('order',false);
 })();";
 
+/// Commands under a small heading (`fallback:`, `on the primary:`).
+fn labelled(class: &str, heading: &str, cmds: &[super::Command]) -> String {
+    if cmds.is_empty() {
+        return String::new();
+    }
+    let pres: String = cmds
+        .iter()
+        .map(|c| {
+            format!(
+                "<pre class=\"cmd {class} {}\"><code>{}</code></pre>",
+                c.kind,
+                escape(&c.text)
+            )
+        })
+        .collect();
+    format!("<div class=\"{class}\">{heading}</div>{pres}")
+}
+
 fn row(order: usize, f: &Finding) -> String {
     let evidence: String = f
         .evidence
@@ -108,22 +127,8 @@ fn row(order: usize, f: &Finding) -> String {
             )
         })
         .collect();
-    let fallback: String = if f.fallback.is_empty() {
-        String::new()
-    } else {
-        let cmds: String = f
-            .fallback
-            .iter()
-            .map(|c| {
-                format!(
-                    "<pre class=\"cmd fallback {}\"><code>{}</code></pre>",
-                    c.kind,
-                    escape(&c.text)
-                )
-            })
-            .collect();
-        format!("<div class=\"fallback\">fallback:</div>{cmds}")
-    };
+    let fallback = labelled("fallback", "fallback:", &f.fallback);
+    let on_primary = labelled("on-primary", "on the primary:", &f.on_primary);
     let caution = f
         .caution
         .as_deref()
@@ -143,7 +148,7 @@ fn row(order: usize, f: &Finding) -> String {
 <td data-label=\"object\" class=\"obj\">{obj}</td>\
 <td data-label=\"finding\"><b>{title}</b><ul class=\"ev\">{evidence}</ul><div class=\"why\">{why}</div>\
 <a href=\"{runbook}\">runbook</a></td>\
-<td data-label=\"fix\">{fix}{fallback}{caution}</td>\
+<td data-label=\"fix\">{fix}{on_primary}{fallback}{caution}</td>\
 <td data-label=\"data\"><span title=\"{at}\">{age} ago</span><br><small>{collector}</small>{cached}</td></tr>\n",
         rank = f.severity.rank(),
         sev = f.severity.as_str(),
@@ -205,14 +210,23 @@ pub fn render(r: &Report) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>Maintenance report — pgmaint-exporter</title><style>{STYLE}</style></head><body>\
 <h1>Maintenance report</h1>\
-<p class=\"meta\">PostgreSQL {server} · data collected {taken} · page generated {generated} · pgmaint-exporter {version} · \
-<a href=\"report.json{query}\">JSON</a> · <a href=\"/\">exporter</a></p>{filter}\
+<p class=\"meta\">PostgreSQL {server}{role} · data collected {taken} · page generated {generated} · pgmaint-exporter {version} · \
+<a href=\"report.json{query}\">JSON</a> · <a href=\"/\">exporter</a></p>{standby}{filter}\
 <p class=\"counts\"><span class=\"critical\">{c} critical</span><span class=\"warning\">{w} warning</span><span class=\"info\">{i} info</span></p>\
 {table}\
 <h2>When each part was collected</h2><table id=\"parts\"><thead><tr><th>collector</th><th>database</th><th>status</th><th>collected</th></tr></thead>\
 <tbody>{parts}</tbody></table>\
 <script>{SCRIPT}</script></body></html>",
         server = escape(r.server_version.as_deref().unwrap_or("unreachable")),
+        role = r.role.map(|x| format!(" ({x})")).unwrap_or_default(),
+        standby = if r.role == Some("standby") {
+            format!(
+                "<p class=\"standby\" id=\"standby\"><b>Standby (in recovery).</b> {}</p>",
+                escape(super::ON_PRIMARY)
+            )
+        } else {
+            String::new()
+        },
         taken = utc(r.scrape_taken_at),
         generated = utc(r.generated_at),
         version = r.exporter_version,

@@ -150,6 +150,10 @@ pub struct Finding {
     /// pg_repack is not installed); `caution` says what it costs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fallback: Vec<Command>,
+    /// On a standby: the commands of `fix` that write, to run on the primary
+    /// (they fail on a standby); `fix` keeps the read-only ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_primary: Vec<Command>,
     /// What to check before running `fix`, and the alternatives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caution: Option<String>,
@@ -217,6 +221,9 @@ pub struct Report {
     pub scrape_taken_at: f64,
     pub up: bool,
     pub server_version: Option<String>,
+    /// `primary` or `standby` (in recovery); absent when the server is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
     pub filter: Filter,
     pub counts: Counts,
     /// By impact, root causes first (`rank`).
@@ -259,6 +266,11 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
             });
         }
     }
+    if snap.server.as_ref().is_some_and(|s| s.in_recovery) {
+        for f in &mut all {
+            for_standby(f);
+        }
+    }
     let count = |s: Severity| all.iter().filter(|f| f.severity == s).count();
     let mut parts: Vec<Part> = snap
         .runs
@@ -287,6 +299,10 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
         scrape_taken_at: taken,
         up: snap.up,
         server_version: snap.server.as_ref().map(|s| s.version.clone()),
+        role: snap
+            .server
+            .as_ref()
+            .map(|s| if s.in_recovery { "standby" } else { "primary" }),
         filter: filter.clone(),
         counts: Counts {
             critical: count(Severity::Critical),
@@ -383,6 +399,51 @@ pub fn rank(all: &mut [Finding]) {
     for (slot, k) in all.iter_mut().zip(keyed) {
         *slot = k.4;
     }
+}
+
+/// Whether a suggested command writes (and so fails on a standby):
+/// maintenance and DDL, two-phase commit, and the shell tools that run them.
+/// `SET lock_timeout` only prepares such a command.
+pub fn writes(c: &Command) -> bool {
+    let first = c.text.split_whitespace().next().unwrap_or("");
+    match c.kind {
+        "sql" => {
+            matches!(
+                first.to_ascii_uppercase().as_str(),
+                "VACUUM" | "ANALYZE" | "ALTER" | "REINDEX" | "DROP" | "CREATE" | "ROLLBACK" | "COMMIT" | "CLUSTER"
+            ) || c.text.starts_with("SET lock_timeout")
+        }
+        _ => matches!(first, "pg_repack" | "vacuumdb" | "reindexdb"),
+    }
+}
+
+/// Said on every finding of a standby that has commands for the primary.
+pub const ON_PRIMARY: &str = "This server is a standby: it is read-only, so the commands that write \
+    (under \"on the primary\") must run on the primary, where they replicate here. Find it with \
+    SELECT sender_host, sender_port FROM pg_stat_wal_receiver;";
+
+/// On a standby: moves the commands that write from `fix` to `on_primary`
+/// and drops those of `fallback`. Index scans are counted per server, so an index unused on
+/// the standby may well be used on the primary: no DROP is proposed for it.
+fn for_standby(f: &mut Finding) {
+    let (read, write): (Vec<Command>, Vec<Command>) = f.fix.drain(..).partition(|c| !writes(c));
+    f.fix = read;
+    // The fallback's writes would fail here too; its caution still names it.
+    f.fallback.retain(|c| !writes(c));
+    let note = if f.kind == "unused_index" {
+        "Scans are counted on this standby only: the primary's statistics decide whether the index is \
+         unused there; check them before dropping anything."
+            .to_string()
+    } else if write.is_empty() {
+        return;
+    } else {
+        f.on_primary = write;
+        ON_PRIMARY.to_string()
+    };
+    f.caution = Some(match f.caution.take() {
+        Some(c) => format!("{note} {c}"),
+        None => note,
+    });
 }
 
 async fn latest(app: &AppState, headers: &HeaderMap, filter: &Filter) -> Report {
