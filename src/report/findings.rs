@@ -199,6 +199,7 @@ impl Out<'_> {
             fix: n.fix,
             fallback: vec![],
             on_primary: vec![],
+            blocks: 0,
             caution: n.caution,
             runbook: runbook(n.alert),
             collector,

@@ -58,9 +58,10 @@ th.sortable{cursor:pointer;text-decoration:underline dotted}
 pre{margin:.2rem 0;padding:.4rem;background:#f6f8fa;border-radius:.3rem;white-space:pre-wrap;word-break:break-word;font-size:.85rem}
 ul.ev{margin:.3rem 0;padding-left:1.1rem;font-size:.9rem}
 .why{color:#57606a;font-size:.9rem}.caution{font-size:.85rem;color:#6e4b00}
-.obj{font-family:ui-monospace,monospace;word-break:break-word}
+.obj{font-family:ui-monospace,monospace;overflow-wrap:break-word;word-break:normal}
 div.fallback,div.on-primary{font-size:.8rem;color:#57606a;margin-top:.3rem}pre.fallback{background:#fff8c5}pre.on-primary{background:#eef}
 .standby{padding:.6rem .8rem;background:#fff8c5;border:1px solid #d4a72c;border-radius:.4rem}
+.scroll{overflow-x:auto}.root{font-size:.8rem;font-weight:600;color:#8250df}#parts{font-size:.85rem}
 .none{padding:1rem;background:#dafbe1;border-radius:.4rem}
 @media (max-width:760px){
  table#findings,#findings tbody,#findings tr,#findings td{display:block;width:auto}
@@ -91,6 +92,15 @@ const SCRIPT: &str = "
  });
  sortBy('order',false);
 })();";
+
+/// The object for the page: lines may break after the dots between
+/// database, schema and table (`<wbr>`) and at spaces, never inside an
+/// identifier (CSS `overflow-wrap: break-word` only breaks one that is wider
+/// than the whole line, and unlike `word-break: break-word` does not let the
+/// table squeeze the column below its longest identifier).
+fn object_cell(display: &str) -> String {
+    escape(display).replace('.', ".<wbr>")
+}
 
 /// Commands under a small heading (`fallback:`, `on the primary:`).
 fn labelled(class: &str, heading: &str, cmds: &[super::Command]) -> String {
@@ -145,16 +155,26 @@ fn row(order: usize, f: &Finding) -> String {
     format!(
         "<tr data-order=\"{order}\" data-rank=\"{rank}\" data-object=\"{obj}\" data-kind=\"{kind}\">\
 <td data-label=\"severity\"><span class=\"sev {sev}\">{sev}</span></td>\
-<td data-label=\"object\" class=\"obj\">{obj}</td>\
-<td data-label=\"finding\"><b>{title}</b><ul class=\"ev\">{evidence}</ul><div class=\"why\">{why}</div>\
+<td data-label=\"object\" class=\"obj\">{obj_cell}</td>\
+<td data-label=\"finding\">{root}<b>{title}</b><ul class=\"ev\">{evidence}</ul><div class=\"why\">{why}</div>\
 <a href=\"{runbook}\">runbook</a></td>\
 <td data-label=\"fix\">{fix}{on_primary}{fallback}{caution}</td>\
 <td data-label=\"data\"><span title=\"{at}\">{age} ago</span><br><small>{collector}</small>{cached}</td></tr>\n",
         rank = f.severity.rank(),
         sev = f.severity.as_str(),
         obj = escape(&f.object.display()),
+        obj_cell = object_cell(&f.object.display()),
         kind = f.kind,
         title = escape(&f.title),
+        root = if f.blocks > 0 {
+            format!(
+                "<div class=\"root\">root cause: VACUUM cannot fix {} finding{} below while this lasts</div>",
+                f.blocks,
+                if f.blocks == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        },
         why = escape(&f.why),
         runbook = escape(&f.runbook),
         at = utc(f.collected_at),
@@ -214,8 +234,8 @@ pub fn render(r: &Report) -> String {
 <a href=\"report.json{query}\">JSON</a> · <a href=\"/\">exporter</a></p>{standby}{filter}\
 <p class=\"counts\"><span class=\"critical\">{c} critical</span><span class=\"warning\">{w} warning</span><span class=\"info\">{i} info</span></p>\
 {table}\
-<h2>When each part was collected</h2><table id=\"parts\"><thead><tr><th>collector</th><th>database</th><th>status</th><th>collected</th></tr></thead>\
-<tbody>{parts}</tbody></table>\
+<h2>When each part was collected</h2><div class=\"scroll\"><table id=\"parts\"><thead><tr><th>collector</th><th>database</th><th>status</th><th>collected</th></tr></thead>\
+<tbody>{parts}</tbody></table></div>\
 <script>{SCRIPT}</script></body></html>",
         server = escape(r.server_version.as_deref().unwrap_or("unreachable")),
         role = r.role.map(|x| format!(" ({x})")).unwrap_or_default(),

@@ -154,6 +154,10 @@ pub struct Finding {
     /// (they fail on a standby); `fix` keeps the read-only ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub on_primary: Vec<Command>,
+    /// For a root cause: how many findings it keeps VACUUM from fixing
+    /// (ranked after it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub blocks: usize,
     /// What to check before running `fix`, and the alternatives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caution: Option<String>,
@@ -229,6 +233,10 @@ pub struct Report {
     /// By impact, root causes first (`rank`).
     pub findings: Vec<Finding>,
     pub parts: Vec<Part>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn unix(t: SystemTime) -> f64 {
@@ -371,24 +379,25 @@ pub fn impact(f: &Finding) -> f64 {
 /// as the most urgent finding it blocks and comes before findings of that
 /// severity; then severity, then kind, then size or age within the kind.
 pub fn rank(all: &mut [Finding]) {
-    let urgency: Vec<Severity> = all
+    let urgency: Vec<(Severity, usize)> = all
         .iter()
         .map(|f| {
             if !ROOT_CAUSES.contains(&f.kind) {
-                return f.severity;
+                return (f.severity, 0);
             }
-            all.iter()
-                .filter(|o| blocks(f, o))
-                .map(|o| o.severity)
-                .chain(std::iter::once(f.severity))
-                .min()
-                .unwrap_or(f.severity)
+            let blocked: Vec<Severity> = all.iter().filter(|o| blocks(f, o)).map(|o| o.severity).collect();
+            let most = blocked.iter().copied().chain([f.severity]).min().unwrap_or(f.severity);
+            (most, blocked.len())
         })
         .collect();
     let mut keyed: Vec<(Severity, bool, f64, String, Finding)> = all
         .iter()
         .zip(urgency)
-        .map(|(f, u)| (u, !ROOT_CAUSES.contains(&f.kind), impact(f), f.object.display(), f.clone()))
+        .map(|(f, (u, n))| {
+            let mut f = f.clone();
+            f.blocks = n;
+            (u, !ROOT_CAUSES.contains(&f.kind), impact(&f), f.object.display(), f)
+        })
         .collect();
     keyed.sort_by(|a, b| {
         (a.0, a.1, a.4.kind)
