@@ -327,12 +327,17 @@ async fn an_idle_transaction_ranks_before_the_dead_tuples_it_keeps() {
     )
     .await;
     let idle = db.session().await;
-    let idle_pid: i32 = idle.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let idle_pid: i32 = idle
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     idle.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events;")
         .await
         .unwrap();
     // Flushed before VACUUM, which then sets n_dead_tup to what it could not remove.
-    db.batch("DELETE FROM events WHERE id <= 20000; SELECT pg_stat_force_next_flush();").await;
+    db.batch("DELETE FROM events WHERE id <= 20000; SELECT pg_stat_force_next_flush();")
+        .await;
     db.batch("VACUUM events").await;
     db.batch("SELECT pg_stat_force_next_flush()").await;
     // The snapshot makes VACUUM useless: the deleted rows are still there.
@@ -354,17 +359,33 @@ async fn an_idle_transaction_ranks_before_the_dead_tuples_it_keeps() {
     let session = find(&r, "idle_in_transaction", &[("pid", Value::from(idle_pid))]).unwrap();
     assert_eq!(session["severity"], "info", "{session}");
     assert_eq!(session["blocks"], 1, "it blocks the vacuum of events: {session}");
-    let vacuum = find(&r, "vacuum_needed_autovacuum_off", &[("relname", Value::from("events"))]).unwrap();
+    let vacuum = find(
+        &r,
+        "vacuum_needed_autovacuum_off",
+        &[("relname", Value::from("events"))],
+    )
+    .unwrap();
     assert_eq!(vacuum["severity"], "warning", "{vacuum}");
     let (s, v) = (
         position(&r, "idle_in_transaction").unwrap(),
         position(&r, "vacuum_needed_autovacuum_off").unwrap(),
     );
-    assert!(s < v, "the session ({s}) must come before the dead tuples ({v}): {r:#}");
+    assert!(
+        s < v,
+        "the session ({s}) must come before the dead tuples ({v}): {r:#}"
+    );
     // Only root causes (other tests' sessions too) may come before it.
     for f in &findings(&r)[..s] {
-        assert!(["idle_in_transaction", "long_query", "prepared_xact", "replication_slot_xmin"]
-            .contains(&f["kind"].as_str().unwrap()), "{f}");
+        assert!(
+            [
+                "idle_in_transaction",
+                "long_query",
+                "prepared_xact",
+                "replication_slot_xmin"
+            ]
+            .contains(&f["kind"].as_str().unwrap()),
+            "{f}"
+        );
     }
 
     // The page lists them in the same order.
@@ -376,10 +397,16 @@ async fn an_idle_transaction_ranks_before_the_dead_tuples_it_keeps() {
         .map(|f| f["kind"].as_str().unwrap().to_string())
         .collect();
     let hs = kinds.iter().position(|k| k == "idle_in_transaction").unwrap();
-    let hv = kinds.iter().position(|k| k == "vacuum_needed_autovacuum_off").unwrap();
+    let hv = kinds
+        .iter()
+        .position(|k| k == "vacuum_needed_autovacuum_off")
+        .unwrap();
     assert!(hs < hv, "{kinds:?}");
     assert_eq!(kinds.len(), json_kinds.len(), "{kinds:?} vs {json_kinds:?}");
-    assert!(html.contains("root cause: VACUUM cannot fix 1 finding below"), "{html}");
+    assert!(
+        html.contains("root cause: VACUUM cannot fix 1 finding below"),
+        "{html}"
+    );
     drop(idle);
 }
 
@@ -412,7 +439,10 @@ async fn a_bloated_table_gets_pg_repack_first_and_vacuum_full_as_fallback() {
     })
     .await;
     let bloat = find(&r, "table_bloat", &big).unwrap();
-    assert!(bloat["evidence"][0]["value"].as_f64().unwrap() > 1024.0 * 1024.0 * 1024.0, "{bloat}");
+    assert!(
+        bloat["evidence"][0]["value"].as_f64().unwrap() > 1024.0 * 1024.0 * 1024.0,
+        "{bloat}"
+    );
     let fix = bloat["fix"].as_array().unwrap();
     assert_eq!(fix[0]["kind"], "sql");
     assert_eq!(fix[0]["text"], "CREATE EXTENSION IF NOT EXISTS pg_repack;");
@@ -431,10 +461,16 @@ async fn a_bloated_table_gets_pg_repack_first_and_vacuum_full_as_fallback() {
         .collect();
     assert_eq!(
         fallback,
-        ["SET lock_timeout = '5s';", "VACUUM (FULL, ANALYZE, VERBOSE) public.big;"]
+        [
+            "SET lock_timeout = '5s';",
+            "VACUUM (FULL, ANALYZE, VERBOSE) public.big;"
+        ]
     );
     let caution = bloat["caution"].as_str().unwrap();
-    assert!(caution.contains("ACCESS EXCLUSIVE lock for the whole rewrite"), "{caution}");
+    assert!(
+        caution.contains("ACCESS EXCLUSIVE lock for the whole rewrite"),
+        "{caution}"
+    );
 
     // Run the fix as a DBA would: the SQL in psql, pg_repack in a shell
     // pointed at the same server.
@@ -490,7 +526,10 @@ async fn a_prepared_transaction_is_found_with_its_rollback_command() {
     let exporter = pg
         .spawn_exporter(&db.name, &[("PGMAINT_LONG_QUERY_SECONDS", "1")])
         .await;
-    let object = [("datname", Value::from(db.name.as_str())), ("gid", Value::from(gid.as_str()))];
+    let object = [
+        ("datname", Value::from(db.name.as_str())),
+        ("gid", Value::from(gid.as_str())),
+    ];
     let r = harness::eventually(Duration::from_secs(60), || async {
         let r = report(&exporter, &db.name).await;
         find(&r, "prepared_xact", &object).map(|_| r)
@@ -552,9 +591,17 @@ async fn integer_key_and_sequence_exhaustion_get_a_bigint_plan() {
             "ALTER SEQUENCE public.\"accounts_ID_seq\" AS bigint;",
         ]
     );
-    assert!(key["caution"].as_str().unwrap().contains("ACCESS EXCLUSIVE"), "{key}");
     assert!(
-        find(&r, "sequence_exhaustion", &[("relname", Value::from("accounts_ID_seq"))]).is_none(),
+        key["caution"].as_str().unwrap().contains("ACCESS EXCLUSIVE"),
+        "{key}"
+    );
+    assert!(
+        find(
+            &r,
+            "sequence_exhaustion",
+            &[("relname", Value::from("accounts_ID_seq"))]
+        )
+        .is_none(),
         "the serial's sequence has its plan with the column"
     );
     let seq = find(&r, "sequence_exhaustion", &invoice).unwrap();
@@ -628,7 +675,10 @@ async fn multixact_age_is_found_with_a_vacuumdb_plan() {
     let cmd = f["fix"][0]["text"].as_str().unwrap().to_string();
     assert_eq!(
         cmd,
-        format!("vacuumdb --dbname='{}' --jobs 4 --min-mxid-age 10000 --verbose", db.name)
+        format!(
+            "vacuumdb --dbname='{}' --jobs 4 --min-mxid-age 10000 --verbose",
+            db.name
+        )
     );
     // The open transaction is what keeps the MultiXacts: it comes first.
     assert!(
@@ -644,7 +694,11 @@ async fn multixact_age_is_found_with_a_vacuumdb_plan() {
         .env("PGUSER", "postgres")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     harness::eventually(Duration::from_secs(60), || async {
         let r = report(&exporter, &db.name).await;
         find(&r, "multixact_wraparound", &object).is_none().then_some(())
@@ -668,7 +722,10 @@ async fn the_datname_filter_keeps_a_long_transaction_of_another_database() {
     let exporter = pg
         .spawn_exporter(&mine.name, &[("PGMAINT_LONG_QUERY_SECONDS", "1")])
         .await;
-    let object = [("datname", Value::from(other.name.as_str())), ("pid", Value::from(pid))];
+    let object = [
+        ("datname", Value::from(other.name.as_str())),
+        ("pid", Value::from(pid)),
+    ];
     let r = harness::eventually(Duration::from_secs(60), || async {
         let r = report(&exporter, &mine.name).await;
         find(&r, "idle_in_transaction", &object).map(|_| r)
@@ -716,7 +773,10 @@ async fn a_standby_proposes_no_writes_and_its_abandoned_slot_holds_xmin() {
             .and_then(|r| (r.get::<_, i64>(0) == 900).then_some(client))
     })
     .await;
-    for sql in ["ALTER SYSTEM SET hot_standby_feedback = on", "SELECT pg_reload_conf()"] {
+    for sql in [
+        "ALTER SYSTEM SET hot_standby_feedback = on",
+        "SELECT pg_reload_conf()",
+    ] {
         on_standby.batch_execute(sql).await.unwrap();
     }
     let primary_admin = primary.client("postgres").await;
@@ -746,12 +806,26 @@ async fn a_standby_proposes_no_writes_and_its_abandoned_slot_holds_xmin() {
         seq["on_primary"][0]["text"],
         "ALTER SEQUENCE public.invoice_no AS bigint NO MAXVALUE;"
     );
-    assert!(seq["caution"].as_str().unwrap().contains("pg_stat_wal_receiver"), "{seq}");
-    let write = regex::Regex::new(r"^(VACUUM|ANALYZE|ALTER|REINDEX|DROP|CREATE|ROLLBACK|COMMIT|SET lock_timeout|pg_repack|vacuumdb)").unwrap();
+    assert!(
+        seq["caution"].as_str().unwrap().contains("pg_stat_wal_receiver"),
+        "{seq}"
+    );
+    let write = regex::Regex::new(
+        r"^(VACUUM|ANALYZE|ALTER|REINDEX|DROP|CREATE|ROLLBACK|COMMIT|SET lock_timeout|pg_repack|vacuumdb)",
+    )
+    .unwrap();
     for f in findings(&r) {
-        for c in f["fix"].as_array().unwrap().iter().chain(f["fallback"].as_array().into_iter().flatten()) {
+        for c in f["fix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(f["fallback"].as_array().into_iter().flatten())
+        {
             let text = c["text"].as_str().unwrap();
-            assert!(!write.is_match(text), "a write proposed on a standby: {text} in {f}");
+            assert!(
+                !write.is_match(text),
+                "a write proposed on a standby: {text} in {f}"
+            );
         }
     }
     // The one write it proposes really fails there, and works on the primary.
@@ -762,7 +836,10 @@ async fn a_standby_proposes_no_writes_and_its_abandoned_slot_holds_xmin() {
     assert!(format!("{err:?}").contains("25006"), "{err:?}");
     let (status, html) = exporter.get(&format!("/report?datname={}", db.name)).await;
     assert_eq!(status, 200);
-    assert!(html.contains("id=\"standby\"") && html.contains("Standby (in recovery)."), "{html}");
+    assert!(
+        html.contains("id=\"standby\"") && html.contains("Standby (in recovery)."),
+        "{html}"
+    );
     assert!(html.contains("on the primary:"), "{html}");
     drop(exporter);
     drop(on_standby);
@@ -783,7 +860,10 @@ async fn a_standby_proposes_no_writes_and_its_abandoned_slot_holds_xmin() {
     assert_eq!(fix_sql(&holder), ["SELECT pg_drop_replication_slot('standby1');"]);
     // The sequence's plan is a plain fix again on the primary.
     let seq = find(&r, "sequence_exhaustion", &invoice).unwrap();
-    assert_eq!(fix_sql(&seq), ["ALTER SEQUENCE public.invoice_no AS bigint NO MAXVALUE;"]);
+    assert_eq!(
+        fix_sql(&seq),
+        ["ALTER SEQUENCE public.invoice_no AS bigint NO MAXVALUE;"]
+    );
     run_sql(&primary_admin, &holder).await;
     harness::eventually(Duration::from_secs(60), || async {
         let r = report(&exporter, &db.name).await;
@@ -977,7 +1057,9 @@ async fn chromium_renders_the_sorted_report_and_takes_screenshots() {
     assert!(server_order.len() >= 6, "{server_order:?}");
     let kinds = html_kinds(&served);
     assert!(
-        kinds[..2].iter().all(|k| k == "long_query" || k == "idle_in_transaction"),
+        kinds[..2]
+            .iter()
+            .all(|k| k == "long_query" || k == "idle_in_transaction"),
         "root causes first: {kinds:?}"
     );
     assert!(
@@ -1055,7 +1137,11 @@ async fn chromium_renders_the_sorted_report_and_takes_screenshots() {
         std::fs::write(&file, wrapper).unwrap();
         let dom = chromium(
             &profile,
-            &["--dump-dom", "--window-size=1400,1000", "--virtual-time-budget=5000"],
+            &[
+                "--dump-dom",
+                "--window-size=1400,1000",
+                "--virtual-time-budget=5000",
+            ],
             &format!("file://{}", file.display()),
         );
         let attr = |name: &str| {
@@ -1068,7 +1154,11 @@ async fn chromium_renders_the_sorted_report_and_takes_screenshots() {
         assert_eq!(attr("data-viewport"), width.to_string(), "viewport not applied");
         let cells: usize = attr("data-cells").parse().unwrap();
         assert!(cells >= 6, "{cells} object cells at {width} px");
-        assert_eq!(attr("data-broken"), "[]", "identifiers broken mid-word at {width} px");
+        assert_eq!(
+            attr("data-broken"),
+            "[]",
+            "identifiers broken mid-word at {width} px"
+        );
         let scroll: u32 = attr("data-scroll").parse().unwrap();
         assert!(
             scroll <= width,
@@ -1078,7 +1168,8 @@ async fn chromium_renders_the_sorted_report_and_takes_screenshots() {
     }
     let _ = std::fs::remove_dir_all(&profile);
     // Other tests on the shared cluster would list the 300 s sleep.
-    db.batch(&format!("SELECT pg_cancel_backend({})", s.long_pid)).await;
+    db.batch(&format!("SELECT pg_cancel_backend({})", s.long_pid))
+        .await;
     drop(s);
 }
 

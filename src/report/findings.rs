@@ -316,7 +316,10 @@ fn tables(snap: &Snapshot, out: &mut Out) {
                     );
                 } else if overdue {
                     fix.push(sql(t::LOCK_TIMEOUT.into()));
-                    fix.push(sql(format!("ALTER TABLE {name} SET ({});", t::HOT_TABLE_RELOPTIONS)));
+                    fix.push(sql(format!(
+                        "ALTER TABLE {name} SET ({});",
+                        t::HOT_TABLE_RELOPTIONS
+                    )));
                     caution = Some(
                         "Autovacuum falls behind on this table: the ALTER TABLE makes it start earlier \
                          (1 % of the rows instead of 20 %) and work faster (lock_timeout: it gives up \
@@ -1085,17 +1088,18 @@ fn slots(snap: &Snapshot, out: &mut Out) {
         if let Some(w) = wal {
             evidence.push(ev("WAL retained", w, "bytes"));
         }
-        let (fix, caution) = if inactive {
-            holders.push(r.labels);
-            (
+        let (fix, caution) =
+            if inactive {
+                holders.push(r.labels);
+                (
                 vec![sql(format!("SELECT pg_drop_replication_slot({});", literal(slot)))],
                 "Nothing uses the slot, yet it keeps its xmin (and its WAL) for the day its consumer comes \
                  back. Drop it only if that standby or subscriber is gone for good: it then has to be \
                  rebuilt or resynchronised. Otherwise bring the consumer back."
                     .to_string(),
             )
-        } else {
-            (
+            } else {
+                (
                 vec![sql(format!(
                     "SELECT application_name, client_addr, backend_xmin FROM pg_stat_replication \
                      WHERE pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = {});",
@@ -1106,7 +1110,7 @@ fn slots(snap: &Snapshot, out: &mut Out) {
                  or turn hot_standby_feedback off there and accept query cancellations on the standby."
                     .to_string(),
             )
-        };
+            };
         let database = r.l("database");
         out.push_row(
             &r,
@@ -1168,7 +1172,6 @@ fn slots(snap: &Snapshot, out: &mut Out) {
     }
 }
 
-
 fn prepared(snap: &Snapshot, out: &mut Out) {
     for r in rows(snap, "pgmaint_report_prepared_xact_seconds") {
         let (db, gid) = (r.l("datname"), r.l("gid"));
@@ -1178,7 +1181,11 @@ fn prepared(snap: &Snapshot, out: &mut Out) {
             &r,
             New {
                 kind: "prepared_xact",
-                severity: if warning { Severity::Warning } else { Severity::Info },
+                severity: if warning {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
                 title: format!(
                     "Prepared transaction never committed or rolled back, for {} (owner {})",
                     duration(r.value),
@@ -1194,7 +1201,8 @@ fn prepared(snap: &Snapshot, out: &mut Out) {
                     ev("transaction ID age", xid_age, "transactions"),
                     ev("warning from", t::PREPARED_XACT_SECONDS, "seconds"),
                 ],
-                why: "A prepared transaction survives restarts and keeps its locks and the xmin horizon until \
+                why:
+                    "A prepared transaction survives restarts and keeps its locks and the xmin horizon until \
                       someone ends it: VACUUM cannot remove rows deleted since it began.",
                 fix: vec![sql(format!("ROLLBACK PREPARED {};", literal(gid)))],
                 caution: Some(format!(
@@ -1223,7 +1231,11 @@ fn multixact(snap: &Snapshot, out: &mut Out) {
             &r,
             New {
                 kind: "multixact_wraparound",
-                severity: if critical { Severity::Critical } else { Severity::Warning },
+                severity: if critical {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
                 title: "MultiXact ID age is far past autovacuum_multixact_freeze_max_age".into(),
                 object: Object {
                     datname: Some(db.to_string()),
@@ -1325,7 +1337,10 @@ fn sequences(snap: &Snapshot, out: &mut Out) {
                         "ALTER TABLE {name} ALTER COLUMN {} TYPE bigint;",
                         quote_ident(column)
                     )),
-                    sql(format!("ALTER SEQUENCE {} AS bigint;", qualified(&seq_schema, seq))),
+                    sql(format!(
+                        "ALTER SEQUENCE {} AS bigint;",
+                        qualified(&seq_schema, seq)
+                    )),
                 ],
                 format!(
                     "ALTER COLUMN … TYPE bigint rewrites the whole table and its indexes under an ACCESS \
@@ -1342,7 +1357,11 @@ fn sequences(snap: &Snapshot, out: &mut Out) {
             &r,
             New {
                 kind: "integer_key_exhaustion",
-                severity: if critical { Severity::Critical } else { Severity::Warning },
+                severity: if critical {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
                 title: format!(
                     "Column {} ({typ}) has used {:.1} % of its range",
                     column,
@@ -1371,10 +1390,7 @@ fn sequences(snap: &Snapshot, out: &mut Out) {
         }
         let (db, schema, seq) = (r.l("datname"), r.l("schemaname"), r.l("sequencename"));
         // Planned with its column above: one plan per sequence.
-        if planned
-            .iter()
-            .any(|(d, s, q)| d == db && s == schema && q == seq)
-        {
+        if planned.iter().any(|(d, s, q)| d == db && s == schema && q == seq) {
             continue;
         }
         let name = qualified(schema, seq);

@@ -261,9 +261,10 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
     rank(&mut all);
     all.retain(|f| filter.keeps(f));
     if let Some(db) = filter.datname.as_deref().filter(|d| !d.is_empty()) {
-        for f in all.iter_mut().filter(|f| {
-            ROOT_CAUSES.contains(&f.kind) && f.object.datname.as_deref().is_some_and(|d| d != db)
-        }) {
+        for f in all
+            .iter_mut()
+            .filter(|f| ROOT_CAUSES.contains(&f.kind) && f.object.datname.as_deref().is_some_and(|d| d != db))
+        {
             let note = format!(
                 "Listed although it is in another database: it holds back VACUUM of the shared catalogs \
                  (pg_database, pg_authid, …) in {db} too, and with them {db}'s datfrozenxid."
@@ -386,7 +387,12 @@ pub fn rank(all: &mut [Finding]) {
                 return (f.severity, 0);
             }
             let blocked: Vec<Severity> = all.iter().filter(|o| blocks(f, o)).map(|o| o.severity).collect();
-            let most = blocked.iter().copied().chain([f.severity]).min().unwrap_or(f.severity);
+            let most = blocked
+                .iter()
+                .copied()
+                .chain([f.severity])
+                .min()
+                .unwrap_or(f.severity);
             (most, blocked.len())
         })
         .collect();
@@ -396,7 +402,13 @@ pub fn rank(all: &mut [Finding]) {
         .map(|(f, (u, n))| {
             let mut f = f.clone();
             f.blocks = n;
-            (u, !ROOT_CAUSES.contains(&f.kind), impact(&f), f.object.display(), f)
+            (
+                u,
+                !ROOT_CAUSES.contains(&f.kind),
+                impact(&f),
+                f.object.display(),
+                f,
+            )
         })
         .collect();
     keyed.sort_by(|a, b| {
@@ -419,7 +431,15 @@ pub fn writes(c: &Command) -> bool {
         "sql" => {
             matches!(
                 first.to_ascii_uppercase().as_str(),
-                "VACUUM" | "ANALYZE" | "ALTER" | "REINDEX" | "DROP" | "CREATE" | "ROLLBACK" | "COMMIT" | "CLUSTER"
+                "VACUUM"
+                    | "ANALYZE"
+                    | "ALTER"
+                    | "REINDEX"
+                    | "DROP"
+                    | "CREATE"
+                    | "ROLLBACK"
+                    | "COMMIT"
+                    | "CLUSTER"
             ) || c.text.starts_with("SET lock_timeout")
         }
         _ => matches!(first, "pg_repack" | "vacuumdb" | "reindexdb"),

@@ -68,7 +68,8 @@ pub const UNUSED_INDEX_INFO_MIN_BYTES: f64 = 1024.0 * 1024.0;
 /// workers' cost balancing, so this is what that table's worker really gets;
 /// 1000 speeds it up without letting one table saturate the I/O. The runbook
 /// (PostgresTableVacuumOverdue) gives the same line; `tests` below checks it.
-pub const HOT_TABLE_RELOPTIONS: &str = "autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_limit = 1000";
+pub const HOT_TABLE_RELOPTIONS: &str =
+    "autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_limit = 1000";
 
 /// Sent before every `ALTER TABLE` and `REINDEX` the report suggests: a
 /// statement waiting for its lock queues every later query on the table
@@ -283,7 +284,10 @@ mod tests {
                 "{doc} does not suggest {:?}",
                 super::HOT_TABLE_RELOPTIONS
             );
-            for other in ["autovacuum_vacuum_cost_limit = 2000", "autovacuum_vacuum_scale_factor = 0.02"] {
+            for other in [
+                "autovacuum_vacuum_cost_limit = 2000",
+                "autovacuum_vacuum_scale_factor = 0.02",
+            ] {
                 assert!(!text.contains(other), "{doc} still suggests {other}");
             }
         }
