@@ -168,7 +168,10 @@ async fn seeded_problems_are_found_and_their_fixes_clear_them() {
     assert_eq!(invalid["severity"], "warning");
     assert_eq!(
         fix_sql(&invalid),
-        ["REINDEX INDEX CONCURRENTLY public.dups_k_key;"]
+        [
+            "SET lock_timeout = '5s';",
+            "REINDEX INDEX CONCURRENTLY public.dups_k_key;"
+        ]
     );
 
     let dup = find(&r, "duplicate_index", &index("orders_customer_b", "orders")).unwrap();

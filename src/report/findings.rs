@@ -548,7 +548,10 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
                 object: index_object(&r),
                 evidence: vec![ev("pg_index.indisvalid", 0.0, "flag")],
                 why: "Queries never use an invalid index, but every write still maintains it.",
-                fix: vec![sql(format!("REINDEX INDEX CONCURRENTLY {name};"))],
+                fix: vec![
+                    sql(t::LOCK_TIMEOUT.into()),
+                    sql(format!("REINDEX INDEX CONCURRENTLY {name};")),
+                ],
                 caution: Some(format!(
                     "Unless a CREATE INDEX CONCURRENTLY is building it right now. If the build failed on \
                      duplicate keys (UNIQUE), REINDEX fails the same way until they are removed. Or drop \
@@ -1451,6 +1454,17 @@ mod tests {
         assert_eq!(duration(90061.0), "1 d 1 h");
         assert_eq!(duration(61.0), "1 min 1 s");
         assert_eq!(duration(3.4), "3 s");
+    }
+
+    #[test]
+    fn integer_type_from_last_value_and_ratio() {
+        assert_eq!(
+            integer_type(Some(2_100_000_000.0), 2_100_000_000.0 / 2147483647.0),
+            "integer"
+        );
+        assert_eq!(integer_type(Some(-30000.0), 30000.0 / 32768.0), "smallint");
+        assert_eq!(integer_type(Some(9e18), 9e18 / 9223372036854775807.0), "bigint");
+        assert_eq!(integer_type(None, 0.9), "integer");
     }
 
     #[test]

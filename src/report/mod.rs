@@ -499,3 +499,91 @@ pub async fn json(State(app): State<AppState>, headers: HeaderMap, Query(filter)
     let body = serde_json::to_string_pretty(&report).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(kind: &'static str, severity: Severity, datname: &str, first: f64) -> Finding {
+        Finding {
+            kind,
+            severity,
+            title: String::new(),
+            object: Object {
+                datname: Some(datname.into()),
+                ..Default::default()
+            },
+            evidence: vec![Evidence {
+                name: "x".into(),
+                value: first,
+                unit: "tuples",
+                text: String::new(),
+            }],
+            why: String::new(),
+            fix: vec![],
+            fallback: vec![],
+            on_primary: vec![],
+            blocks: 0,
+            caution: None,
+            runbook: String::new(),
+            collector: "",
+            collected_at: 0.0,
+            data_age_seconds: 0.0,
+            cached_up_to_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn root_causes_come_before_what_they_block_and_size_orders_a_kind() {
+        let mut all = vec![
+            finding("vacuum_overdue", Severity::Warning, "a", 20_000.0),
+            finding("vacuum_overdue", Severity::Warning, "a", 90_000.0),
+            finding("backup_too_old", Severity::Critical, "", 1.0),
+            finding("idle_in_transaction", Severity::Info, "a", 5.0),
+            // In another database, blocking nothing there: stays info.
+            finding("idle_in_transaction", Severity::Info, "b", 50.0),
+        ];
+        rank(&mut all);
+        let order: Vec<(&str, f64)> = all.iter().map(|f| (f.kind, f.evidence[0].value)).collect();
+        assert_eq!(
+            order,
+            [
+                ("backup_too_old", 1.0),
+                ("idle_in_transaction", 5.0),
+                ("vacuum_overdue", 90_000.0),
+                ("vacuum_overdue", 20_000.0),
+                ("idle_in_transaction", 50.0),
+            ]
+        );
+        assert_eq!(all[1].blocks, 2);
+        assert_eq!(all[4].blocks, 0);
+    }
+
+    #[test]
+    fn writes_are_recognised() {
+        let c = |kind, text: &str| Command {
+            kind,
+            text: text.into(),
+        };
+        for w in [
+            c("sql", "VACUUM (ANALYZE, VERBOSE) t;"),
+            c("sql", "ALTER SEQUENCE s AS bigint;"),
+            c("sql", "SET lock_timeout = '5s';"),
+            c("sql", "ROLLBACK PREPARED 'x';"),
+            c("shell", "pg_repack --dbname='d' --table='t' --no-order"),
+            c("shell", "vacuumdb --dbname='d'"),
+        ] {
+            assert!(writes(&w), "{w:?}");
+        }
+        for r in [
+            c(
+                "sql",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = 1;",
+            ),
+            c("sql", "SELECT pg_drop_replication_slot('s');"),
+            c("shell", "pg_restore --list x > /dev/null"),
+        ] {
+            assert!(!writes(&r), "{r:?}");
+        }
+    }
+}
