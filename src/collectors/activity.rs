@@ -80,6 +80,17 @@ const LONG_SESSIONS_SQL: &str = "SELECT datname::text, pid::float8, state::text,
  ORDER BY 7 DESC
  LIMIT 50";
 
+/// For the report only (never exported): one row per prepared transaction
+/// older than $1 seconds — the 50 oldest — with what `ROLLBACK PREPARED`
+/// needs: its gid, the database to run it in, and its owner.
+const PREPARED_LIST_SQL: &str = "SELECT database::text, gid, owner::text,
+       age(transaction)::text,
+       extract(epoch FROM clock_timestamp() - prepared)::float8
+  FROM pg_prepared_xacts
+ WHERE clock_timestamp() - prepared > make_interval(secs => $1)
+ ORDER BY prepared
+ LIMIT 50";
+
 /// One row: the connection limits.
 const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::float8,
        current_setting('superuser_reserved_connections')::float8
@@ -161,6 +172,14 @@ pub static LONG_SESSION: Family = Family::gauge(
     ],
 );
 
+/// Report detail: a prepared transaction from PREPARED_LIST_SQL; the value
+/// is its age in seconds, `xid_age` the age of its transaction id.
+pub static PREPARED_XACT: Family = Family::gauge(
+    "pgmaint_report_prepared_xact_seconds",
+    "Report only: a prepared transaction older than PGMAINT_LONG_QUERY_SECONDS.",
+    &["datname", "gid", "owner", "xid_age"],
+);
+
 static FAMILIES: &[&Family] = &[
     &CONNECTIONS,
     &MAX_CONNECTIONS,
@@ -200,6 +219,9 @@ impl Collector for Activity {
             Query::new("horizon", HORIZON_SQL),
             Query::new("prepared", PREPARED_SQL),
             Query::new("limits", LIMITS_SQL),
+            Query::new("prepared_list", PREPARED_LIST_SQL)
+                .param(Param::Float(ctx.config.long_query_seconds))
+                .optional(),
             Query::new("long_sessions", LONG_SESSIONS_SQL)
                 .param(Param::Float(ctx.config.long_query_seconds))
                 .optional(),
@@ -253,6 +275,11 @@ impl Collector for Activity {
             ];
             let l: Vec<&str> = l.iter().map(String::as_str).collect();
             out.detail(&LONG_SESSION, &l, num0(row, 6)?);
+        }
+        for row in input.optional("prepared_list").unwrap_or_default().iter() {
+            let l = [text(row, 0)?, text(row, 1)?, text(row, 2)?, text(row, 3)?];
+            let l: Vec<&str> = l.iter().map(String::as_str).collect();
+            out.detail(&PREPARED_XACT, &l, num0(row, 4)?);
         }
         for row in input.rows("limits")? {
             out.gauge(&MAX_CONNECTIONS, &[], num0(row, 0)?);

@@ -22,6 +22,14 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// The value of the row of `others` with the same labels (0 if none).
+    pub fn value_of(&self, others: &[Row]) -> f64 {
+        others
+            .iter()
+            .find(|o| o.labels == self.labels)
+            .map(|o| o.value)
+            .unwrap_or(0.0)
+    }
     /// The value of label `name` ("" when the family has no such label).
     pub fn l(&self, name: &str) -> &'a str {
         self.names
@@ -189,6 +197,9 @@ impl Out<'_> {
             evidence: n.evidence,
             why: n.why.to_string(),
             fix: n.fix,
+            fallback: vec![],
+            on_primary: vec![],
+            blocks: 0,
             caution: n.caution,
             runbook: runbook(n.alert),
             collector,
@@ -199,6 +210,12 @@ impl Out<'_> {
     }
     fn push_row(&mut self, row: &Row, n: New) {
         self.push(row.run.collector, row.run.duration.is_zero(), n);
+    }
+    /// Gives the finding pushed last its fallback commands.
+    fn fallback(&mut self, commands: Vec<Command>) {
+        if let Some(f) = self.list.last_mut() {
+            f.fallback = commands;
+        }
     }
 }
 
@@ -253,6 +270,9 @@ pub fn all(snap: &Snapshot, config: &Config, now: f64) -> Vec<Finding> {
     backups(snap, &mut out);
     archiving(snap, &mut out);
     slots(snap, &mut out);
+    prepared(snap, &mut out);
+    multixact(snap, &mut out);
+    sequences(snap, &mut out);
     out.list
 }
 
@@ -285,20 +305,25 @@ fn tables(snap: &Snapshot, out: &mut Out) {
                 let mut fix = vec![sql(format!("VACUUM (ANALYZE, VERBOSE) {name};"))];
                 let caution;
                 if !on {
+                    fix.push(sql(t::LOCK_TIMEOUT.into()));
                     fix.push(sql(format!("ALTER TABLE {name} RESET (autovacuum_enabled);")));
                     caution = Some(
                         "Autovacuum is off for this table (reloption autovacuum_enabled, or autovacuum / \
-                         track_counts off server-wide). The second command turns the reloption back on; \
-                         skip it if the table is vacuumed by a job of its own."
+                         track_counts off server-wide). The ALTER TABLE turns the reloption back on \
+                         (lock_timeout: it gives up rather than queue the table's queries behind it; retry \
+                         if it times out); skip it if the table is vacuumed by a job of its own."
                             .to_string(),
                     );
                 } else if overdue {
+                    fix.push(sql(t::LOCK_TIMEOUT.into()));
                     fix.push(sql(format!(
-                        "ALTER TABLE {name} SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_limit = 1000);"
+                        "ALTER TABLE {name} SET ({});",
+                        t::HOT_TABLE_RELOPTIONS
                     )));
                     caution = Some(
-                        "Autovacuum falls behind on this table: the second command makes it start earlier \
-                         (1 % of the rows instead of 20 %) and work faster. Check first that no long \
+                        "Autovacuum falls behind on this table: the ALTER TABLE makes it start earlier \
+                         (1 % of the rows instead of 20 %) and work faster (lock_timeout: it gives up \
+                         rather than queue the table's queries behind it; retry if it times out). Check first that no long \
                          transaction holds the xmin horizon back (a VACUUM then removes nothing)."
                             .to_string(),
                     );
@@ -523,7 +548,10 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
                 object: index_object(&r),
                 evidence: vec![ev("pg_index.indisvalid", 0.0, "flag")],
                 why: "Queries never use an invalid index, but every write still maintains it.",
-                fix: vec![sql(format!("REINDEX INDEX CONCURRENTLY {name};"))],
+                fix: vec![
+                    sql(t::LOCK_TIMEOUT.into()),
+                    sql(format!("REINDEX INDEX CONCURRENTLY {name};")),
+                ],
                 caution: Some(format!(
                     "Unless a CREATE INDEX CONCURRENTLY is building it right now. If the build failed on \
                      duplicate keys (UNIQUE), REINDEX fails the same way until they are removed. Or drop \
@@ -579,6 +607,10 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
         let since = reset.get(r.l("datname")).copied();
         let stats_old = since.is_none_or_old(out.now);
         let big = bytes_.is_some_and(|b| b > t::UNUSED_INDEX_MIN_BYTES);
+        // Info level only from a size worth a DBA's time.
+        if !(big && stats_old) && bytes_.is_some_and(|b| b < t::UNUSED_INDEX_INFO_MIN_BYTES) {
+            continue;
+        }
         let mut evidence = vec![ev(
             "index scans",
             scans.get(r.labels).copied().unwrap_or(0.0),
@@ -653,16 +685,32 @@ fn bloat(snap: &Snapshot, out: &mut Out) {
                 object: table_object(&r),
                 evidence: vec![ev("estimated wasted bytes", r.value, "bytes"), ev("share wasted", ratio, "ratio")],
                 why: "Wasted space is read by every sequential scan and kept in backups; plain VACUUM does not give it back.",
-                fix: vec![sql(format!("VACUUM (FULL, ANALYZE, VERBOSE) {name};"))],
+                fix: vec![
+                    sql("CREATE EXTENSION IF NOT EXISTS pg_repack;".into()),
+                    shell(format!(
+                        "pg_repack --dbname={} --table={} --no-order",
+                        shell_word(r.l("datname")),
+                        shell_word(&name)
+                    )),
+                ],
                 caution: Some(
-                    "VACUUM FULL holds an ACCESS EXCLUSIVE lock: no reads or writes on the table until it \
-                     ends, and it needs free disk for a full copy. Without downtime use pg_repack \
-                     (pg_repack --table … ) instead. Estimates: see docs/bloat.md."
+                    "pg_repack rewrites the table online: it holds an ACCESS EXCLUSIVE lock only for a moment \
+                     at the start and the end, needs free disk for a full copy, the pg_repack package of the \
+                     server's major version on the server, and a primary key or a NOT NULL unique index on \
+                     the table; it skips UNLOGGED tables (add host, port and user options as for psql). Only without pg_repack use \
+                     the fallback: VACUUM FULL holds an ACCESS EXCLUSIVE lock for the whole rewrite — no \
+                     reads or writes on the table until it ends — so run it in a maintenance window; \
+                     lock_timeout makes it give up instead of queueing every query on the table behind it. \
+                     Estimates: see docs/bloat.md."
                         .into(),
                 ),
                 alert: "PostgresTableBloat",
             },
         );
+        out.fallback(vec![
+            sql(t::LOCK_TIMEOUT.into()),
+            sql(format!("VACUUM (FULL, ANALYZE, VERBOSE) {name};")),
+        ]);
     }
     let index_ratio = by_labels(snap, "pg_index_bloat_ratio");
     for r in rows(snap, "pg_index_bloat_bytes") {
@@ -683,9 +731,16 @@ fn bloat(snap: &Snapshot, out: &mut Out) {
                     ev("share wasted", ratio, "ratio"),
                 ],
                 why: "A bloated index is larger and slower to scan and to cache than it needs to be.",
-                fix: vec![sql(format!("REINDEX INDEX CONCURRENTLY {name};"))],
+                fix: vec![
+                    sql(t::LOCK_TIMEOUT.into()),
+                    sql(format!("REINDEX INDEX CONCURRENTLY {name};")),
+                ],
                 caution: Some(format!(
-                    "REINDEX CONCURRENTLY needs disk for a second copy of the index while it runs. {CONCURRENTLY}"
+                    "REINDEX CONCURRENTLY builds a second copy of the index next to the old one (disk for it) \
+                     and swaps them without blocking reads or writes. If it stops (lock_timeout, cancel), it \
+                     leaves an invalid copy named {}_ccnew behind: drop that with DROP INDEX CONCURRENTLY and \
+                     try again. {CONCURRENTLY}",
+                    r.l("indexrelname")
                 )),
                 alert: "PostgresIndexBloat",
             },
@@ -1007,8 +1062,92 @@ fn archiving(snap: &Snapshot, out: &mut Out) {
 
 fn slots(snap: &Snapshot, out: &mut Out) {
     let active = by_labels(snap, "pg_replication_slot_active");
+    let retained = by_labels(snap, "pg_replication_slot_retained_wal_bytes");
+    let xmin = by_labels(snap, "pg_replication_slot_xmin_age");
+    let catalog_xmin = by_labels(snap, "pg_replication_slot_catalog_xmin_age");
+    // Slots reported below as xmin holders (their finding shows the WAL too).
+    let mut holders: Vec<&[String]> = vec![];
+    for r in rows(snap, "pg_replication_slot_active") {
+        let (x, cx) = (xmin.get(r.labels).copied(), catalog_xmin.get(r.labels).copied());
+        let Some(age) = x.into_iter().chain(cx).reduce(f64::max) else {
+            continue;
+        };
+        let inactive = r.value == 0.0;
+        let old = age > t::XMIN_HOLDER_AGE;
+        // An active standby with hot_standby_feedback holds a young xmin: normal.
+        if !inactive && !old {
+            continue;
+        }
+        let slot = r.l("slot_name");
+        let wal = retained.get(r.labels).copied();
+        let mut evidence = vec![];
+        if let Some(x) = x {
+            evidence.push(ev("xmin age", x, "transactions"));
+        }
+        if let Some(cx) = cx {
+            evidence.push(ev("catalog_xmin age", cx, "transactions"));
+        }
+        evidence.push(ev("slot in use", r.value, "flag"));
+        if let Some(w) = wal {
+            evidence.push(ev("WAL retained", w, "bytes"));
+        }
+        let (fix, caution) =
+            if inactive {
+                holders.push(r.labels);
+                (
+                vec![sql(format!("SELECT pg_drop_replication_slot({});", literal(slot)))],
+                "Nothing uses the slot, yet it keeps its xmin (and its WAL) for the day its consumer comes \
+                 back. Drop it only if that standby or subscriber is gone for good: it then has to be \
+                 rebuilt or resynchronised. Otherwise bring the consumer back."
+                    .to_string(),
+            )
+            } else {
+                (
+                vec![sql(format!(
+                    "SELECT application_name, client_addr, backend_xmin FROM pg_stat_replication \
+                     WHERE pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = {});",
+                    literal(slot)
+                ))],
+                "The consumer is connected: with hot_standby_feedback a standby sends the xmin of its own \
+                 oldest query or transaction here. End that on the standby (the query shows which one), \
+                 or turn hot_standby_feedback off there and accept query cancellations on the standby."
+                    .to_string(),
+            )
+            };
+        let database = r.l("database");
+        out.push_row(
+            &r,
+            New {
+                kind: "replication_slot_xmin",
+                severity: if old || wal.is_some_and(|w| w > t::SLOT_RETAINED_WAL_BYTES) {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
+                title: if inactive {
+                    "An unused replication slot holds the xmin horizon".into()
+                } else {
+                    "A replication slot holds the xmin horizon far back".into()
+                },
+                object: Object {
+                    datname: (!database.is_empty()).then(|| database.to_string()),
+                    slot_name: Some(slot.to_string()),
+                    ..Default::default()
+                },
+                evidence,
+                why: "VACUUM cannot remove rows (catalog_xmin: catalog rows) deleted after the slot's xmin, in \
+                      any database, and the database's transaction ID age keeps growing.",
+                fix,
+                caution: Some(caution),
+                alert: "PostgresXminHorizonHeldBack",
+            },
+        );
+    }
     for r in rows(snap, "pg_replication_slot_retained_wal_bytes") {
-        if r.value <= t::SLOT_RETAINED_WAL_BYTES || active.get(r.labels) != Some(&0.0) {
+        if r.value <= t::SLOT_RETAINED_WAL_BYTES
+            || active.get(r.labels) != Some(&0.0)
+            || holders.contains(&r.labels)
+        {
             continue;
         }
         let slot = r.l("slot_name");
@@ -1031,6 +1170,262 @@ fn slots(snap: &Snapshot, out: &mut Out) {
                         .into(),
                 ),
                 alert: "PostgresReplicationSlotInactive",
+            },
+        );
+    }
+}
+
+fn prepared(snap: &Snapshot, out: &mut Out) {
+    for r in rows(snap, "pgmaint_report_prepared_xact_seconds") {
+        let (db, gid) = (r.l("datname"), r.l("gid"));
+        let xid_age = r.l("xid_age").parse::<f64>().unwrap_or(0.0);
+        let warning = r.value > t::PREPARED_XACT_SECONDS || xid_age > t::XMIN_HOLDER_AGE;
+        out.push_row(
+            &r,
+            New {
+                kind: "prepared_xact",
+                severity: if warning {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
+                title: format!(
+                    "Prepared transaction never committed or rolled back, for {} (owner {})",
+                    duration(r.value),
+                    r.l("owner")
+                ),
+                object: Object {
+                    datname: Some(db.to_string()),
+                    gid: Some(gid.to_string()),
+                    ..Default::default()
+                },
+                evidence: vec![
+                    ev("prepared for", r.value, "seconds"),
+                    ev("transaction ID age", xid_age, "transactions"),
+                    ev("warning from", t::PREPARED_XACT_SECONDS, "seconds"),
+                ],
+                why:
+                    "A prepared transaction survives restarts and keeps its locks and the xmin horizon until \
+                      someone ends it: VACUUM cannot remove rows deleted since it began.",
+                fix: vec![sql(format!("ROLLBACK PREPARED {};", literal(gid)))],
+                caution: Some(format!(
+                    "Run it connected to database {db}, as the owner or a superuser. Ask the transaction \
+                     manager that prepared it first: if the transaction committed on the other participants, \
+                     run COMMIT PREPARED {}; instead. Without two-phase commit in use, set \
+                     max_prepared_transactions = 0.",
+                    literal(gid)
+                )),
+                alert: "PostgresPreparedTransactionOld",
+            },
+        );
+    }
+}
+
+fn multixact(snap: &Snapshot, out: &mut Out) {
+    let setting = scalar(snap, "pg_settings_autovacuum_multixact_freeze_max_age").unwrap_or(400_000_000.0);
+    let limit = xid_limit(setting);
+    for r in rows(snap, "pg_database_min_mxid_age") {
+        if r.value <= limit {
+            continue;
+        }
+        let db = r.l("datname");
+        let critical = r.value > t::MXID_AGE_CRITICAL;
+        out.push_row(
+            &r,
+            New {
+                kind: "multixact_wraparound",
+                severity: if critical {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                title: "MultiXact ID age is far past autovacuum_multixact_freeze_max_age".into(),
+                object: Object {
+                    datname: Some(db.to_string()),
+                    ..Default::default()
+                },
+                evidence: vec![
+                    ev("datminmxid age", r.value, "multixacts"),
+                    ev("autovacuum_multixact_freeze_max_age", setting, "multixacts"),
+                    ev("share of the 2^31 limit", r.value / 2f64.powi(31), "ratio"),
+                ],
+                why: "MultiXact IDs (row locks shared by several transactions: SELECT … FOR SHARE, foreign \
+                      key checks) wrap around like transaction IDs: near 2^31 writes that need one fail.",
+                fix: vec![shell(format!(
+                    "vacuumdb --dbname={} --jobs 4 --min-mxid-age {} --verbose",
+                    shell_word(db),
+                    setting.round() as i64
+                ))],
+                caution: Some(
+                    "Anti-wraparound autovacuum should have done this: end the sessions and prepared \
+                     transactions this report lists first (a transaction still in a MultiXact keeps it \
+                     from being frozen), then vacuum the tables past autovacuum_multixact_freeze_max_age, \
+                     as a superuser so the catalogs are included. See the runbook's wraparound procedure."
+                        .into(),
+                ),
+                alert: if critical {
+                    "PostgresMultixactWraparoundImminent"
+                } else {
+                    "PostgresMultixactAgeHigh"
+                },
+            },
+        );
+    }
+}
+
+/// The integer type whose limit `ratio` was measured against, from the
+/// sequence's last value: the column family exports the ratio only.
+fn integer_type(last_value: Option<f64>, ratio: f64) -> &'static str {
+    let Some(last) = last_value.filter(|_| ratio > 0.0) else {
+        return "integer";
+    };
+    let limit = last.abs() / ratio;
+    let near = |max: f64| (limit - max).abs() <= max * 1e-6;
+    if near(32767.0) || near(32768.0) {
+        "smallint"
+    } else if near(2147483647.0) || near(2147483648.0) {
+        "integer"
+    } else {
+        "bigint"
+    }
+}
+
+fn sequences(snap: &Snapshot, out: &mut Out) {
+    let seqs = rows(snap, "pg_sequence_last_value");
+    let max = by_labels(snap, "pg_sequence_max_value");
+    // The sequence's schema: the column family names the sequence only.
+    let schema_of = |db: &str, seq: &str, table_schema: &str| -> (String, Option<f64>) {
+        let same: Vec<&Row> = seqs
+            .iter()
+            .filter(|s| s.l("datname") == db && s.l("sequencename") == seq)
+            .collect();
+        let pick = same
+            .iter()
+            .find(|s| s.l("schemaname") == table_schema)
+            .or_else(|| (same.len() == 1).then(|| &same[0]));
+        match pick {
+            Some(s) => (s.l("schemaname").to_string(), Some(s.value)),
+            None => (table_schema.to_string(), None),
+        }
+    };
+    let mut planned: Vec<(String, String, String)> = vec![];
+    for r in rows(snap, "pg_sequence_column_used_ratio") {
+        if r.value <= t::INTEGER_KEY_WARNING_RATIO {
+            continue;
+        }
+        let (db, schema, table, column, seq) = (
+            r.l("datname"),
+            r.l("schemaname"),
+            r.l("relname"),
+            r.l("attname"),
+            r.l("sequencename"),
+        );
+        let (seq_schema, last) = schema_of(db, seq, schema);
+        planned.push((db.to_string(), seq_schema.clone(), seq.to_string()));
+        let typ = integer_type(last, r.value);
+        let critical = r.value > t::INTEGER_KEY_CRITICAL_RATIO;
+        let name = qualified(schema, table);
+        let (fix, caution) = if typ == "bigint" {
+            (
+                vec![],
+                "The column is bigint already: no wider integer type exists. Find out why the sequence \
+                 advances this fast (a loop, huge CACHE, or deliberate gaps) before it runs out."
+                    .to_string(),
+            )
+        } else {
+            (
+                vec![
+                    sql(t::LOCK_TIMEOUT.into()),
+                    sql(format!(
+                        "ALTER TABLE {name} ALTER COLUMN {} TYPE bigint;",
+                        quote_ident(column)
+                    )),
+                    sql(format!(
+                        "ALTER SEQUENCE {} AS bigint;",
+                        qualified(&seq_schema, seq)
+                    )),
+                ],
+                format!(
+                    "ALTER COLUMN … TYPE bigint rewrites the whole table and its indexes under an ACCESS \
+                     EXCLUSIVE lock: no reads or writes on {name} until it ends, and disk for a second copy. \
+                     Columns of other tables that reference this one (foreign keys) need the same change. \
+                     Without such a window: add a bigint column, fill it in batches, keep it in sync with a \
+                     trigger, then swap the columns in one short transaction. ALTER SEQUENCE … AS bigint \
+                     lifts the sequence's own {typ} limit (an identity column's sequence follows the \
+                     column by itself)."
+                ),
+            )
+        };
+        out.push_row(
+            &r,
+            New {
+                kind: "integer_key_exhaustion",
+                severity: if critical {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                title: format!(
+                    "Column {} ({typ}) has used {:.1} % of its range",
+                    column,
+                    r.value * 100.0
+                ),
+                object: table_object(&r),
+                evidence: vec![
+                    ev("share of the type's range used", r.value, "ratio"),
+                    ev("sequence last value", last.unwrap_or(0.0), "values"),
+                ],
+                why: "When the sequence passes the column type's limit, every INSERT into the table fails \
+                      with \"integer out of range\".",
+                fix,
+                caution: Some(caution),
+                alert: if critical {
+                    "PostgresIntegerKeyExhaustionImminent"
+                } else {
+                    "PostgresIntegerKeyNearExhaustion"
+                },
+            },
+        );
+    }
+    for r in rows(snap, "pg_sequence_used_ratio") {
+        if r.value <= t::SEQUENCE_USED_RATIO {
+            continue;
+        }
+        let (db, schema, seq) = (r.l("datname"), r.l("schemaname"), r.l("sequencename"));
+        // Planned with its column above: one plan per sequence.
+        if planned.iter().any(|(d, s, q)| d == db && s == schema && q == seq) {
+            continue;
+        }
+        let name = qualified(schema, seq);
+        let descending = max.get(r.labels).is_some_and(|m| *m < 0.0);
+        out.push_row(
+            &r,
+            New {
+                kind: "sequence_exhaustion",
+                severity: Severity::Warning,
+                title: format!("Sequence has used {:.1} % of its range", r.value * 100.0),
+                object: Object {
+                    datname: Some(db.to_string()),
+                    schemaname: Some(schema.to_string()),
+                    relname: Some(seq.to_string()),
+                    ..Default::default()
+                },
+                evidence: vec![
+                    ev("share of MINVALUE..MAXVALUE used", r.value, "ratio"),
+                    ev("last value", r.value_of(&seqs), "values"),
+                ],
+                why: "At its limit nextval() fails (or, with CYCLE, starts handing out old values again).",
+                fix: vec![sql(format!(
+                    "ALTER SEQUENCE {name} AS bigint {};",
+                    if descending { "NO MINVALUE" } else { "NO MAXVALUE" }
+                ))],
+                caution: Some(
+                    "This widens the sequence to bigint's range; instant, no table rewrite. If the limit is \
+                     deliberate (fixed-width numbers, CYCLE), decide with the application instead. A column \
+                     it feeds must be able to hold the larger values."
+                        .into(),
+                ),
+                alert: "PostgresSequenceNearExhaustion",
             },
         );
     }
@@ -1059,6 +1454,17 @@ mod tests {
         assert_eq!(duration(90061.0), "1 d 1 h");
         assert_eq!(duration(61.0), "1 min 1 s");
         assert_eq!(duration(3.4), "3 s");
+    }
+
+    #[test]
+    fn integer_type_from_last_value_and_ratio() {
+        assert_eq!(
+            integer_type(Some(2_100_000_000.0), 2_100_000_000.0 / 2147483647.0),
+            "integer"
+        );
+        assert_eq!(integer_type(Some(-30000.0), 30000.0 / 32768.0), "smallint");
+        assert_eq!(integer_type(Some(9e18), 9e18 / 9223372036854775807.0), "bigint");
+        assert_eq!(integer_type(None, 0.9), "integer");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `/report` as one self-contained HTML page: inline CSS and a small inline
 //! script, no external assets, readable on a phone (the table turns into
-//! cards below 760 px). Rows leave the server grouped by object; the script
-//! sorts them by severity on load and on a click on a column header.
+//! cards below 760 px). Rows leave the server in the report's order (by
+//! impact, root causes first); the script re-sorts them on a click on a
+//! column header and back to that order on load.
 
 use super::findings::duration;
 use super::{Finding, Report};
@@ -57,7 +58,10 @@ th.sortable{cursor:pointer;text-decoration:underline dotted}
 pre{margin:.2rem 0;padding:.4rem;background:#f6f8fa;border-radius:.3rem;white-space:pre-wrap;word-break:break-word;font-size:.85rem}
 ul.ev{margin:.3rem 0;padding-left:1.1rem;font-size:.9rem}
 .why{color:#57606a;font-size:.9rem}.caution{font-size:.85rem;color:#6e4b00}
-.obj{font-family:ui-monospace,monospace;word-break:break-word}
+.obj{font-family:ui-monospace,monospace;overflow-wrap:break-word;word-break:normal}
+div.fallback,div.on-primary{font-size:.8rem;color:#57606a;margin-top:.3rem}pre.fallback{background:#fff8c5}pre.on-primary{background:#eef}
+.standby{padding:.6rem .8rem;background:#fff8c5;border:1px solid #d4a72c;border-radius:.4rem}
+.scroll{overflow-x:auto}.root{font-size:.8rem;font-weight:600;color:#8250df}#parts{font-size:.85rem}
 .none{padding:1rem;background:#dafbe1;border-radius:.4rem}
 @media (max-width:760px){
  table#findings,#findings tbody,#findings tr,#findings td{display:block;width:auto}
@@ -67,12 +71,12 @@ ul.ev{margin:.3rem 0;padding-left:1.1rem;font-size:.9rem}
  #findings td::before{content:attr(data-label);display:block;font-size:.75rem;color:#57606a;text-transform:uppercase}
 }";
 
-/// Sorts the findings table by a column; on load by severity, most urgent first.
+/// Sorts the findings table by a column; on load by the report's order.
 const SCRIPT: &str = "
 (function(){
  var t=document.getElementById('findings');if(!t)return;
  var body=t.tBodies[0],dir={};
- function key(tr,k){return k==='rank'?Number(tr.dataset.rank):tr.dataset[k]||'';}
+ function key(tr,k){return k==='rank'||k==='order'?Number(tr.dataset[k]):tr.dataset[k]||'';}
  function sortBy(k,desc){
   var rows=Array.prototype.slice.call(body.rows);
   rows.sort(function(a,b){var x=key(a,k),y=key(b,k);
@@ -86,10 +90,37 @@ const SCRIPT: &str = "
   var k=th.dataset.sort;if(!k)return;th.className='sortable';
   th.addEventListener('click',function(){dir[k]=!dir[k];sortBy(k,dir[k]);});
  });
- dir.rank=true;sortBy('rank',true);
+ sortBy('order',false);
 })();";
 
-fn row(f: &Finding) -> String {
+/// The object for the page: lines may break after the dots between
+/// database, schema and table (`<wbr>`) and at spaces, never inside an
+/// identifier (CSS `overflow-wrap: break-word` only breaks one that is wider
+/// than the whole line, and unlike `word-break: break-word` does not let the
+/// table squeeze the column below its longest identifier).
+fn object_cell(display: &str) -> String {
+    escape(display).replace('.', ".<wbr>")
+}
+
+/// Commands under a small heading (`fallback:`, `on the primary:`).
+fn labelled(class: &str, heading: &str, cmds: &[super::Command]) -> String {
+    if cmds.is_empty() {
+        return String::new();
+    }
+    let pres: String = cmds
+        .iter()
+        .map(|c| {
+            format!(
+                "<pre class=\"cmd {class} {}\"><code>{}</code></pre>",
+                c.kind,
+                escape(&c.text)
+            )
+        })
+        .collect();
+    format!("<div class=\"{class}\">{heading}</div>{pres}")
+}
+
+fn row(order: usize, f: &Finding) -> String {
     let evidence: String = f
         .evidence
         .iter()
@@ -106,6 +137,8 @@ fn row(f: &Finding) -> String {
             )
         })
         .collect();
+    let fallback = labelled("fallback", "fallback:", &f.fallback);
+    let on_primary = labelled("on-primary", "on the primary:", &f.on_primary);
     let caution = f
         .caution
         .as_deref()
@@ -120,18 +153,28 @@ fn row(f: &Finding) -> String {
         String::new()
     };
     format!(
-        "<tr data-rank=\"{rank}\" data-object=\"{obj}\" data-kind=\"{kind}\">\
+        "<tr data-order=\"{order}\" data-rank=\"{rank}\" data-object=\"{obj}\" data-kind=\"{kind}\">\
 <td data-label=\"severity\"><span class=\"sev {sev}\">{sev}</span></td>\
-<td data-label=\"object\" class=\"obj\">{obj}</td>\
-<td data-label=\"finding\"><b>{title}</b><ul class=\"ev\">{evidence}</ul><div class=\"why\">{why}</div>\
+<td data-label=\"object\" class=\"obj\">{obj_cell}</td>\
+<td data-label=\"finding\">{root}<b>{title}</b><ul class=\"ev\">{evidence}</ul><div class=\"why\">{why}</div>\
 <a href=\"{runbook}\">runbook</a></td>\
-<td data-label=\"fix\">{fix}{caution}</td>\
+<td data-label=\"fix\">{fix}{on_primary}{fallback}{caution}</td>\
 <td data-label=\"data\"><span title=\"{at}\">{age} ago</span><br><small>{collector}</small>{cached}</td></tr>\n",
         rank = f.severity.rank(),
         sev = f.severity.as_str(),
         obj = escape(&f.object.display()),
+        obj_cell = object_cell(&f.object.display()),
         kind = f.kind,
         title = escape(&f.title),
+        root = if f.blocks > 0 {
+            format!(
+                "<div class=\"root\">root cause: VACUUM cannot fix {} finding{} below while this lasts</div>",
+                f.blocks,
+                if f.blocks == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        },
         why = escape(&f.why),
         runbook = escape(&f.runbook),
         at = utc(f.collected_at),
@@ -141,11 +184,8 @@ fn row(f: &Finding) -> String {
 }
 
 pub fn render(r: &Report) -> String {
-    let mut findings: Vec<&Finding> = r.findings.iter().collect();
-    // Grouped by object here; the inline script orders by severity.
-    findings.sort_by(|a, b| (a.object.display(), a.kind).cmp(&(b.object.display(), b.kind)));
-    let rows: String = findings.iter().map(|f| row(f)).collect();
-    let table = if findings.is_empty() {
+    let rows: String = r.findings.iter().enumerate().map(|(i, f)| row(i, f)).collect();
+    let table = if r.findings.is_empty() {
         "<p class=\"none\" id=\"no-findings\">Nothing to do: no findings.</p>".to_string()
     } else {
         format!(
@@ -190,14 +230,23 @@ pub fn render(r: &Report) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>Maintenance report — pgmaint-exporter</title><style>{STYLE}</style></head><body>\
 <h1>Maintenance report</h1>\
-<p class=\"meta\">PostgreSQL {server} · data collected {taken} · page generated {generated} · pgmaint-exporter {version} · \
-<a href=\"report.json{query}\">JSON</a> · <a href=\"/\">exporter</a></p>{filter}\
+<p class=\"meta\">PostgreSQL {server}{role} · data collected {taken} · page generated {generated} · pgmaint-exporter {version} · \
+<a href=\"report.json{query}\">JSON</a> · <a href=\"/\">exporter</a></p>{standby}{filter}\
 <p class=\"counts\"><span class=\"critical\">{c} critical</span><span class=\"warning\">{w} warning</span><span class=\"info\">{i} info</span></p>\
 {table}\
-<h2>When each part was collected</h2><table id=\"parts\"><thead><tr><th>collector</th><th>database</th><th>status</th><th>collected</th></tr></thead>\
-<tbody>{parts}</tbody></table>\
+<h2>When each part was collected</h2><div class=\"scroll\"><table id=\"parts\"><thead><tr><th>collector</th><th>database</th><th>status</th><th>collected</th></tr></thead>\
+<tbody>{parts}</tbody></table></div>\
 <script>{SCRIPT}</script></body></html>",
         server = escape(r.server_version.as_deref().unwrap_or("unreachable")),
+        role = r.role.map(|x| format!(" ({x})")).unwrap_or_default(),
+        standby = if r.role == Some("standby") {
+            format!(
+                "<p class=\"standby\" id=\"standby\"><b>Standby (in recovery).</b> {}</p>",
+                escape(super::ON_PRIMARY)
+            )
+        } else {
+            String::new()
+        },
         taken = utc(r.scrape_taken_at),
         generated = utc(r.generated_at),
         version = r.exporter_version,

@@ -42,6 +42,40 @@ pub const BACKUP_MAX_AGE_SECONDS: f64 = 26.0 * 3600.0;
 /// (PostgresReplicationSlotInactive).
 pub const SLOT_RETAINED_WAL_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// MultiXact age: the same factor, share and critical value as transaction
+/// IDs, against autovacuum_multixact_freeze_max_age
+/// (PostgresMultixactAgeHigh, PostgresMultixactWraparoundImminent).
+pub const MXID_AGE_CRITICAL: f64 = 1_500_000_000.0;
+/// An xmin holder (session, prepared transaction, slot) older than this many
+/// transactions is a warning (PostgresXminHorizonHeldBack).
+pub const XMIN_HOLDER_AGE: f64 = 10_000_000.0;
+/// A prepared transaction older than this is a warning
+/// (PostgresPreparedTransactionOld); younger, past PGMAINT_LONG_QUERY_SECONDS, info.
+pub const PREPARED_XACT_SECONDS: f64 = 3600.0;
+/// A sequence's own range used past this share (PostgresSequenceNearExhaustion).
+pub const SEQUENCE_USED_RATIO: f64 = 0.8;
+/// A sequence-fed integer column's range used past these shares
+/// (PostgresIntegerKeyNearExhaustion: warning, …ExhaustionImminent: critical).
+pub const INTEGER_KEY_WARNING_RATIO: f64 = 0.8;
+pub const INTEGER_KEY_CRITICAL_RATIO: f64 = 0.95;
+/// Unused indexes below the alert's size are listed as info only from this
+/// size: smaller ones cost next to nothing and would bury the list. No alert.
+pub const UNUSED_INDEX_INFO_MIN_BYTES: f64 = 1024.0 * 1024.0;
+
+/// The reloptions the report suggests for a table autovacuum falls behind
+/// on: start at 1 % of the rows instead of 20 %, and a cost budget five times
+/// the default 200. A table with its own cost limit is left out of the
+/// workers' cost balancing, so this is what that table's worker really gets;
+/// 1000 speeds it up without letting one table saturate the I/O. The runbook
+/// (PostgresTableVacuumOverdue) gives the same line; `tests` below checks it.
+pub const HOT_TABLE_RELOPTIONS: &str =
+    "autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_limit = 1000";
+
+/// Sent before every `ALTER TABLE` and `REINDEX` the report suggests: a
+/// statement waiting for its lock queues every later query on the table
+/// behind it; with this it gives up after 5 s instead.
+pub const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s';";
+
 /// Each threshold with the alert whose expression holds it, and how the
 /// number is written there (for the drift test).
 pub const IN_ALERTS: &[(&str, f64, &str)] = &[
@@ -130,6 +164,46 @@ pub const IN_ALERTS: &[(&str, f64, &str)] = &[
     ),
     ("PostgresBackupTooOld", BACKUP_MAX_AGE_SECONDS, "> 26 * 3600"),
     (
+        "PostgresMultixactAgeHigh",
+        XID_AGE_FREEZE_FACTOR,
+        "2 * pg_settings_autovacuum_multixact_freeze_max_age",
+    ),
+    (
+        "PostgresMultixactAgeHigh",
+        XID_AGE_WRAPAROUND_SHARE,
+        "pg_database_min_mxid_age > 0.4 * 2^31",
+    ),
+    (
+        "PostgresMultixactWraparoundImminent",
+        MXID_AGE_CRITICAL,
+        "pg_database_min_mxid_age > 1500000000",
+    ),
+    (
+        "PostgresXminHorizonHeldBack",
+        XMIN_HOLDER_AGE,
+        "pg_xmin_horizon_age > 10000000",
+    ),
+    (
+        "PostgresPreparedTransactionOld",
+        PREPARED_XACT_SECONDS,
+        "pg_prepared_xacts_oldest_age_seconds > 3600",
+    ),
+    (
+        "PostgresSequenceNearExhaustion",
+        SEQUENCE_USED_RATIO,
+        "pg_sequence_used_ratio > 0.8",
+    ),
+    (
+        "PostgresIntegerKeyNearExhaustion",
+        INTEGER_KEY_WARNING_RATIO,
+        "pg_sequence_column_used_ratio > 0.8",
+    ),
+    (
+        "PostgresIntegerKeyExhaustionImminent",
+        INTEGER_KEY_CRITICAL_RATIO,
+        "pg_sequence_column_used_ratio > 0.95",
+    ),
+    (
         "PostgresReplicationSlotInactive",
         SLOT_RETAINED_WAL_BYTES,
         "pg_replication_slot_retained_wal_bytes > 1024 * 1024 * 1024",
@@ -198,6 +272,25 @@ mod tests {
             );
         }
         assert!(IN_ALERTS.len() >= 20);
+    }
+
+    /// Report and runbook suggest the same reloptions (one source: this file).
+    #[test]
+    fn runbook_suggests_the_reports_reloptions() {
+        for doc in ["docs/runbook.md", "docs/report.md"] {
+            let text = std::fs::read_to_string(format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            assert!(
+                text.contains(super::HOT_TABLE_RELOPTIONS),
+                "{doc} does not suggest {:?}",
+                super::HOT_TABLE_RELOPTIONS
+            );
+            for other in [
+                "autovacuum_vacuum_cost_limit = 2000",
+                "autovacuum_vacuum_scale_factor = 0.02",
+            ] {
+                assert!(!text.contains(other), "{doc} still suggests {other}");
+            }
+        }
     }
 
     #[test]
