@@ -72,6 +72,8 @@ CREATE TABLE events (at timestamptz DEFAULT now(), kind text);
 INSERT INTO events (kind) SELECT 'e' || g FROM generate_series(1, 500) g;
 CREATE SEQUENCE tickets MAXVALUE 1000;
 SELECT setval('tickets', 900);
+CREATE TABLE restarted (id serial PRIMARY KEY);
+ALTER SEQUENCE restarted_id_seq RESTART WITH 2147000000;
 ANALYZE;
 SELECT count(*) FROM orders WHERE customer = 7;
 SELECT pg_create_physical_replication_slot('matrix_slot', true);";
@@ -186,6 +188,14 @@ async fn scenario(major: i32) {
     assert_eq!(m.value("pg_replication_timeline_id", &[]), Some(1.0));
     let seq = [d[0], ("sequencename", "tickets")];
     assert_eq!(m.value("pg_sequence_last_value", &seq), Some(900.0));
+    // RESTART leaves is_called false: read from the sequence itself, not 0.
+    let restarted = m
+        .value(
+            "pg_sequence_column_used_ratio",
+            &[d[0], ("relname", "restarted"), ("sequencename", "restarted_id_seq")],
+        )
+        .unwrap();
+    assert!(restarted > 0.9997, "{restarted} on {version}");
     let calls = m.find("pg_stat_statements_calls_total", &d).count();
     assert!(calls >= 1, "no statements of {} on {version}", db.name);
 
