@@ -186,6 +186,11 @@ async fn scenario(major: i32) {
     assert!(m.value("pg_replication_slot_retained_wal_bytes", &slot).unwrap() >= 0.0);
     assert_eq!(m.value("pg_replication_in_recovery", &[]), Some(0.0));
     assert_eq!(m.value("pg_replication_timeline_id", &[]), Some(1.0));
+    // Templates count for wraparound (vac_truncate_clog() takes them all).
+    assert!(
+        m.value("pg_database_frozen_xid_age", &[("datname", "template0")]).is_some(),
+        "template0 on {version}"
+    );
     let seq = [d[0], ("sequencename", "tickets")];
     assert_eq!(m.value("pg_sequence_last_value", &seq), Some(900.0));
     // RESTART leaves is_called false: read from the sequence itself, not 0.

@@ -4,20 +4,25 @@
 //! Sources: pg_database, pg_stat_database, pg_stat_wal. Scope: cluster.
 //! PostgreSQL ≥ 14 (pg_stat_wal).
 //!
-//! Template databases are left out; so is pg_stat_database's row for shared
-//! objects (datname NULL).
+//! Wraparound ages cover every database, templates (template0 too)
+//! included: `vac_truncate_clog()` (vacuum.c) takes the oldest
+//! `datfrozenxid`/`datminmxid` over all of pg_database, skipping only invalid
+//! ones (`datconnlimit = -2`, a DROP DATABASE interrupted; PostgreSQL 14.9,
+//! 15.4, 16+), and template0, which nobody can connect to, is often the
+//! oldest. The pg_stat_database counters leave templates out, and the row
+//! for shared objects (datname NULL).
 
 use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per non-template database: wraparound ages and connection limit
-/// (NULL when unlimited). Invalid databases (datconnlimit -2, an interrupted
-/// DROP DATABASE) are skipped.
+/// One row per database, templates included: wraparound ages and connection
+/// limit (NULL when unlimited). Invalid databases (datconnlimit -2, an
+/// interrupted DROP DATABASE) are skipped, as vac_truncate_clog() skips them.
 const DATABASES_SQL: &str = "SELECT datname::text, age(datfrozenxid)::float8, mxid_age(datminmxid)::float8,
        CASE WHEN datconnlimit >= 0 THEN datconnlimit END::float8
   FROM pg_database
- WHERE NOT datistemplate AND datconnlimit <> -2";
+ WHERE datconnlimit <> -2";
 
 /// One row per non-template database with its cumulative counters. The row
 /// for shared objects (datid 0, datname NULL) is dropped by the join.
@@ -35,12 +40,12 @@ const WAL_SQL: &str = "SELECT wal_records::float8, wal_fpi::float8, wal_bytes::f
 
 static FROZEN_XID_AGE: Family = Family::gauge(
     "pg_database_frozen_xid_age",
-    "Transactions since the database's oldest unfrozen xid (age(pg_database.datfrozenxid)); wraparound protection starts at autovacuum_freeze_max_age.",
+    "Transactions since the database's oldest unfrozen xid (age(pg_database.datfrozenxid)), template databases included; wraparound protection starts at autovacuum_freeze_max_age.",
     &["datname"],
 );
 static MIN_MXID_AGE: Family = Family::gauge(
     "pg_database_min_mxid_age",
-    "Multixacts since the database's oldest multixact id (mxid_age(pg_database.datminmxid)).",
+    "Multixacts since the database's oldest multixact id (mxid_age(pg_database.datminmxid)), template databases included.",
     &["datname"],
 );
 static CONNECTION_LIMIT: Family = Family::gauge(
