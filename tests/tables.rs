@@ -194,3 +194,54 @@ async fn reloptions_and_partitions() {
     );
     assert_eq!(harness::promtool_check(&m.raw), "");
 }
+
+/// Autovacuum freezes a TOAST table on its own: a heap frozen just now says
+/// nothing about it. `VACUUM (FREEZE, PROCESS_TOAST false)` leaves the heap
+/// young and the TOAST table old; the exported age must be the TOAST's.
+#[tokio::test]
+async fn xid_age_is_the_older_of_heap_and_toast() {
+    const BURNED: usize = 200;
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE toasty (id int, body text) WITH (autovacuum_enabled = off,
+                                                      toast.autovacuum_enabled = off);
+         INSERT INTO toasty SELECT g, string_agg(md5(g::text || h::text), '')
+           FROM generate_series(1, 20) g, generate_series(1, 200) h GROUP BY g;",
+    )
+    .await;
+    for _ in 0..BURNED {
+        db.batch("SELECT txid_current()").await;
+    }
+    db.batch("VACUUM (FREEZE, PROCESS_TOAST false) toasty").await;
+    let ages = "SELECT age(c.relfrozenxid)::float8, age(t.relfrozenxid)::float8
+                  FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid
+                 WHERE c.relname = 'toasty'";
+    let read = || async {
+        let row = db.client.query_one(ages, &[]).await.unwrap();
+        (row.get::<_, f64>(0), row.get::<_, f64>(1))
+    };
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables")])
+        .await;
+    let (heap_before, toast_before) = read().await;
+    let m = exporter.scrape().await;
+    let (_, toast_after) = read().await;
+    // The situation: TOAST data, the heap frozen after the xids, the TOAST not.
+    let toast_pages = db
+        .scalar_f64("SELECT pg_relation_size(reltoastrelid)::float8 FROM pg_class WHERE relname = 'toasty'")
+        .await;
+    assert!(toast_pages > 0.0, "no TOAST data");
+    assert!(toast_before >= heap_before + BURNED as f64, "heap {heap_before}, TOAST {toast_before}");
+    // Other tests burn xids meanwhile: bracket the exported age.
+    let exported = m
+        .value(
+            "pg_table_frozen_xid_age",
+            &[("datname", db.name.as_str()), ("relname", "toasty")],
+        )
+        .unwrap();
+    assert!(
+        (toast_before..=toast_after).contains(&exported),
+        "exported {exported}, TOAST age {toast_before}..={toast_after}, heap {heap_before}"
+    );
+}

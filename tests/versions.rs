@@ -84,6 +84,18 @@ async fn scenario(major: i32) {
     let pg = harness::start_cluster(Some(&bin), &[]);
     let db = pg.fresh_db().await;
     db.batch(SCENARIO).await;
+    // A TOAST table older than its freshly frozen heap (PROCESS_TOAST: 14+).
+    db.batch(
+        "CREATE TABLE toasty (id int, body text)
+           WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
+         INSERT INTO toasty SELECT g, string_agg(md5(g::text || h::text), '')
+           FROM generate_series(1, 10) g, generate_series(1, 200) h GROUP BY g;",
+    )
+    .await;
+    for _ in 0..50 {
+        db.batch("SELECT txid_current()").await;
+    }
+    db.batch("VACUUM (FREEZE, PROCESS_TOAST false) toasty").await;
 
     // An idle-in-transaction session holding an xid, and a prepared transaction.
     let idle = db.session().await;
@@ -186,6 +198,19 @@ async fn scenario(major: i32) {
     assert!(m.value("pg_replication_slot_retained_wal_bytes", &slot).unwrap() >= 0.0);
     assert_eq!(m.value("pg_replication_in_recovery", &[]), Some(0.0));
     assert_eq!(m.value("pg_replication_timeline_id", &[]), Some(1.0));
+    // The table's XID age is its TOAST table's, the older one.
+    let toast_age = db
+        .scalar_f64(
+            "SELECT age(t.relfrozenxid)::float8 FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid
+              WHERE c.relname = 'toasty'",
+        )
+        .await;
+    assert!(toast_age >= 50.0, "{toast_age}");
+    assert_eq!(
+        m.value("pg_table_frozen_xid_age", &[d[0], ("relname", "toasty")]),
+        Some(toast_age),
+        "PostgreSQL {version}"
+    );
     // Templates count for wraparound (vac_truncate_clog() takes them all).
     assert!(
         m.value("pg_database_frozen_xid_age", &[("datname", "template0")]).is_some(),

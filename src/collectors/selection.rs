@@ -28,9 +28,11 @@ pub const NAME: &str = "selection";
 /// the age of relfrozenxid, its size estimated from relpages (cheap: no
 /// file-system calls, no locks), relpages and relallfrozen (PostgreSQL 18+,
 /// read through to_jsonb so one text serves every version), then the global
-/// autovacuum settings (the same on every row). The counters are read with the
-/// pg_stat_get_* functions, not pg_stat_user_tables, whose per-table index
-/// join we do not need here.
+/// autovacuum settings (the same on every row), then the TOAST table's
+/// relfrozenxid age and reloptions (NULL without one: autovacuum vacuums a
+/// TOAST table on its own, with its own reloptions, or its parent's when it
+/// has none). The counters are read with the pg_stat_get_* functions, not
+/// pg_stat_user_tables, whose per-table index join we do not need here.
 const SQL: &str = "WITH g AS (
   SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool AS active,
          current_setting('autovacuum_vacuum_threshold')::float8 AS vac_thresh,
@@ -60,7 +62,8 @@ SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.reloptions::text
        c.relpages::float8,
        CASE WHEN g.has_allfrozen THEN (to_jsonb(c) ->> 'relallfrozen')::float8 END,
        g.active, g.vac_thresh, g.vac_scale, g.ins_thresh, g.ins_scale,
-       g.anl_thresh, g.anl_scale, g.freeze_max_age, g.vac_max_thresh
+       g.anl_thresh, g.anl_scale, g.freeze_max_age, g.vac_max_thresh,
+       age(t.relfrozenxid)::float8, t.reloptions::text[]
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   CROSS JOIN g
@@ -180,7 +183,8 @@ pub struct Autovacuum {
     pub insert_trigger: Option<f64>,
     /// Tuples changed since the last analyze above this start an analyze.
     pub analyze_trigger: f64,
-    /// relfrozenxid age at which an anti-wraparound vacuum is forced.
+    /// relfrozenxid age at which an anti-wraparound vacuum of the heap is
+    /// forced (its TOAST table may have a reloption of its own).
     pub freeze_max_age: f64,
 }
 
@@ -229,12 +233,25 @@ impl Autovacuum {
             insert_trigger,
             analyze_trigger: or(o.analyze_threshold, g.analyze_threshold)
                 + or(o.analyze_scale_factor, g.analyze_scale_factor) * reltuples,
-            freeze_max_age: match o.freeze_max_age.filter(|v| *v >= 0.0) {
-                Some(v) => v.min(g.freeze_max_age),
-                None => g.freeze_max_age,
-            },
+            freeze_max_age: freeze_max_age(g, o),
         }
     }
+}
+
+/// relation_needs_vacanalyze()'s freeze_max_age: a reloption can only lower
+/// the setting.
+pub fn freeze_max_age(g: &Settings, o: &RelOptions) -> f64 {
+    match o.freeze_max_age.filter(|v| *v >= 0.0) {
+        Some(v) => v.min(g.freeze_max_age),
+        None => g.freeze_max_age,
+    }
+}
+
+/// Whether a table's XID age forces an anti-wraparound vacuum: its heap's
+/// age past the heap's freeze max age, or its TOAST table's past the TOAST
+/// table's (its own reloptions, else the heap's, as do_autovacuum() does).
+pub fn xid_age_forces_vacuum(heap_age: f64, heap_max: f64, toast: Option<(f64, f64)>) -> bool {
+    heap_age > heap_max || toast.is_some_and(|(age, max)| age > max)
 }
 
 /// The tables that get series, their trigger points, and how many were left
@@ -315,11 +332,24 @@ pub fn kept<'a>(ctx: &Ctx, input: &'a Fetched) -> Result<Kept<'a>, CollectError>
         );
         let (dead, inserted, modified) = (num0(row, 4)?, num0(row, 5)?, num0(row, 6)?);
         let invalid_index = row.try_get::<_, Option<bool>>(7)?.unwrap_or(false);
-        let frozen_age = num0(row, 8)?;
+        let heap_age = num0(row, 8)?;
+        let toast = match num(row, 21)? {
+            Some(age) => {
+                let own: Option<Vec<&str>> = row.try_get(22)?;
+                let max = match own {
+                    Some(o) => freeze_max_age(&g, &RelOptions::parse(&o)),
+                    None => av.freeze_max_age,
+                };
+                Some((age, max))
+            }
+            None => None,
+        };
+        // The age `tables` exports: the older of heap and TOAST.
+        let frozen_age = toast.map_or(heap_age, |(age, _)| age.max(heap_age));
         let attention = dead > av.vacuum_trigger
             || av.insert_trigger.is_some_and(|t| inserted > t)
             || modified > av.analyze_trigger
-            || frozen_age > av.freeze_max_age
+            || xid_age_forces_vacuum(heap_age, av.freeze_max_age, toast)
             || invalid_index;
         cands.push(Cand {
             key: (schema, table),
@@ -469,6 +499,20 @@ mod tests {
         }
         assert_eq!(parse_bool("o"), None);
         assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn a_toast_table_past_its_own_freeze_max_age_forces_a_vacuum() {
+        // Heap freshly frozen, TOAST table old: that is a forced vacuum.
+        assert!(xid_age_forces_vacuum(10.0, 200e6, Some((250e6, 200e6))));
+        // A TOAST table with a lower reloption of its own.
+        let g = Settings::default();
+        let toast_max = freeze_max_age(&g, &RelOptions::parse(&["autovacuum_freeze_max_age=100000"]));
+        assert_eq!(toast_max, 100_000.0);
+        assert!(xid_age_forces_vacuum(10.0, 200e6, Some((150_000.0, toast_max))));
+        assert!(!xid_age_forces_vacuum(10.0, 200e6, Some((50_000.0, toast_max))));
+        assert!(!xid_age_forces_vacuum(10.0, 200e6, None));
+        assert!(xid_age_forces_vacuum(300e6, 200e6, None));
     }
 
     fn cand(name: &str, attention: bool, frozen_age: f64, bytes: f64) -> Cand<'_> {

@@ -16,7 +16,9 @@ use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
 /// One row per user table or materialized view (partitioned parents are left
-/// out) with its pg_stat_user_tables counters and relfrozenxid age. Sizes
+/// out) with its pg_stat_user_tables counters and XID age: the older of the
+/// heap's and its TOAST table's relfrozenxid (autovacuum vacuums the TOAST
+/// table on its own, and datfrozenxid is the minimum over both). Sizes
 /// are the cached `sizes` collector's: size functions lock and stat files,
 /// ~1 s per 10,000 tables, too slow for every scrape. PostgreSQL 14–17.
 const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
@@ -29,10 +31,11 @@ const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
        s.vacuum_count::float8, s.autovacuum_count::float8,
        s.analyze_count::float8, s.autoanalyze_count::float8,
        s.seq_scan::float8, s.idx_scan::float8,
-       age(c.relfrozenxid)::float8,
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
        NULL::float8, NULL::float8, NULL::float8, NULL::float8
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
  WHERE c.relkind IN ('r', 'm')
    AND s.schemaname !~ '^pg_toast'
    AND s.schemaname NOT LIKE 'pg_temp%'";
@@ -49,11 +52,12 @@ const SQL_18: &str = "SELECT s.schemaname::text, s.relname::text,
        s.vacuum_count::float8, s.autovacuum_count::float8,
        s.analyze_count::float8, s.autoanalyze_count::float8,
        s.seq_scan::float8, s.idx_scan::float8,
-       age(c.relfrozenxid)::float8,
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
        s.total_vacuum_time / 1000, s.total_autovacuum_time / 1000,
        s.total_analyze_time / 1000, s.total_autoanalyze_time / 1000
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
  WHERE c.relkind IN ('r', 'm')
    AND s.schemaname !~ '^pg_toast'
    AND s.schemaname NOT LIKE 'pg_temp%'";
@@ -152,7 +156,7 @@ static IDX_SCANS: Family = Family::counter(
 );
 static FROZEN_AGE: Family = Family::gauge(
     "pg_table_frozen_xid_age",
-    "Transactions since the table was last fully frozen (age(pg_class.relfrozenxid)); an anti-wraparound vacuum is forced past pg_table_autovacuum_freeze_max_age.",
+    "Transactions since the table was last fully frozen: the greater of age(pg_class.relfrozenxid) of the heap and of its TOAST table; an anti-wraparound vacuum is forced past pg_table_autovacuum_freeze_max_age.",
     L,
 );
 static VACUUM_TRIGGER: Family = Family::gauge(
