@@ -158,7 +158,10 @@ async fn a_running_vacuum_does_not_hold_the_horizon() {
     harness::eventually(Duration::from_secs(30), || async {
         let n: i64 = db
             .client
-            .query_one("SELECT count(*) FROM pg_stat_progress_vacuum WHERE pid = $1", &[&pid])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_progress_vacuum WHERE pid = $1",
+                &[&pid],
+            )
             .await
             .unwrap()
             .get(0);

@@ -217,7 +217,9 @@ async fn wraparound_ages_connection_limit_and_wal() {
     // The shared-objects row of pg_stat_database (datname NULL) is skipped.
     assert_eq!(m.value("pg_database_xact_commit_total", &[("datname", "")]), None);
     // Templates count for wraparound, not for the activity counters.
-    assert!(m.value("pg_database_frozen_xid_age", &[("datname", "template1")]).is_some());
+    assert!(m
+        .value("pg_database_frozen_xid_age", &[("datname", "template1")])
+        .is_some());
     assert_eq!(
         m.value("pg_database_xact_commit_total", &[("datname", "template1")]),
         None
@@ -254,7 +256,11 @@ async fn the_oldest_database_is_a_template() {
     }
     // Freeze every database one can connect to, except the future template.
     for name in ["postgres", "template1", db.name.as_str()] {
-        pg.client(name).await.batch_execute("VACUUM FREEZE").await.unwrap();
+        pg.client(name)
+            .await
+            .batch_execute("VACUUM FREEZE")
+            .await
+            .unwrap();
     }
     let admin = pg.client("postgres").await;
     admin

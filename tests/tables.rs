@@ -232,7 +232,10 @@ async fn xid_age_is_the_older_of_heap_and_toast() {
         .scalar_f64("SELECT pg_relation_size(reltoastrelid)::float8 FROM pg_class WHERE relname = 'toasty'")
         .await;
     assert!(toast_pages > 0.0, "no TOAST data");
-    assert!(toast_before >= heap_before + BURNED as f64, "heap {heap_before}, TOAST {toast_before}");
+    assert!(
+        toast_before >= heap_before + BURNED as f64,
+        "heap {heap_before}, TOAST {toast_before}"
+    );
     // Other tests burn xids meanwhile: bracket the exported age.
     let exported = m
         .value(

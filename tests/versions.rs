@@ -213,7 +213,8 @@ async fn scenario(major: i32) {
     );
     // Templates count for wraparound (vac_truncate_clog() takes them all).
     assert!(
-        m.value("pg_database_frozen_xid_age", &[("datname", "template0")]).is_some(),
+        m.value("pg_database_frozen_xid_age", &[("datname", "template0")])
+            .is_some(),
         "template0 on {version}"
     );
     let seq = [d[0], ("sequencename", "tickets")];
@@ -222,7 +223,11 @@ async fn scenario(major: i32) {
     let restarted = m
         .value(
             "pg_sequence_column_used_ratio",
-            &[d[0], ("relname", "restarted"), ("sequencename", "restarted_id_seq")],
+            &[
+                d[0],
+                ("relname", "restarted"),
+                ("sequencename", "restarted_id_seq"),
+            ],
         )
         .unwrap();
     assert!(restarted > 0.9997, "{restarted} on {version}");

@@ -39,7 +39,8 @@ use crate::metrics::{Family, Sink};
 /// join, and it raises an error on non-sequences; pg_sequence_last_value()
 /// raises without privilege, so it must only see rows that passed. Other sessions' temporary sequences
 /// cannot be read; unlogged ones cannot be read on a standby.
-const SEQUENCES_SQL: &str = "SELECT schemaname, sequencename, last_value::float8, min_value::float8, max_value::float8,
+const SEQUENCES_SQL: &str =
+    "SELECT schemaname, sequencename, last_value::float8, min_value::float8, max_value::float8,
        CASE WHEN pos IS NOT NULL THEN
          greatest(CASE WHEN increment > 0 THEN (pos - min_value) / (max_value::numeric - min_value)
                        ELSE (max_value - pos) / (max_value::numeric - min_value) END, 0) END::float8

@@ -937,6 +937,7 @@ fn backups(snap: &Snapshot, out: &mut Out) {
         .filter(|r| r.value == 0.0)
     {
         let missing = scalar(snap, "pg_wal_archive_missing_segments").unwrap_or(0.0);
+        let incomplete = scalar(snap, "pg_wal_archive_incomplete_segments").unwrap_or(0.0);
         out.push_row(
             &r,
             New {
@@ -944,8 +945,11 @@ fn backups(snap: &Snapshot, out: &mut Out) {
                 severity: Severity::Critical,
                 title: "WAL archive has a gap since the last base backup".into(),
                 object: Object::default(),
-                evidence: vec![ev("missing segments", missing, "segments")],
-                why: "Point-in-time recovery stops at the first missing segment.",
+                evidence: vec![
+                    ev("missing segments", missing, "segments"),
+                    ev("incomplete segment files", incomplete, "segments"),
+                ],
+                why: "Point-in-time recovery stops at the first missing or incomplete segment.",
                 fix: vec![shell("pg_basebackup --pgdata=<new backup dir> --wal-method=stream --checkpoint=fast --progress".into())],
                 caution: Some("A new base backup starts a gap-free chain; find out what removed or never archived the segments.".into()),
                 alert: "PostgresWalArchiveGap",
