@@ -397,17 +397,30 @@ fn tables(snap: &Snapshot, out: &mut Out) {
     }
 }
 
+/// Past this XID age the forced vacuums are not finishing (PostgresXidAgeHigh).
 fn xid_limit(freeze_max_age: f64) -> f64 {
-    (t::XID_AGE_FREEZE_FACTOR * freeze_max_age).min(t::XID_AGE_WRAPAROUND_SHARE * 2f64.powi(31))
+    freeze_max_age + t::XID_AGE_MARGIN_SHARE * 2f64.powi(31)
+}
+
+/// PostgreSQL's effective failsafe age (PostgresXidWraparoundImminent).
+fn failsafe(failsafe_age: f64, freeze_max_age: f64) -> f64 {
+    failsafe_age.max(t::FAILSAFE_FREEZE_FACTOR * freeze_max_age)
 }
 
 fn wraparound(snap: &Snapshot, out: &mut Out) {
-    let setting = scalar(snap, "pg_settings_autovacuum_freeze_max_age").unwrap_or(200_000_000.0);
+    let setting = scalar(snap, "pg_settings_autovacuum_freeze_max_age").unwrap_or(t::DEFAULT_FREEZE_MAX_AGE);
+    let failsafe_age = match scalar(snap, "pg_settings_autovacuum_freeze_max_age") {
+        Some(fma) => failsafe(
+            scalar(snap, "pg_settings_vacuum_failsafe_age").unwrap_or(0.0),
+            fma,
+        ),
+        None => t::DEFAULT_FAILSAFE_AGE,
+    };
     let limit = xid_limit(setting);
     let tables = rows(snap, "pg_table_frozen_xid_age");
     let mut flagged = Vec::new();
     for r in rows(snap, "pg_database_frozen_xid_age") {
-        if r.value <= limit {
+        if r.value <= limit.min(failsafe_age) {
             continue;
         }
         let db = r.l("datname");
@@ -430,7 +443,7 @@ fn wraparound(snap: &Snapshot, out: &mut Out) {
                 shell_word(db)
             )));
         }
-        let critical = r.value > t::XID_AGE_CRITICAL;
+        let critical = r.value > failsafe_age;
         out.push_row(
             &r,
             New {
@@ -1066,8 +1079,12 @@ mod tests {
     }
 
     #[test]
-    fn xid_limit_is_the_smaller_of_the_two() {
-        assert_eq!(xid_limit(200_000_000.0), 400_000_000.0);
-        assert_eq!(xid_limit(1_000_000_000.0), 0.4 * 2f64.powi(31));
+    fn xid_limits_follow_the_settings() {
+        // Past autovacuum_freeze_max_age by 0.1 * 2^31, whatever it is set to.
+        assert_eq!(xid_limit(200_000_000.0), 200_000_000.0 + 0.1 * 2f64.powi(31));
+        assert!(xid_limit(1_000_000_000.0) > 1_000_000_000.0);
+        // The failsafe age is never below 1.05 × autovacuum_freeze_max_age.
+        assert_eq!(failsafe(1.6e9, 200e6), 1.6e9);
+        assert_eq!(failsafe(1.6e9, 1.6e9), 1.05 * 1.6e9);
     }
 }
