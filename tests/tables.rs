@@ -248,3 +248,73 @@ async fn xid_age_is_the_older_of_heap_and_toast() {
         "exported {exported}, TOAST age {toast_before}..={toast_after}, heap {heap_before}"
     );
 }
+
+/// Real multixacts: row locks shared by two transactions (`FOR SHARE`)
+/// turn each row's xmax into a MultiXact ID. One session holds a share lock
+/// on every row; each row is then share-locked by a transaction of its own
+/// (a backend reuses the multixact of an identical set of lockers), so every
+/// row gets a new multixact and the table's relminmxid ages by as many.
+#[tokio::test]
+async fn shared_row_locks_age_the_table_in_multixacts() {
+    const ROWS: i64 = 500;
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(&format!(
+        "CREATE TABLE shared (id int PRIMARY KEY)
+           WITH (autovacuum_enabled = off, autovacuum_multixact_freeze_max_age = 10000);
+         INSERT INTO shared SELECT generate_series(1, {ROWS});"
+    ))
+    .await;
+    let age_sql = "SELECT mxid_age(relminmxid)::float8 FROM pg_class WHERE relname = 'shared'";
+    let age_start = db.scalar_f64(age_sql).await;
+    let holder = db.session().await;
+    holder
+        .batch_execute("BEGIN; SELECT count(*) FROM (SELECT * FROM shared FOR SHARE) s;")
+        .await
+        .unwrap();
+    db.batch(&format!(
+        "DO $$ BEGIN
+           FOR i IN 1..{ROWS} LOOP
+             PERFORM 1 FROM shared WHERE id = i FOR SHARE;
+             COMMIT;
+           END LOOP;
+         END $$;"
+    ))
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let multis = db
+        .scalar_f64(
+            "SELECT count(DISTINCT xmax::text)::float8 FROM shared
+              WHERE (SELECT count(*) FROM pg_get_multixact_members(xmax::text::xid)) = 2",
+        )
+        .await;
+    assert_eq!(multis, ROWS as f64, "a multixact of its own on every row");
+
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables,database")])
+        .await;
+    let before = db.scalar_f64(age_sql).await;
+    let m = exporter.scrape().await;
+    let after = db.scalar_f64(age_sql).await;
+    assert!(before >= age_start + ROWS as f64, "{age_start} → {before}");
+    let l = [("datname", db.name.as_str()), ("relname", "shared")];
+    let age = m.value("pg_table_min_mxid_age", &l).unwrap();
+    assert!((before..=after).contains(&age), "{age} not in {before}..={after}");
+    assert_eq!(
+        m.value("pg_table_autovacuum_multixact_freeze_max_age", &l),
+        Some(10000.0)
+    );
+    // The member space: superuser may list pg_multixact/members. Far from
+    // half full, so the effective threshold is the setting.
+    let setting = db
+        .scalar_f64("SELECT current_setting('autovacuum_multixact_freeze_max_age')::float8")
+        .await;
+    let used = m.value("pg_multixact_members_used_ratio", &[]).unwrap();
+    assert!(used > 0.0 && used < 0.01, "{used}");
+    assert!(m.value("pg_multixact_members_size_bytes", &[]).unwrap() >= 8192.0);
+    assert_eq!(
+        m.value("pg_multixact_members_freeze_threshold", &[]),
+        Some(setting)
+    );
+    assert_eq!(harness::promtool_check(&m.raw), "");
+}

@@ -211,6 +211,20 @@ async fn scenario(major: i32) {
         Some(toast_age),
         "PostgreSQL {version}"
     );
+    // MultiXact ages per table, and the member space (the matrix connects
+    // as superuser, who may list pg_multixact/members).
+    assert!(m.value("pg_table_min_mxid_age", &orders).is_some(), "{version}");
+    let mxid_setting = db
+        .scalar_f64("SELECT current_setting('autovacuum_multixact_freeze_max_age')::float8")
+        .await;
+    assert_eq!(
+        m.value("pg_multixact_members_freeze_threshold", &[]),
+        Some(mxid_setting),
+        "{version}"
+    );
+    assert!(m
+        .value("pg_multixact_members_used_ratio", &[])
+        .is_some_and(|r| r < 0.01));
     // Templates count for wraparound (vac_truncate_clog() takes them all).
     assert!(
         m.value("pg_database_frozen_xid_age", &[("datname", "template0")])
