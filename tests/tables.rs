@@ -318,3 +318,86 @@ async fn shared_row_locks_age_the_table_in_multixacts() {
     );
     assert_eq!(harness::promtool_check(&m.raw), "");
 }
+
+/// `PGMAINT_MAX_TABLES_PER_DATABASE` keeps tables that need attention first:
+/// a small table past its MultiXact freeze max age (a reloption of 10000,
+/// passed with real shared row locks) is due for a forced vacuum and must
+/// win over a larger, healthy one. Eleven larger tables, each older in XIDs
+/// than the next (the ten oldest always count as needing attention), in a
+/// cluster of its own so nothing else moves the ages.
+#[tokio::test]
+async fn a_table_past_its_multixact_freeze_max_age_needs_attention() {
+    const MULTIS: i64 = 10_200;
+    let pg = harness::start_cluster(None, &["autovacuum = off"]);
+    let db = pg.fresh_db().await;
+    for i in 0..11 {
+        db.batch(&format!(
+            "CREATE TABLE filler{i:02} AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 5000) g;
+             SELECT pg_stat_force_next_flush();"
+        ))
+        .await;
+        db.batch(&format!("VACUUM ANALYZE filler{i:02}")).await;
+        db.batch("SELECT txid_current()").await;
+    }
+    db.batch(&format!(
+        "CREATE TABLE shared (id int PRIMARY KEY) WITH (autovacuum_multixact_freeze_max_age = 10000);
+         INSERT INTO shared SELECT generate_series(1, {MULTIS});
+         SELECT pg_stat_force_next_flush();"
+    ))
+    .await;
+    db.batch("VACUUM ANALYZE shared").await;
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "tables"),
+                ("PGMAINT_MAX_TABLES_PER_DATABASE", "11"),
+            ],
+        )
+        .await;
+    let kept = |m: &harness::Samples| {
+        let mut t: Vec<String> = m
+            .find("pg_table_live_tuples", &[("datname", db.name.as_str())])
+            .map(|s| s.labels["relname"].clone())
+            .collect();
+        t.sort();
+        t
+    };
+    // Healthy: the ten oldest fillers and the largest of the rest.
+    let m = exporter.scrape().await;
+    assert!(!kept(&m).contains(&"shared".to_string()), "{:?}", kept(&m));
+    assert!(kept(&m).contains(&"filler10".to_string()), "{:?}", kept(&m));
+
+    let holder = db.session().await;
+    holder
+        .batch_execute("BEGIN; SELECT count(*) FROM (SELECT * FROM shared FOR SHARE) s;")
+        .await
+        .unwrap();
+    db.batch(&format!(
+        "DO $$ BEGIN
+           FOR i IN 1..{MULTIS} LOOP
+             PERFORM 1 FROM shared WHERE id = i FOR SHARE;
+             COMMIT;
+           END LOOP;
+         END $$;"
+    ))
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let age = db
+        .scalar_f64("SELECT mxid_age(relminmxid)::float8 FROM pg_class WHERE relname = 'shared'")
+        .await;
+    assert!(age > 10000.0, "relminmxid age {age}");
+
+    let m = exporter.scrape().await;
+    let l = [("datname", db.name.as_str()), ("relname", "shared")];
+    assert!(kept(&m).contains(&"shared".to_string()), "{:?}", kept(&m));
+    assert!(!kept(&m).contains(&"filler10".to_string()), "{:?}", kept(&m));
+    assert_eq!(m.value("pg_table_min_mxid_age", &l), Some(age));
+    assert_eq!(
+        m.value(
+            "pgmaint_exporter_tables_omitted",
+            &[("datname", db.name.as_str())]
+        ),
+        Some(1.0)
+    );
+}
