@@ -493,7 +493,7 @@ fn wraparound(snap: &Snapshot, out: &mut Out) {
                 title: "A table's transaction ID age is far past its freeze max age".into(),
                 object: table_object(r),
                 evidence: vec![
-                    ev("relfrozenxid age", r.value, "transactions"),
+                    ev("XID age (heap or TOAST)", r.value, "transactions"),
                     ev("freeze max age", fma, "transactions"),
                 ],
                 why: "Its anti-wraparound vacuum is not finishing; the database's age cannot drop below this table's.",
