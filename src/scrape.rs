@@ -103,7 +103,8 @@ const SERVER_SQL: &str = "SELECT current_setting('server_version_num')::int4,
        pg_has_role(current_user, 'pg_monitor', 'MEMBER'),
        pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
        pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER'),
-       current_user::text";
+       current_user::text,
+       pg_size_bytes(current_setting('wal_segment_size'))";
 
 /// Databases the per-database collectors may visit.
 const DATABASES_SQL: &str = "SELECT datname::text FROM pg_database
@@ -309,6 +310,9 @@ impl Scraper {
             in_recovery: row.try_get(3)?,
             read_all_stats: superuser || monitor || read_stats,
             superuser,
+            wal_segment_size: row
+                .try_get::<_, Option<i64>>(9)?
+                .and_then(|b| u64::try_from(b).ok()),
         };
         if !server.read_all_stats && !self.privilege_warned.swap(true, Ordering::Relaxed) {
             let user: String = row.try_get(8)?;

@@ -126,3 +126,77 @@ async fn prepared_transaction_holds_the_horizon() {
     assert!(result.1.is_some_and(|a| a >= 0.0));
     assert!(result.2.is_some_and(|a| a >= 1.0), "{:?}", result.2);
 }
+
+/// A running VACUUM shows a `backend_xmin`, but PostgreSQL's
+/// ComputeXidHorizons() skips it (PROC_IN_VACUUM): it holds nothing back and
+/// must not be reported as a horizon holder. A cluster of its own, with
+/// autovacuum off, so no other test's session holds an older xmin.
+#[tokio::test]
+async fn a_running_vacuum_does_not_hold_the_horizon() {
+    const BURNED: usize = 200;
+    let pg = harness::start_cluster(None, &["autovacuum = off"]);
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE big AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 200000) g;
+         DELETE FROM big WHERE g % 2 = 0;",
+    )
+    .await;
+    let vacuum = db.session().await;
+    let pid: i32 = vacuum
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // A sleep of up to 400 ms after every page: thousands of pages take far
+    // longer than this test.
+    vacuum
+        .batch_execute("SET vacuum_cost_delay = '100ms'; SET vacuum_cost_limit = 1;")
+        .await
+        .unwrap();
+    let cancel = vacuum.cancel_token();
+    let running = tokio::spawn(async move { vacuum.batch_execute("VACUUM big").await });
+    harness::eventually(Duration::from_secs(30), || async {
+        let n: i64 = db
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_progress_vacuum WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+    // Transactions after the VACUUM's snapshot: its backend_xmin ages.
+    for _ in 0..BURNED {
+        db.batch("SELECT txid_current()").await;
+    }
+
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "activity")])
+        .await;
+    let m = exporter.scrape().await;
+    let vacuum_age: Option<i32> = db
+        .client
+        .query_one(
+            "SELECT age(backend_xmin) FROM pg_stat_activity
+              WHERE pid = $1 AND pid IN (SELECT pid FROM pg_stat_progress_vacuum)",
+            &[&pid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    assert!(running.await.unwrap().is_err(), "VACUUM was cancelled");
+
+    // The situation is real: the VACUUM ran throughout, with an old xmin.
+    let vacuum_age = vacuum_age.expect("the VACUUM is running and shows a backend_xmin");
+    assert!(vacuum_age >= BURNED as i32, "VACUUM's xmin age {vacuum_age}");
+    // Only the exporter's own fresh snapshots remain: far younger.
+    let holder = m.value("pg_xmin_horizon_age", &[("holder", "backend_xmin")]);
+    assert!(
+        holder.is_none_or(|age| age < BURNED as f64),
+        "the VACUUM (xmin age {vacuum_age}) is reported as a horizon holder: {holder:?}"
+    );
+}

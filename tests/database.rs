@@ -216,9 +216,12 @@ async fn wraparound_ages_connection_limit_and_wal() {
     assert_eq!(m.value("pg_database_checksum_failures_total", &d), None);
     // The shared-objects row of pg_stat_database (datname NULL) is skipped.
     assert_eq!(m.value("pg_database_xact_commit_total", &[("datname", "")]), None);
-    // Templates are left out.
+    // Templates count for wraparound, not for the activity counters.
+    assert!(m
+        .value("pg_database_frozen_xid_age", &[("datname", "template1")])
+        .is_some());
     assert_eq!(
-        m.value("pg_database_frozen_xid_age", &[("datname", "template1")]),
+        m.value("pg_database_xact_commit_total", &[("datname", "template1")]),
         None
     );
 
@@ -234,4 +237,75 @@ async fn wraparound_ages_connection_limit_and_wal() {
     assert!(m2.value("pg_wal_records_total", &[]).unwrap() >= records + 1_000.0);
     assert!(m.value("pg_wal_fpi_total", &[]).is_some());
     assert_eq!(harness::promtool_check(&m.raw), "");
+}
+
+/// vac_truncate_clog() takes the oldest datfrozenxid over every database,
+/// templates included: a template database that is the oldest must be
+/// exported. A cluster of its own: every other database is frozen after
+/// transactions were burned, so the template (and template0, which nobody
+/// can connect to) are the oldest.
+#[tokio::test]
+async fn the_oldest_database_is_a_template() {
+    const BURNED: usize = 300;
+    let pg = harness::start_cluster(None, &["autovacuum = off"]);
+    let tmpl = pg.fresh_db().await;
+    let db = pg.fresh_db().await;
+    drop(tmpl.client);
+    for _ in 0..BURNED {
+        db.batch("SELECT txid_current()").await;
+    }
+    // Freeze every database one can connect to, except the future template.
+    for name in ["postgres", "template1", db.name.as_str()] {
+        pg.client(name)
+            .await
+            .batch_execute("VACUUM FREEZE")
+            .await
+            .unwrap();
+    }
+    let admin = pg.client("postgres").await;
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{}\" IS_TEMPLATE true", tmpl.name))
+        .await
+        .unwrap();
+    let age = |name: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_one(
+                    "SELECT age(datfrozenxid)::float8 FROM pg_database WHERE datname = $1",
+                    &[&name],
+                )
+                .await
+                .unwrap()
+                .get::<_, f64>(0)
+        }
+    };
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "database")])
+        .await;
+    let m = exporter.scrape().await;
+    let (t_age, t0_age, db_age) = (
+        age(tmpl.name.clone()).await,
+        age("template0".into()).await,
+        age(db.name.clone()).await,
+    );
+    // The situation: the templates are the oldest databases by far.
+    assert!(t_age >= db_age + BURNED as f64, "{t_age} vs {db_age}");
+    assert!(t0_age >= db_age + BURNED as f64, "{t0_age} vs {db_age}");
+    // Nothing burns transactions in this cluster: exact values.
+    let exported = |name: &str| m.value("pg_database_frozen_xid_age", &[("datname", name)]);
+    assert_eq!(exported(&tmpl.name), Some(t_age));
+    assert_eq!(exported("template0"), Some(t0_age));
+    let oldest = m
+        .find("pg_database_frozen_xid_age", &[])
+        .map(|s| s.value)
+        .fold(0.0, f64::max);
+    assert_eq!(oldest, t_age.max(t0_age));
+    assert!(m
+        .value("pg_database_min_mxid_age", &[("datname", "template0")])
+        .is_some());
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{}\" IS_TEMPLATE false", tmpl.name))
+        .await
+        .unwrap();
 }

@@ -194,3 +194,210 @@ async fn reloptions_and_partitions() {
     );
     assert_eq!(harness::promtool_check(&m.raw), "");
 }
+
+/// Autovacuum freezes a TOAST table on its own: a heap frozen just now says
+/// nothing about it. `VACUUM (FREEZE, PROCESS_TOAST false)` leaves the heap
+/// young and the TOAST table old; the exported age must be the TOAST's.
+#[tokio::test]
+async fn xid_age_is_the_older_of_heap_and_toast() {
+    const BURNED: usize = 200;
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE toasty (id int, body text) WITH (autovacuum_enabled = off,
+                                                      toast.autovacuum_enabled = off);
+         INSERT INTO toasty SELECT g, string_agg(md5(g::text || h::text), '')
+           FROM generate_series(1, 20) g, generate_series(1, 200) h GROUP BY g;",
+    )
+    .await;
+    for _ in 0..BURNED {
+        db.batch("SELECT txid_current()").await;
+    }
+    db.batch("VACUUM (FREEZE, PROCESS_TOAST false) toasty").await;
+    let ages = "SELECT age(c.relfrozenxid)::float8, age(t.relfrozenxid)::float8
+                  FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid
+                 WHERE c.relname = 'toasty'";
+    let read = || async {
+        let row = db.client.query_one(ages, &[]).await.unwrap();
+        (row.get::<_, f64>(0), row.get::<_, f64>(1))
+    };
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables")])
+        .await;
+    let (heap_before, toast_before) = read().await;
+    let m = exporter.scrape().await;
+    let (_, toast_after) = read().await;
+    // The situation: TOAST data, the heap frozen after the xids, the TOAST not.
+    let toast_pages = db
+        .scalar_f64("SELECT pg_relation_size(reltoastrelid)::float8 FROM pg_class WHERE relname = 'toasty'")
+        .await;
+    assert!(toast_pages > 0.0, "no TOAST data");
+    assert!(
+        toast_before >= heap_before + BURNED as f64,
+        "heap {heap_before}, TOAST {toast_before}"
+    );
+    // Other tests burn xids meanwhile: bracket the exported age.
+    let exported = m
+        .value(
+            "pg_table_frozen_xid_age",
+            &[("datname", db.name.as_str()), ("relname", "toasty")],
+        )
+        .unwrap();
+    assert!(
+        (toast_before..=toast_after).contains(&exported),
+        "exported {exported}, TOAST age {toast_before}..={toast_after}, heap {heap_before}"
+    );
+}
+
+/// Real multixacts: row locks shared by two transactions (`FOR SHARE`)
+/// turn each row's xmax into a MultiXact ID. One session holds a share lock
+/// on every row; each row is then share-locked by a transaction of its own
+/// (a backend reuses the multixact of an identical set of lockers), so every
+/// row gets a new multixact and the table's relminmxid ages by as many.
+#[tokio::test]
+async fn shared_row_locks_age_the_table_in_multixacts() {
+    const ROWS: i64 = 500;
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(&format!(
+        "CREATE TABLE shared (id int PRIMARY KEY)
+           WITH (autovacuum_enabled = off, autovacuum_multixact_freeze_max_age = 10000);
+         INSERT INTO shared SELECT generate_series(1, {ROWS});"
+    ))
+    .await;
+    let age_sql = "SELECT mxid_age(relminmxid)::float8 FROM pg_class WHERE relname = 'shared'";
+    let age_start = db.scalar_f64(age_sql).await;
+    let holder = db.session().await;
+    holder
+        .batch_execute("BEGIN; SELECT count(*) FROM (SELECT * FROM shared FOR SHARE) s;")
+        .await
+        .unwrap();
+    db.batch(&format!(
+        "DO $$ BEGIN
+           FOR i IN 1..{ROWS} LOOP
+             PERFORM 1 FROM shared WHERE id = i FOR SHARE;
+             COMMIT;
+           END LOOP;
+         END $$;"
+    ))
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let multis = db
+        .scalar_f64(
+            "SELECT count(DISTINCT xmax::text)::float8 FROM shared
+              WHERE (SELECT count(*) FROM pg_get_multixact_members(xmax::text::xid)) = 2",
+        )
+        .await;
+    assert_eq!(multis, ROWS as f64, "a multixact of its own on every row");
+
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables,database")])
+        .await;
+    let before = db.scalar_f64(age_sql).await;
+    let m = exporter.scrape().await;
+    let after = db.scalar_f64(age_sql).await;
+    assert!(before >= age_start + ROWS as f64, "{age_start} → {before}");
+    let l = [("datname", db.name.as_str()), ("relname", "shared")];
+    let age = m.value("pg_table_min_mxid_age", &l).unwrap();
+    assert!((before..=after).contains(&age), "{age} not in {before}..={after}");
+    assert_eq!(
+        m.value("pg_table_autovacuum_multixact_freeze_max_age", &l),
+        Some(10000.0)
+    );
+    // The member space: superuser may list pg_multixact/members. Far from
+    // half full, so the effective threshold is the setting.
+    let setting = db
+        .scalar_f64("SELECT current_setting('autovacuum_multixact_freeze_max_age')::float8")
+        .await;
+    let used = m.value("pg_multixact_members_used_ratio", &[]).unwrap();
+    assert!(used > 0.0 && used < 0.01, "{used}");
+    assert!(m.value("pg_multixact_members_size_bytes", &[]).unwrap() >= 8192.0);
+    assert_eq!(
+        m.value("pg_multixact_members_freeze_threshold", &[]),
+        Some(setting)
+    );
+    assert_eq!(harness::promtool_check(&m.raw), "");
+}
+
+/// `PGMAINT_MAX_TABLES_PER_DATABASE` keeps tables that need attention first:
+/// a small table past its MultiXact freeze max age (a reloption of 10000,
+/// passed with real shared row locks) is due for a forced vacuum and must
+/// win over a larger, healthy one. Eleven larger tables, each older in XIDs
+/// than the next (the ten oldest always count as needing attention), in a
+/// cluster of its own so nothing else moves the ages.
+#[tokio::test]
+async fn a_table_past_its_multixact_freeze_max_age_needs_attention() {
+    const MULTIS: i64 = 10_200;
+    let pg = harness::start_cluster(None, &["autovacuum = off"]);
+    let db = pg.fresh_db().await;
+    for i in 0..11 {
+        db.batch(&format!(
+            "CREATE TABLE filler{i:02} AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 5000) g;
+             SELECT pg_stat_force_next_flush();"
+        ))
+        .await;
+        db.batch(&format!("VACUUM ANALYZE filler{i:02}")).await;
+        db.batch("SELECT txid_current()").await;
+    }
+    db.batch(&format!(
+        "CREATE TABLE shared (id int PRIMARY KEY) WITH (autovacuum_multixact_freeze_max_age = 10000);
+         INSERT INTO shared SELECT generate_series(1, {MULTIS});
+         SELECT pg_stat_force_next_flush();"
+    ))
+    .await;
+    db.batch("VACUUM ANALYZE shared").await;
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "tables"),
+                ("PGMAINT_MAX_TABLES_PER_DATABASE", "11"),
+            ],
+        )
+        .await;
+    let kept = |m: &harness::Samples| {
+        let mut t: Vec<String> = m
+            .find("pg_table_live_tuples", &[("datname", db.name.as_str())])
+            .map(|s| s.labels["relname"].clone())
+            .collect();
+        t.sort();
+        t
+    };
+    // Healthy: the ten oldest fillers and the largest of the rest.
+    let m = exporter.scrape().await;
+    assert!(!kept(&m).contains(&"shared".to_string()), "{:?}", kept(&m));
+    assert!(kept(&m).contains(&"filler10".to_string()), "{:?}", kept(&m));
+
+    let holder = db.session().await;
+    holder
+        .batch_execute("BEGIN; SELECT count(*) FROM (SELECT * FROM shared FOR SHARE) s;")
+        .await
+        .unwrap();
+    db.batch(&format!(
+        "DO $$ BEGIN
+           FOR i IN 1..{MULTIS} LOOP
+             PERFORM 1 FROM shared WHERE id = i FOR SHARE;
+             COMMIT;
+           END LOOP;
+         END $$;"
+    ))
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let age = db
+        .scalar_f64("SELECT mxid_age(relminmxid)::float8 FROM pg_class WHERE relname = 'shared'")
+        .await;
+    assert!(age > 10000.0, "relminmxid age {age}");
+
+    let m = exporter.scrape().await;
+    let l = [("datname", db.name.as_str()), ("relname", "shared")];
+    assert!(kept(&m).contains(&"shared".to_string()), "{:?}", kept(&m));
+    assert!(!kept(&m).contains(&"filler10".to_string()), "{:?}", kept(&m));
+    assert_eq!(m.value("pg_table_min_mxid_age", &l), Some(age));
+    assert_eq!(
+        m.value(
+            "pgmaint_exporter_tables_omitted",
+            &[("datname", db.name.as_str())]
+        ),
+        Some(1.0)
+    );
+}

@@ -72,6 +72,8 @@ CREATE TABLE events (at timestamptz DEFAULT now(), kind text);
 INSERT INTO events (kind) SELECT 'e' || g FROM generate_series(1, 500) g;
 CREATE SEQUENCE tickets MAXVALUE 1000;
 SELECT setval('tickets', 900);
+CREATE TABLE restarted (id serial PRIMARY KEY);
+ALTER SEQUENCE restarted_id_seq RESTART WITH 2147000000;
 ANALYZE;
 SELECT count(*) FROM orders WHERE customer = 7;
 SELECT pg_create_physical_replication_slot('matrix_slot', true);";
@@ -82,6 +84,18 @@ async fn scenario(major: i32) {
     let pg = harness::start_cluster(Some(&bin), &[]);
     let db = pg.fresh_db().await;
     db.batch(SCENARIO).await;
+    // A TOAST table older than its freshly frozen heap (PROCESS_TOAST: 14+).
+    db.batch(
+        "CREATE TABLE toasty (id int, body text)
+           WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
+         INSERT INTO toasty SELECT g, string_agg(md5(g::text || h::text), '')
+           FROM generate_series(1, 10) g, generate_series(1, 200) h GROUP BY g;",
+    )
+    .await;
+    for _ in 0..50 {
+        db.batch("SELECT txid_current()").await;
+    }
+    db.batch("VACUUM (FREEZE, PROCESS_TOAST false) toasty").await;
 
     // An idle-in-transaction session holding an xid, and a prepared transaction.
     let idle = db.session().await;
@@ -184,8 +198,53 @@ async fn scenario(major: i32) {
     assert!(m.value("pg_replication_slot_retained_wal_bytes", &slot).unwrap() >= 0.0);
     assert_eq!(m.value("pg_replication_in_recovery", &[]), Some(0.0));
     assert_eq!(m.value("pg_replication_timeline_id", &[]), Some(1.0));
+    // The table's XID age is its TOAST table's, the older one.
+    let toast_age = db
+        .scalar_f64(
+            "SELECT age(t.relfrozenxid)::float8 FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid
+              WHERE c.relname = 'toasty'",
+        )
+        .await;
+    assert!(toast_age >= 50.0, "{toast_age}");
+    assert_eq!(
+        m.value("pg_table_frozen_xid_age", &[d[0], ("relname", "toasty")]),
+        Some(toast_age),
+        "PostgreSQL {version}"
+    );
+    // MultiXact ages per table, and the member space (the matrix connects
+    // as superuser, who may list pg_multixact/members).
+    assert!(m.value("pg_table_min_mxid_age", &orders).is_some(), "{version}");
+    let mxid_setting = db
+        .scalar_f64("SELECT current_setting('autovacuum_multixact_freeze_max_age')::float8")
+        .await;
+    assert_eq!(
+        m.value("pg_multixact_members_freeze_threshold", &[]),
+        Some(mxid_setting),
+        "{version}"
+    );
+    assert!(m
+        .value("pg_multixact_members_used_ratio", &[])
+        .is_some_and(|r| r < 0.01));
+    // Templates count for wraparound (vac_truncate_clog() takes them all).
+    assert!(
+        m.value("pg_database_frozen_xid_age", &[("datname", "template0")])
+            .is_some(),
+        "template0 on {version}"
+    );
     let seq = [d[0], ("sequencename", "tickets")];
     assert_eq!(m.value("pg_sequence_last_value", &seq), Some(900.0));
+    // RESTART leaves is_called false: read from the sequence itself, not 0.
+    let restarted = m
+        .value(
+            "pg_sequence_column_used_ratio",
+            &[
+                d[0],
+                ("relname", "restarted"),
+                ("sequencename", "restarted_id_seq"),
+            ],
+        )
+        .unwrap();
+    assert!(restarted > 0.9997, "{restarted} on {version}");
     let calls = m.find("pg_stat_statements_calls_total", &d).count();
     assert!(calls >= 1, "no statements of {} on {version}", db.name);
 

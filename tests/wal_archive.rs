@@ -63,7 +63,12 @@ fn segments(dir: &str) -> Vec<String> {
 async fn base_backup_and_wal_chain_then_a_gap() {
     let archive = shared_dir("archive");
     let base = shared_dir("base");
-    let command = format!("archive_command = 'cp %p {}/%f'", archive.0);
+    // Copy to a temporary name, then rename: a segment appears whole or not
+    // at all (a plain `cp` lets a scrape see it half written).
+    let command = format!(
+        "archive_command = 'cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
+        archive.0
+    );
     let pg = harness::start_cluster(None, &["archive_mode = on", &command]);
     let db = pg.fresh_db().await;
     let exporter = pg
@@ -166,11 +171,36 @@ async fn base_backup_and_wal_chain_then_a_gap() {
         Some(1.0)
     );
 
-    // Remove one segment strictly between the backup's start and the newest.
+    assert_eq!(m.value("pg_wal_archive_incomplete_segments", &[]), Some(0.0));
+
+    // One segment strictly between the backup's start and the newest.
     let after: Vec<&String> = all.iter().filter(|s| **s > start).collect();
     let middle = after[after.len() / 2 - 1].clone();
     assert!(middle > start && middle < *all.last().unwrap());
-    std::fs::remove_file(format!("{}/{middle}", archive.0)).unwrap();
+    let path = format!("{}/{middle}", archive.0);
+
+    // Truncated, as an interrupted `cp` leaves it: while it is younger than
+    // PGMAINT_BACKUP_MIN_AGE (60 s) a copy may still be under way …
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(5 * 1024 * 1024).unwrap();
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("pg_wal_archive_incomplete_segments", &[]), Some(0.0));
+    assert_eq!(m.value("pg_wal_archive_continuous", &[]), Some(1.0));
+    // … older than that, it is an incomplete segment: recovery stops there.
+    file.set_modified(SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    drop(file);
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("pg_wal_archive_incomplete_segments", &[]), Some(1.0));
+    assert_eq!(
+        m.value("pg_wal_archive_continuous", &[]),
+        Some(0.0),
+        "{middle} truncated"
+    );
+    assert_eq!(m.value("pg_wal_archive_missing_segments", &[]), Some(0.0));
+
+    // Removed: a gap.
+    std::fs::remove_file(&path).unwrap();
     let m = exporter.scrape().await;
     assert_eq!(
         m.value("pg_wal_archive_continuous", &[]),
@@ -178,6 +208,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
         "{middle} removed"
     );
     assert_eq!(m.value("pg_wal_archive_missing_segments", &[]), Some(1.0));
+    assert_eq!(m.value("pg_wal_archive_incomplete_segments", &[]), Some(0.0));
     assert_eq!(harness::promtool_check(&m.raw), "");
     drop(exporter);
     drop(pg);

@@ -53,7 +53,19 @@ const LOCK_WAITS_SQL: &str = "SELECT coalesce(a.datname, '')::text,
 
 /// One row per kind of xmin holder: the age (in transactions) of the oldest
 /// one. Any of them keeps VACUUM from removing dead rows newer than it.
+///
+/// Sessions PostgreSQL's ComputeXidHorizons() (procarray.c) skips are left
+/// out of `backend_xmin`: a VACUUM (PROC_IN_VACUUM: every pid in
+/// pg_stat_progress_vacuum, manual or autovacuum; VACUUM FULL is not there
+/// and does hold the horizon) and a session decoding a logical slot
+/// (PROC_IN_LOGICAL_DECODING: the slot's active_pid; what it needs is the
+/// slot's catalog_xmin, counted below). Both show a backend_xmin, yet neither
+/// stops VACUUM elsewhere from removing rows. An autovacuum worker running
+/// ANALYZE is not skipped: since PostgreSQL 14 its snapshot holds the horizon.
 const HORIZON_SQL: &str = "SELECT 'backend_xmin', max(age(backend_xmin))::float8 FROM pg_stat_activity
+ WHERE pid NOT IN (SELECT pid FROM pg_stat_progress_vacuum)
+   AND pid NOT IN (SELECT active_pid FROM pg_replication_slots
+                    WHERE slot_type = 'logical' AND active_pid IS NOT NULL)
 UNION ALL SELECT 'prepared_xact', max(age(transaction))::float8 FROM pg_prepared_xacts
 UNION ALL SELECT 'replication_slot_xmin', max(age(xmin))::float8 FROM pg_replication_slots
 UNION ALL SELECT 'replication_slot_catalog_xmin', max(age(catalog_xmin))::float8 FROM pg_replication_slots";
@@ -143,7 +155,7 @@ static OLDEST_XACT: Family = Family::gauge(
 );
 static HORIZON: Family = Family::gauge(
     "pg_xmin_horizon_age",
-    "Age in transactions of the oldest xmin held by each kind of holder (backend_xmin, prepared_xact, replication_slot_xmin, replication_slot_catalog_xmin); VACUUM cannot remove rows newer than it.",
+    "Age in transactions of the oldest xmin held by each kind of holder (backend_xmin, prepared_xact, replication_slot_xmin, replication_slot_catalog_xmin); VACUUM cannot remove rows newer than it. backend_xmin leaves out running VACUUMs and logical decoding, which PostgreSQL ignores too.",
     &["holder"],
 );
 static PREPARED: Family = Family::gauge(

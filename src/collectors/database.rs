@@ -4,20 +4,35 @@
 //! Sources: pg_database, pg_stat_database, pg_stat_wal. Scope: cluster.
 //! PostgreSQL ≥ 14 (pg_stat_wal).
 //!
-//! Template databases are left out; so is pg_stat_database's row for shared
-//! objects (datname NULL).
+//! Wraparound ages cover every database, templates (template0 too)
+//! included: `vac_truncate_clog()` (vacuum.c) takes the oldest
+//! `datfrozenxid`/`datminmxid` over all of pg_database, skipping only invalid
+//! ones (`datconnlimit = -2`, a DROP DATABASE interrupted; PostgreSQL 14.9,
+//! 15.4, 16+), and template0, which nobody can connect to, is often the
+//! oldest. The pg_stat_database counters leave templates out, and the row
+//! for shared objects (datname NULL).
+//!
+//! MultiXact member space: PostgreSQL 14–18 exposes no count of the member
+//! slots in use, so it is estimated from the size of pg_multixact/members
+//! (whole SLRU segments covering the offsets in use), and PostgreSQL's
+//! `MultiXactMemberFreezeThreshold()` (multixact.c) is computed from it: past
+//! half of the 2^32 slots autovacuum treats tables as due for an
+//! anti-wraparound vacuum long before `autovacuum_multixact_freeze_max_age`.
+//! Listing the directory takes superuser, or EXECUTE on pg_ls_dir and
+//! pg_stat_file granted to the exporter's role: without, those families are
+//! absent.
 
 use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per non-template database: wraparound ages and connection limit
-/// (NULL when unlimited). Invalid databases (datconnlimit -2, an interrupted
-/// DROP DATABASE) are skipped.
+/// One row per database, templates included: wraparound ages and connection
+/// limit (NULL when unlimited). Invalid databases (datconnlimit -2, an
+/// interrupted DROP DATABASE) are skipped, as vac_truncate_clog() skips them.
 const DATABASES_SQL: &str = "SELECT datname::text, age(datfrozenxid)::float8, mxid_age(datminmxid)::float8,
        CASE WHEN datconnlimit >= 0 THEN datconnlimit END::float8
   FROM pg_database
- WHERE NOT datistemplate AND datconnlimit <> -2";
+ WHERE datconnlimit <> -2";
 
 /// One row per non-template database with its cumulative counters. The row
 /// for shared objects (datid 0, datname NULL) is dropped by the join.
@@ -30,18 +45,44 @@ const STAT_SQL: &str = "SELECT s.datname::text,
   FROM pg_stat_database s JOIN pg_database d ON d.oid = s.datid
  WHERE NOT d.datistemplate";
 
+/// One row: bytes in pg_multixact/members, the multixacts in use (the
+/// oldest datminmxid's age, as ReadMultiXactCounts() counts them),
+/// autovacuum_multixact_freeze_max_age and the block size. Fails without
+/// the privilege to list the directory (optional).
+const MEMBERS_SQL: &str =
+    "SELECT (SELECT coalesce(sum((pg_stat_file('pg_multixact/members/' || f, true)).size), 0)
+          FROM pg_ls_dir('pg_multixact/members', true, false) f)::float8,
+       (SELECT max(mxid_age(datminmxid)) FROM pg_database WHERE datconnlimit <> -2)::float8,
+       current_setting('autovacuum_multixact_freeze_max_age')::float8,
+       current_setting('block_size')::float8";
+
 /// One row: WAL generated since the last reset of pg_stat_wal.
 const WAL_SQL: &str = "SELECT wal_records::float8, wal_fpi::float8, wal_bytes::float8 FROM pg_stat_wal";
 
 static FROZEN_XID_AGE: Family = Family::gauge(
     "pg_database_frozen_xid_age",
-    "Transactions since the database's oldest unfrozen xid (age(pg_database.datfrozenxid)); wraparound protection starts at autovacuum_freeze_max_age.",
+    "Transactions since the database's oldest unfrozen xid (age(pg_database.datfrozenxid)), template databases included; wraparound protection starts at autovacuum_freeze_max_age.",
     &["datname"],
 );
 static MIN_MXID_AGE: Family = Family::gauge(
     "pg_database_min_mxid_age",
-    "Multixacts since the database's oldest multixact id (mxid_age(pg_database.datminmxid)).",
+    "Multixacts since the database's oldest multixact id (mxid_age(pg_database.datminmxid)), template databases included.",
     &["datname"],
+);
+static MEMBERS_SIZE: Family = Family::gauge(
+    "pg_multixact_members_size_bytes",
+    "Size of pg_multixact/members (pg_ls_dir, pg_stat_file; needs superuser or EXECUTE on both): the MultiXact member space in use, in whole segments.",
+    &[],
+);
+static MEMBERS_USED: Family = Family::gauge(
+    "pg_multixact_members_used_ratio",
+    "Share of the 2^32 MultiXact member slots in use, estimated from pg_multixact_members_size_bytes (block_size / 20 * 4 members per page). Past 0.5 PostgreSQL lowers the MultiXact freeze age (pg_multixact_members_freeze_threshold); at 1 statements that need a multixact fail.",
+    &[],
+);
+static MEMBERS_FREEZE_THRESHOLD: Family = Family::gauge(
+    "pg_multixact_members_freeze_threshold",
+    "The MultiXact age past which autovacuum forces anti-wraparound vacuums, as PostgreSQL's MultiXactMemberFreezeThreshold() computes it: autovacuum_multixact_freeze_max_age, lowered towards 0 while member space use (pg_multixact_members_used_ratio) goes from 0.5 to 0.75.",
+    &[],
 );
 static CONNECTION_LIMIT: Family = Family::gauge(
     "pg_database_connection_limit",
@@ -142,6 +183,9 @@ static WAL_BYTES: Family = Family::counter(
 static FAMILIES: &[&Family] = &[
     &FROZEN_XID_AGE,
     &MIN_MXID_AGE,
+    &MEMBERS_SIZE,
+    &MEMBERS_USED,
+    &MEMBERS_FREEZE_THRESHOLD,
     &CONNECTION_LIMIT,
     &XACT_COMMIT,
     &XACT_ROLLBACK,
@@ -201,6 +245,7 @@ impl Collector for Database {
             Query::new("databases", DATABASES_SQL),
             Query::new("stat", STAT_SQL),
             Query::new("wal", WAL_SQL),
+            Query::new("members", MEMBERS_SQL).optional(),
         ])
     }
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
@@ -218,11 +263,83 @@ impl Collector for Database {
             }
             out.gauge_opt(&STATS_RESET, &[&db], num(row, COUNTERS.len() + 1)?);
         }
+        for row in input.optional("members").unwrap_or_default() {
+            let (bytes, multixacts) = (num0(row, 0)?, num0(row, 1)?);
+            let (setting, block_size) = (num0(row, 2)?, num0(row, 3)?);
+            let members = members_in_use(bytes, block_size);
+            out.gauge(&MEMBERS_SIZE, &[], bytes);
+            out.gauge(&MEMBERS_USED, &[], members / MEMBER_SLOTS);
+            out.gauge(
+                &MEMBERS_FREEZE_THRESHOLD,
+                &[],
+                members_freeze_threshold(members, multixacts, setting),
+            );
+        }
         for row in input.rows("wal")? {
             out.counter(&WAL_RECORDS, &[], num0(row, 0)?);
             out.counter(&WAL_FPI, &[], num0(row, 1)?);
             out.counter(&WAL_BYTES, &[], num0(row, 2)?);
         }
         Ok(())
+    }
+}
+
+/// MultiXact member slots: offsets are 32-bit.
+const MEMBER_SLOTS: f64 = 4_294_967_296.0;
+
+/// Members held by `bytes` of pg_multixact/members: each page holds
+/// block_size / 20 groups of 4 (4 flag bytes and 4 xids per group).
+pub fn members_in_use(bytes: f64, block_size: f64) -> f64 {
+    if block_size <= 0.0 {
+        return 0.0;
+    }
+    (bytes / block_size).floor() * (block_size / 20.0).floor() * 4.0
+}
+
+/// PostgreSQL's MultiXactMemberFreezeThreshold() (multixact.c, 14–18): the
+/// setting while at most half of the member space is used; past that, the
+/// multixacts in use minus a share growing to all of them at three
+/// quarters, never above the setting.
+pub fn members_freeze_threshold(members: f64, multixacts: f64, setting: f64) -> f64 {
+    const MAX_OFFSET: f64 = 4_294_967_295.0;
+    let safe = (MAX_OFFSET / 2.0).floor();
+    let danger = MAX_OFFSET - (MAX_OFFSET / 4.0).floor();
+    if members <= safe {
+        return setting;
+    }
+    let fraction = (members - safe) / (danger - safe);
+    let victims = (multixacts * fraction).floor();
+    if victims > multixacts {
+        return 0.0;
+    }
+    (multixacts - victims).min(setting)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_per_page_as_multixact_c() {
+        // 8 kB pages: 409 groups of 4 = 1636 members (MULTIXACT_MEMBERS_PER_PAGE).
+        assert_eq!(members_in_use(8192.0, 8192.0), 1636.0);
+        // One 32-page segment.
+        assert_eq!(members_in_use(32.0 * 8192.0, 8192.0), 32.0 * 1636.0);
+    }
+
+    #[test]
+    fn freeze_threshold_falls_past_half_the_member_space() {
+        let setting = 400e6;
+        assert_eq!(members_freeze_threshold(1e9, 300e6, setting), setting);
+        assert_eq!(members_freeze_threshold(2147483647.0, 300e6, setting), setting);
+        // Halfway from safe (2^31 - 1) to danger (3 * 2^30): half the
+        // multixacts in use.
+        let mid = (2147483647.0 + 3221225472.0) / 2.0;
+        let t = members_freeze_threshold(mid, 300e6, setting);
+        assert!((t - 150e6).abs() < 1.0, "{t}");
+        // Never above the setting.
+        assert_eq!(members_freeze_threshold(mid, 1e9, setting), setting);
+        // Past danger: every multixact is a victim.
+        assert_eq!(members_freeze_threshold(3.5e9, 300e6, setting), 0.0);
     }
 }

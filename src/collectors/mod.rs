@@ -101,6 +101,8 @@ pub struct ServerInfo {
     /// Member of pg_monitor or pg_read_all_stats (or superuser): sees every session.
     pub read_all_stats: bool,
     pub superuser: bool,
+    /// `wal_segment_size` in bytes (what a complete archived segment measures).
+    pub wal_segment_size: Option<u64>,
 }
 
 impl ServerInfo {

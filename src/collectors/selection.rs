@@ -28,9 +28,12 @@ pub const NAME: &str = "selection";
 /// the age of relfrozenxid, its size estimated from relpages (cheap: no
 /// file-system calls, no locks), relpages and relallfrozen (PostgreSQL 18+,
 /// read through to_jsonb so one text serves every version), then the global
-/// autovacuum settings (the same on every row). The counters are read with the
-/// pg_stat_get_* functions, not pg_stat_user_tables, whose per-table index
-/// join we do not need here.
+/// autovacuum settings (the same on every row), then the TOAST table's
+/// relfrozenxid age and reloptions (NULL without one: autovacuum vacuums a
+/// TOAST table on its own, with its own reloptions, or its parent's when it
+/// has none), autovacuum_multixact_freeze_max_age, and the relminmxid ages of
+/// the heap and the TOAST table. The counters are read with the pg_stat_get_* functions, not
+/// pg_stat_user_tables, whose per-table index join we do not need here.
 const SQL: &str = "WITH g AS (
   SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool AS active,
          current_setting('autovacuum_vacuum_threshold')::float8 AS vac_thresh,
@@ -40,6 +43,7 @@ const SQL: &str = "WITH g AS (
          current_setting('autovacuum_analyze_threshold')::float8 AS anl_thresh,
          current_setting('autovacuum_analyze_scale_factor')::float8 AS anl_scale,
          current_setting('autovacuum_freeze_max_age')::float8 AS freeze_max_age,
+         current_setting('autovacuum_multixact_freeze_max_age')::float8 AS mxid_freeze_max_age,
          current_setting('autovacuum_vacuum_max_threshold', true)::float8 AS vac_max_thresh,
          current_setting('server_version_num')::int >= 180000 AS has_allfrozen
 ), invalid AS (
@@ -60,7 +64,9 @@ SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.reloptions::text
        c.relpages::float8,
        CASE WHEN g.has_allfrozen THEN (to_jsonb(c) ->> 'relallfrozen')::float8 END,
        g.active, g.vac_thresh, g.vac_scale, g.ins_thresh, g.ins_scale,
-       g.anl_thresh, g.anl_scale, g.freeze_max_age, g.vac_max_thresh
+       g.anl_thresh, g.anl_scale, g.freeze_max_age, g.vac_max_thresh,
+       age(t.relfrozenxid)::float8, t.reloptions::text[],
+       g.mxid_freeze_max_age, mxid_age(c.relminmxid)::float8, mxid_age(t.relminmxid)::float8
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   CROSS JOIN g
@@ -94,6 +100,8 @@ pub struct Settings {
     pub freeze_max_age: f64,
     /// `autovacuum_vacuum_max_threshold` (PostgreSQL 18+; -1 disables the cap).
     pub vacuum_max_threshold: Option<f64>,
+    /// `autovacuum_multixact_freeze_max_age`.
+    pub multixact_freeze_max_age: f64,
 }
 
 impl Default for Settings {
@@ -109,6 +117,7 @@ impl Default for Settings {
             analyze_scale_factor: 0.1,
             freeze_max_age: 200_000_000.0,
             vacuum_max_threshold: None,
+            multixact_freeze_max_age: 400_000_000.0,
         }
     }
 }
@@ -125,6 +134,7 @@ pub struct RelOptions {
     pub analyze_threshold: Option<f64>,
     pub analyze_scale_factor: Option<f64>,
     pub freeze_max_age: Option<f64>,
+    pub multixact_freeze_max_age: Option<f64>,
 }
 
 impl RelOptions {
@@ -148,6 +158,7 @@ impl RelOptions {
                 "autovacuum_analyze_threshold" => o.analyze_threshold = f,
                 "autovacuum_analyze_scale_factor" => o.analyze_scale_factor = f,
                 "autovacuum_freeze_max_age" => o.freeze_max_age = f,
+                "autovacuum_multixact_freeze_max_age" => o.multixact_freeze_max_age = f,
                 _ => {}
             }
         }
@@ -180,8 +191,14 @@ pub struct Autovacuum {
     pub insert_trigger: Option<f64>,
     /// Tuples changed since the last analyze above this start an analyze.
     pub analyze_trigger: f64,
-    /// relfrozenxid age at which an anti-wraparound vacuum is forced.
+    /// relfrozenxid age at which an anti-wraparound vacuum of the heap is
+    /// forced (its TOAST table may have a reloption of its own).
     pub freeze_max_age: f64,
+    /// relminmxid age at which an anti-wraparound vacuum is forced: the
+    /// setting, or a lower reloption. PostgreSQL lowers it further while the
+    /// MultiXact member space is over half full
+    /// (`pg_multixact_members_freeze_threshold`).
+    pub multixact_freeze_max_age: f64,
 }
 
 impl Autovacuum {
@@ -229,12 +246,36 @@ impl Autovacuum {
             insert_trigger,
             analyze_trigger: or(o.analyze_threshold, g.analyze_threshold)
                 + or(o.analyze_scale_factor, g.analyze_scale_factor) * reltuples,
-            freeze_max_age: match o.freeze_max_age.filter(|v| *v >= 0.0) {
-                Some(v) => v.min(g.freeze_max_age),
-                None => g.freeze_max_age,
-            },
+            freeze_max_age: freeze_max_age(g, o),
+            multixact_freeze_max_age: multixact_freeze_max_age(g, o),
         }
     }
+}
+
+/// relation_needs_vacanalyze()'s freeze_max_age: a reloption can only lower
+/// the setting.
+pub fn freeze_max_age(g: &Settings, o: &RelOptions) -> f64 {
+    match o.freeze_max_age.filter(|v| *v >= 0.0) {
+        Some(v) => v.min(g.freeze_max_age),
+        None => g.freeze_max_age,
+    }
+}
+
+/// relation_needs_vacanalyze()'s multixact_freeze_max_age, before the
+/// member-space lowering: a reloption can only lower the setting.
+pub fn multixact_freeze_max_age(g: &Settings, o: &RelOptions) -> f64 {
+    match o.multixact_freeze_max_age.filter(|v| *v >= 0.0) {
+        Some(v) => v.min(g.multixact_freeze_max_age),
+        None => g.multixact_freeze_max_age,
+    }
+}
+
+/// Whether a table's XID (or MultiXact) age forces an anti-wraparound
+/// vacuum: its heap's age past the heap's freeze max age, or its TOAST
+/// table's past the TOAST table's (its own reloptions, else the heap's, as
+/// do_autovacuum() does).
+pub fn age_forces_vacuum(heap_age: f64, heap_max: f64, toast: Option<(f64, f64)>) -> bool {
+    heap_age > heap_max || toast.is_some_and(|(age, max)| age > max)
 }
 
 /// The tables that get series, their trigger points, and how many were left
@@ -304,6 +345,7 @@ pub fn kept<'a>(ctx: &Ctx, input: &'a Fetched) -> Result<Kept<'a>, CollectError>
             analyze_scale_factor: num0(row, 18)?,
             freeze_max_age: num0(row, 19)?,
             vacuum_max_threshold: num(row, 20)?,
+            multixact_freeze_max_age: num0(row, 23)?,
         };
         let opts: Vec<&str> = row.try_get::<_, Option<Vec<&str>>>(3)?.unwrap_or_default();
         let av = Autovacuum::compute(
@@ -315,11 +357,38 @@ pub fn kept<'a>(ctx: &Ctx, input: &'a Fetched) -> Result<Kept<'a>, CollectError>
         );
         let (dead, inserted, modified) = (num0(row, 4)?, num0(row, 5)?, num0(row, 6)?);
         let invalid_index = row.try_get::<_, Option<bool>>(7)?.unwrap_or(false);
-        let frozen_age = num0(row, 8)?;
+        let heap_age = num0(row, 8)?;
+        // A TOAST table's own reloptions, else its heap's (do_autovacuum()).
+        let toast_opts: Option<RelOptions> = row
+            .try_get::<_, Option<Vec<&str>>>(22)?
+            .map(|o| RelOptions::parse(&o));
+        let toast = match num(row, 21)? {
+            Some(age) => {
+                let max = match &toast_opts {
+                    Some(o) => freeze_max_age(&g, o),
+                    None => av.freeze_max_age,
+                };
+                Some((age, max))
+            }
+            None => None,
+        };
+        let toast_mxid = match num(row, 25)? {
+            Some(age) => {
+                let max = match &toast_opts {
+                    Some(o) => multixact_freeze_max_age(&g, o),
+                    None => av.multixact_freeze_max_age,
+                };
+                Some((age, max))
+            }
+            None => None,
+        };
+        // The age `tables` exports: the older of heap and TOAST.
+        let frozen_age = toast.map_or(heap_age, |(age, _)| age.max(heap_age));
         let attention = dead > av.vacuum_trigger
             || av.insert_trigger.is_some_and(|t| inserted > t)
             || modified > av.analyze_trigger
-            || frozen_age > av.freeze_max_age
+            || age_forces_vacuum(heap_age, av.freeze_max_age, toast)
+            || age_forces_vacuum(num0(row, 24)?, av.multixact_freeze_max_age, toast_mxid)
             || invalid_index;
         cands.push(Cand {
             key: (schema, table),
@@ -469,6 +538,31 @@ mod tests {
         }
         assert_eq!(parse_bool("o"), None);
         assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn multixact_freeze_max_age_reloption_can_only_lower_it() {
+        assert_eq!(av(&[], 0.0).multixact_freeze_max_age, 400e6);
+        let low = av(&["autovacuum_multixact_freeze_max_age=10000"], 0.0);
+        assert_eq!(low.multixact_freeze_max_age, 10_000.0);
+        // A relminmxid age past it forces a vacuum (the same test as xids).
+        assert!(age_forces_vacuum(12_000.0, low.multixact_freeze_max_age, None));
+        let high = av(&["autovacuum_multixact_freeze_max_age=900000000"], 0.0);
+        assert_eq!(high.multixact_freeze_max_age, 400e6);
+    }
+
+    #[test]
+    fn a_toast_table_past_its_own_freeze_max_age_forces_a_vacuum() {
+        // Heap freshly frozen, TOAST table old: that is a forced vacuum.
+        assert!(age_forces_vacuum(10.0, 200e6, Some((250e6, 200e6))));
+        // A TOAST table with a lower reloption of its own.
+        let g = Settings::default();
+        let toast_max = freeze_max_age(&g, &RelOptions::parse(&["autovacuum_freeze_max_age=100000"]));
+        assert_eq!(toast_max, 100_000.0);
+        assert!(age_forces_vacuum(10.0, 200e6, Some((150_000.0, toast_max))));
+        assert!(!age_forces_vacuum(10.0, 200e6, Some((50_000.0, toast_max))));
+        assert!(!age_forces_vacuum(10.0, 200e6, None));
+        assert!(age_forces_vacuum(300e6, 200e6, None));
     }
 
     fn cand(name: &str, attention: bool, frozen_age: f64, bytes: f64) -> Cand<'_> {

@@ -9,27 +9,49 @@
 //! column ratio divides by the column type's limit, not the sequence's.
 //!
 //! Only sequences the role may read (SELECT or USAGE) are reported; others
-//! are skipped, never shown as 0. A sequence that was never called
-//! (`last_value` NULL with privilege) has used nothing: its ratios are 0 and it
-//! has no `pg_sequence_last_value` sample. CYCLE sequences wrap around instead
-//! of failing; they are reported the same way.
+//! are skipped, never shown as 0. CYCLE sequences wrap around instead of
+//! failing; they are reported the same way.
+//!
+//! `pg_sequence_last_value()` is NULL whenever `is_called` is false: for a
+//! sequence never called, but also right after `ALTER SEQUENCE … RESTART
+//! [WITH n]` or `setval(…, n, false)`, when the next value may be right at
+//! the limit. The ratios then read the sequence relation's own `last_value`
+//! (the next value to be handed out) and count up to the value before it, so
+//! a never-called sequence has used nothing (0) and one restarted at
+//! 2147000000 has used almost all of an integer column. Reading the relation
+//! takes SELECT on the sequence and a small dynamic query per such sequence
+//! (`query_to_xml`, about 0.15 ms each); with USAGE only, the ratios of such
+//! a sequence are absent, never 0. `pg_sequence_last_value` stays what
+//! `pg_sequences.last_value` says: absent until the next `nextval()`.
 
 use crate::collectors::selection::wanted;
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{num, text, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per readable sequence: schema, name, last value (NULL if never
-/// called), bounds, and the used share of its range. Numeric arithmetic
-/// because `max - min` overflows bigint. The privilege check is guarded by
+/// One row per readable sequence: schema, name, last value (NULL if not
+/// called since creation or the last RESTART/`setval(…, false)`), bounds, and
+/// the used share of its range (NULL when unknown). Numeric arithmetic
+/// because `max - min` overflows bigint. `pos` is the last value handed out,
+/// or, when `is_called` is false, the relation's `last_value` (the next one)
+/// minus the increment: see the module docs. The privilege check is guarded by
 /// relkind because the planner may run it on every pg_class row before the
 /// join, and it raises an error on non-sequences; pg_sequence_last_value()
 /// raises without privilege, so it must only see rows that passed. Other sessions' temporary sequences
 /// cannot be read; unlogged ones cannot be read on a standby.
-const SEQUENCES_SQL: &str = "SELECT schemaname, sequencename, last_value::float8, min_value::float8, max_value::float8,
-       coalesce(CASE WHEN increment > 0 THEN (last_value::numeric - min_value) / (max_value::numeric - min_value)
-                     ELSE (max_value::numeric - last_value) / (max_value::numeric - min_value) END, 0)::float8
-  FROM (SELECT n.nspname::text AS schemaname, c.relname::text AS sequencename,
+const SEQUENCES_SQL: &str =
+    "SELECT schemaname, sequencename, last_value::float8, min_value::float8, max_value::float8,
+       CASE WHEN pos IS NOT NULL THEN
+         greatest(CASE WHEN increment > 0 THEN (pos - min_value) / (max_value::numeric - min_value)
+                       ELSE (max_value - pos) / (max_value::numeric - min_value) END, 0) END::float8
+  FROM (SELECT schemaname, sequencename, min_value, max_value, increment, last_value,
+               coalesce(last_value::numeric,
+                 CASE WHEN has_sequence_privilege(oid, 'SELECT') THEN
+                   (xpath('/row/last_value/text()',
+                      query_to_xml(format('SELECT last_value FROM %I.%I', schemaname, sequencename),
+                                   false, true, '')))[1]::text::numeric - increment
+                 END) AS pos
+          FROM (SELECT n.nspname::text AS schemaname, c.relname::text AS sequencename, c.oid,
                s.seqmin AS min_value, s.seqmax AS max_value, s.seqincrement AS increment,
                pg_sequence_last_value(c.oid) AS last_value
           FROM pg_sequence s
@@ -37,12 +59,12 @@ const SEQUENCES_SQL: &str = "SELECT schemaname, sequencename, last_value::float8
           JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE NOT pg_is_other_temp_schema(n.oid)
            AND NOT (c.relpersistence = 'u' AND pg_is_in_recovery())
-           AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,USAGE') END) q";
+           AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,USAGE') END) q) p";
 
 /// One row per (table column, sequence feeding it) where the column is
 /// smallint, integer or bigint (or a domain over one): schema, table, column,
 /// sequence, and the used share of the column type's range in the sequence's
-/// direction. A column is fed by a sequence that is its identity (pg_depend
+/// direction (NULL when unknown; the sequence's position as in SEQUENCES_SQL). A column is fed by a sequence that is its identity (pg_depend
 /// 'i'), owns it (serial or OWNED BY: 'a'), or is named in its DEFAULT
 /// (nextval: the pg_attrdef entry depends on the sequence). Partitions are
 /// left out: their parent carries the same column and sequence.
@@ -58,7 +80,7 @@ const COLUMNS_SQL: &str = "WITH feeds AS (
    WHERE d.refclassid = 'pg_class'::regclass
 )
 SELECT DISTINCT ON (1, 2, 3, 4) n.nspname::text, c.relname::text, a.attname::text, sc.relname::text,
-       (coalesce(pg_sequence_last_value(sc.oid), 0)::numeric
+       CASE WHEN p.pos IS NOT NULL THEN greatest(p.pos
          / CASE WHEN s.seqincrement > 0
                 THEN CASE coalesce(nullif(t.typbasetype, 0), t.oid)
                           WHEN 'int2'::regtype THEN 32767::numeric
@@ -68,7 +90,7 @@ SELECT DISTINCT ON (1, 2, 3, 4) n.nspname::text, c.relname::text, a.attname::tex
                           WHEN 'int2'::regtype THEN -32768::numeric
                           WHEN 'int4'::regtype THEN -2147483648::numeric
                           ELSE -9223372036854775808::numeric END
-           END)::float8
+           END, 0) END::float8
   FROM feeds f
   JOIN pg_class sc ON sc.oid = f.seqoid AND sc.relkind = 'S'
   JOIN pg_namespace sn ON sn.oid = sc.relnamespace
@@ -77,6 +99,13 @@ SELECT DISTINCT ON (1, 2, 3, 4) n.nspname::text, c.relname::text, a.attname::tex
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = f.attnum AND NOT a.attisdropped
   JOIN pg_type t ON t.oid = a.atttypid
+  CROSS JOIN LATERAL (
+    SELECT coalesce(pg_sequence_last_value(sc.oid)::numeric,
+             CASE WHEN has_sequence_privilege(sc.oid, 'SELECT') THEN
+               (xpath('/row/last_value/text()',
+                  query_to_xml(format('SELECT last_value FROM %I.%I', sn.nspname, sc.relname),
+                               false, true, '')))[1]::text::numeric - s.seqincrement
+             END) AS pos) p
  WHERE coalesce(nullif(t.typbasetype, 0), t.oid) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
    AND NOT pg_is_other_temp_schema(sn.oid)
    AND NOT pg_is_other_temp_schema(n.oid)
@@ -88,7 +117,7 @@ const SEQ_LABELS: &[&str] = &["datname", "schemaname", "sequencename"];
 
 static USED: Family = Family::gauge(
     "pg_sequence_used_ratio",
-    "Share of the sequence's range already handed out (pg_sequence_last_value(), pg_sequence.seqmin/seqmax): (last_value - min_value) / (max_value - min_value) ascending, the mirror descending; 0 if never called. Readable sequences only.",
+    "Share of the sequence's range already handed out (pg_sequence_last_value(), pg_sequence.seqmin/seqmax): (last_value - min_value) / (max_value - min_value) ascending, the mirror descending; 0 if never called. After RESTART or setval(…, false) the sequence relation's own last_value (the next value) minus the increment is used (needs SELECT; else absent). Readable sequences only.",
     SEQ_LABELS,
 );
 static LAST_VALUE: Family = Family::gauge(
@@ -108,7 +137,7 @@ static MAX_VALUE: Family = Family::gauge(
 );
 static COLUMN_USED: Family = Family::gauge(
     "pg_sequence_column_used_ratio",
-    "Share of the column type's range used by the sequence feeding it (identity, serial/OWNED BY or DEFAULT nextval(); pg_depend, pg_attrdef): last_value / 32767, 2147483647 or 9223372036854775807 for smallint, integer, bigint (the negative limit for descending sequences); 0 if never called.",
+    "Share of the column type's range used by the sequence feeding it (identity, serial/OWNED BY or DEFAULT nextval(); pg_depend, pg_attrdef): last_value / 32767, 2147483647 or 9223372036854775807 for smallint, integer, bigint (the negative limit for descending sequences); 0 if never called; after RESTART or setval(…, false), from the sequence relation's own last_value as pg_sequence_used_ratio.",
     &["datname", "schemaname", "relname", "attname", "sequencename"],
 );
 
@@ -143,7 +172,7 @@ impl Collector for Sequences {
             out.gauge_opt(&LAST_VALUE, &labels, num(row, 2)?);
             out.gauge_opt(&MIN_VALUE, &labels, num(row, 3)?);
             out.gauge_opt(&MAX_VALUE, &labels, num(row, 4)?);
-            out.gauge(&USED, &labels, num0(row, 5)?);
+            out.gauge_opt(&USED, &labels, num(row, 5)?);
         }
         for row in input.rows("columns")? {
             let (schema, table) = (text(row, 0)?, text(row, 1)?);
@@ -151,7 +180,7 @@ impl Collector for Sequences {
                 continue;
             }
             let (column, seq) = (text(row, 2)?, text(row, 3)?);
-            out.gauge(&COLUMN_USED, &[db, &schema, &table, &column, &seq], num0(row, 4)?);
+            out.gauge_opt(&COLUMN_USED, &[db, &schema, &table, &column, &seq], num(row, 4)?);
         }
         Ok(())
     }

@@ -16,7 +16,10 @@ use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
 /// One row per user table or materialized view (partitioned parents are left
-/// out) with its pg_stat_user_tables counters and relfrozenxid age. Sizes
+/// out) with its pg_stat_user_tables counters and XID age: the older of the
+/// heap's and its TOAST table's relfrozenxid (autovacuum vacuums the TOAST
+/// table on its own, and datfrozenxid is the minimum over both), and the
+/// same for relminmxid. Sizes
 /// are the cached `sizes` collector's: size functions lock and stat files,
 /// ~1 s per 10,000 tables, too slow for every scrape. PostgreSQL 14–17.
 const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
@@ -29,10 +32,12 @@ const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
        s.vacuum_count::float8, s.autovacuum_count::float8,
        s.analyze_count::float8, s.autoanalyze_count::float8,
        s.seq_scan::float8, s.idx_scan::float8,
-       age(c.relfrozenxid)::float8,
-       NULL::float8, NULL::float8, NULL::float8, NULL::float8
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
+       NULL::float8, NULL::float8, NULL::float8, NULL::float8,
+       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid))::float8
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
  WHERE c.relkind IN ('r', 'm')
    AND s.schemaname !~ '^pg_toast'
    AND s.schemaname NOT LIKE 'pg_temp%'";
@@ -49,11 +54,13 @@ const SQL_18: &str = "SELECT s.schemaname::text, s.relname::text,
        s.vacuum_count::float8, s.autovacuum_count::float8,
        s.analyze_count::float8, s.autoanalyze_count::float8,
        s.seq_scan::float8, s.idx_scan::float8,
-       age(c.relfrozenxid)::float8,
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
        s.total_vacuum_time / 1000, s.total_autovacuum_time / 1000,
-       s.total_analyze_time / 1000, s.total_autoanalyze_time / 1000
+       s.total_analyze_time / 1000, s.total_autoanalyze_time / 1000,
+       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid))::float8
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
  WHERE c.relkind IN ('r', 'm')
    AND s.schemaname !~ '^pg_toast'
    AND s.schemaname NOT LIKE 'pg_temp%'";
@@ -152,7 +159,12 @@ static IDX_SCANS: Family = Family::counter(
 );
 static FROZEN_AGE: Family = Family::gauge(
     "pg_table_frozen_xid_age",
-    "Transactions since the table was last fully frozen (age(pg_class.relfrozenxid)); an anti-wraparound vacuum is forced past pg_table_autovacuum_freeze_max_age.",
+    "Transactions since the table was last fully frozen: the greater of age(pg_class.relfrozenxid) of the heap and of its TOAST table; an anti-wraparound vacuum is forced past pg_table_autovacuum_freeze_max_age.",
+    L,
+);
+static MIN_MXID_AGE: Family = Family::gauge(
+    "pg_table_min_mxid_age",
+    "MultiXact IDs since the table's oldest multixact: the greater of mxid_age(pg_class.relminmxid) of the heap and of its TOAST table; an anti-wraparound vacuum is forced past pg_table_autovacuum_multixact_freeze_max_age (earlier while the member space is over half full: pg_multixact_members_freeze_threshold).",
     L,
 );
 static VACUUM_TRIGGER: Family = Family::gauge(
@@ -173,6 +185,11 @@ static ANALYZE_TRIGGER: Family = Family::gauge(
 static FREEZE_MAX_AGE: Family = Family::gauge(
     "pg_table_autovacuum_freeze_max_age",
     "The table's effective autovacuum_freeze_max_age (a reloption can only lower the setting); pg_table_frozen_xid_age / this is the way to a forced anti-wraparound vacuum.",
+    L,
+);
+static MXID_FREEZE_MAX_AGE: Family = Family::gauge(
+    "pg_table_autovacuum_multixact_freeze_max_age",
+    "The table's autovacuum_multixact_freeze_max_age (a reloption can only lower the setting); PostgreSQL uses the lower of this and pg_multixact_members_freeze_threshold.",
     L,
 );
 static ENABLED: Family = Family::gauge(
@@ -210,6 +227,8 @@ static FAMILIES: &[&Family] = &[
     &INSERT_TRIGGER,
     &ANALYZE_TRIGGER,
     &FREEZE_MAX_AGE,
+    &MIN_MXID_AGE,
+    &MXID_FREEZE_MAX_AGE,
     &ENABLED,
     &OMITTED,
 ];
@@ -267,6 +286,8 @@ impl Collector for Tables {
             out.gauge_opt(&INSERT_TRIGGER, l, av.insert_trigger);
             out.gauge(&ANALYZE_TRIGGER, l, av.analyze_trigger);
             out.gauge(&FREEZE_MAX_AGE, l, av.freeze_max_age);
+            out.gauge_opt(&MIN_MXID_AGE, l, num(row, 21)?);
+            out.gauge(&MXID_FREEZE_MAX_AGE, l, av.multixact_freeze_max_age);
             out.gauge(&ENABLED, l, if av.enabled { 1.0 } else { 0.0 });
         }
         Ok(())

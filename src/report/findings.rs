@@ -422,17 +422,30 @@ fn tables(snap: &Snapshot, out: &mut Out) {
     }
 }
 
+/// Past this XID age the forced vacuums are not finishing (PostgresXidAgeHigh).
 fn xid_limit(freeze_max_age: f64) -> f64 {
-    (t::XID_AGE_FREEZE_FACTOR * freeze_max_age).min(t::XID_AGE_WRAPAROUND_SHARE * 2f64.powi(31))
+    freeze_max_age + t::XID_AGE_MARGIN_SHARE * 2f64.powi(31)
+}
+
+/// PostgreSQL's effective failsafe age (PostgresXidWraparoundImminent).
+fn failsafe(failsafe_age: f64, freeze_max_age: f64) -> f64 {
+    failsafe_age.max(t::FAILSAFE_FREEZE_FACTOR * freeze_max_age)
 }
 
 fn wraparound(snap: &Snapshot, out: &mut Out) {
-    let setting = scalar(snap, "pg_settings_autovacuum_freeze_max_age").unwrap_or(200_000_000.0);
+    let setting = scalar(snap, "pg_settings_autovacuum_freeze_max_age").unwrap_or(t::DEFAULT_FREEZE_MAX_AGE);
+    let failsafe_age = match scalar(snap, "pg_settings_autovacuum_freeze_max_age") {
+        Some(fma) => failsafe(
+            scalar(snap, "pg_settings_vacuum_failsafe_age").unwrap_or(0.0),
+            fma,
+        ),
+        None => t::DEFAULT_FAILSAFE_AGE,
+    };
     let limit = xid_limit(setting);
     let tables = rows(snap, "pg_table_frozen_xid_age");
     let mut flagged = Vec::new();
     for r in rows(snap, "pg_database_frozen_xid_age") {
-        if r.value <= limit {
+        if r.value <= limit.min(failsafe_age) {
             continue;
         }
         let db = r.l("datname");
@@ -449,13 +462,20 @@ fn wraparound(snap: &Snapshot, out: &mut Out) {
                 ))
             })
             .collect();
-        if fix.is_empty() {
+        if fix.is_empty() && db == "template0" {
+            // template0 takes no connections (datallowconn = false): vacuumdb
+            // would fail. Autovacuum freezes it on its own; by hand, allow
+            // connections for the freeze and forbid them again.
+            fix.push(sql("ALTER DATABASE template0 ALLOW_CONNECTIONS true;".to_string()));
+            fix.push(shell("vacuumdb --freeze --verbose --dbname template0".to_string()));
+            fix.push(sql("ALTER DATABASE template0 ALLOW_CONNECTIONS false;".to_string()));
+        } else if fix.is_empty() {
             fix.push(shell(format!(
                 "vacuumdb --freeze --verbose --dbname {}",
                 shell_word(db)
             )));
         }
-        let critical = r.value > t::XID_AGE_CRITICAL;
+        let critical = r.value > failsafe_age;
         out.push_row(
             &r,
             New {
@@ -505,7 +525,7 @@ fn wraparound(snap: &Snapshot, out: &mut Out) {
                 title: "A table's transaction ID age is far past its freeze max age".into(),
                 object: table_object(r),
                 evidence: vec![
-                    ev("relfrozenxid age", r.value, "transactions"),
+                    ev("XID age (heap or TOAST)", r.value, "transactions"),
                     ev("freeze max age", fma, "transactions"),
                 ],
                 why: "Its anti-wraparound vacuum is not finishing; the database's age cannot drop below this table's.",
@@ -992,6 +1012,7 @@ fn backups(snap: &Snapshot, out: &mut Out) {
         .filter(|r| r.value == 0.0)
     {
         let missing = scalar(snap, "pg_wal_archive_missing_segments").unwrap_or(0.0);
+        let incomplete = scalar(snap, "pg_wal_archive_incomplete_segments").unwrap_or(0.0);
         out.push_row(
             &r,
             New {
@@ -999,8 +1020,11 @@ fn backups(snap: &Snapshot, out: &mut Out) {
                 severity: Severity::Critical,
                 title: "WAL archive has a gap since the last base backup".into(),
                 object: Object::default(),
-                evidence: vec![ev("missing segments", missing, "segments")],
-                why: "Point-in-time recovery stops at the first missing segment.",
+                evidence: vec![
+                    ev("missing segments", missing, "segments"),
+                    ev("incomplete segment files", incomplete, "segments"),
+                ],
+                why: "Point-in-time recovery stops at the first missing or incomplete segment.",
                 fix: vec![shell("pg_basebackup --pgdata=<new backup dir> --wal-method=stream --checkpoint=fast --progress".into())],
                 caution: Some("A new base backup starts a gap-free chain; find out what removed or never archived the segments.".into()),
                 alert: "PostgresWalArchiveGap",
@@ -1222,14 +1246,22 @@ fn prepared(snap: &Snapshot, out: &mut Out) {
 }
 
 fn multixact(snap: &Snapshot, out: &mut Out) {
-    let setting = scalar(snap, "pg_settings_autovacuum_multixact_freeze_max_age").unwrap_or(400_000_000.0);
+    let setting = scalar(snap, "pg_settings_autovacuum_multixact_freeze_max_age")
+        .unwrap_or(t::DEFAULT_MULTIXACT_FREEZE_MAX_AGE);
+    let failsafe_age = match scalar(snap, "pg_settings_autovacuum_multixact_freeze_max_age") {
+        Some(fma) => failsafe(
+            scalar(snap, "pg_settings_vacuum_multixact_failsafe_age").unwrap_or(0.0),
+            fma,
+        ),
+        None => t::DEFAULT_FAILSAFE_AGE,
+    };
     let limit = xid_limit(setting);
     for r in rows(snap, "pg_database_min_mxid_age") {
-        if r.value <= limit {
+        if r.value <= limit.min(failsafe_age) {
             continue;
         }
         let db = r.l("datname");
-        let critical = r.value > t::MXID_AGE_CRITICAL;
+        let critical = r.value > failsafe_age;
         out.push_row(
             &r,
             New {
@@ -1468,8 +1500,12 @@ mod tests {
     }
 
     #[test]
-    fn xid_limit_is_the_smaller_of_the_two() {
-        assert_eq!(xid_limit(200_000_000.0), 400_000_000.0);
-        assert_eq!(xid_limit(1_000_000_000.0), 0.4 * 2f64.powi(31));
+    fn xid_limits_follow_the_settings() {
+        // Past autovacuum_freeze_max_age by 0.1 * 2^31, whatever it is set to.
+        assert_eq!(xid_limit(200_000_000.0), 200_000_000.0 + 0.1 * 2f64.powi(31));
+        assert!(xid_limit(1_000_000_000.0) > 1_000_000_000.0);
+        // The failsafe age is never below 1.05 × autovacuum_freeze_max_age.
+        assert_eq!(failsafe(1.6e9, 200e6), 1.6e9);
+        assert_eq!(failsafe(1.6e9, 1.6e9), 1.05 * 1.6e9);
     }
 }

@@ -15,13 +15,18 @@ pub const VACUUM_OVERDUE_TRIGGER_FACTOR: f64 = 2.0;
 /// A changing table not vacuumed/analyzed for this long
 /// (PostgresTableNotVacuumed, PostgresTableNotAnalyzed): 7 days.
 pub const NOT_MAINTAINED_SECONDS: f64 = 7.0 * 86400.0;
-/// Database or table xid age past this multiple of autovacuum_freeze_max_age
-/// (PostgresXidAgeHigh, PostgresTableXidAgeHigh) …
-pub const XID_AGE_FREEZE_FACTOR: f64 = 2.0;
-/// … or past this share of 2^31, whichever comes first.
-pub const XID_AGE_WRAPAROUND_SHARE: f64 = 0.4;
-/// Wraparound is near (PostgresXidWraparoundImminent): critical.
-pub const XID_AGE_CRITICAL: f64 = 1_500_000_000.0;
+/// Database or table xid age more than this share of 2^31 (about 215
+/// million) past its autovacuum_freeze_max_age: the forced vacuums are not
+/// finishing (PostgresXidAgeHigh, PostgresTableXidAgeHigh).
+pub const XID_AGE_MARGIN_SHARE: f64 = 0.1;
+/// PostgreSQL's default autovacuum_freeze_max_age, when the setting is unknown.
+pub const DEFAULT_FREEZE_MAX_AGE: f64 = 200_000_000.0;
+/// Wraparound is near past the effective vacuum_failsafe_age, which
+/// PostgreSQL never lets below this multiple of autovacuum_freeze_max_age
+/// (PostgresXidWraparoundImminent): critical …
+pub const FAILSAFE_FREEZE_FACTOR: f64 = 1.05;
+/// … and PostgreSQL's default vacuum_failsafe_age, when the setting is unknown.
+pub const DEFAULT_FAILSAFE_AGE: f64 = 1_600_000_000.0;
 /// Unused indexes are a warning from this size (PostgresUnusedIndex) …
 pub const UNUSED_INDEX_MIN_BYTES: f64 = 100.0 * 1024.0 * 1024.0;
 /// … when the statistics are at least this old (7 days).
@@ -42,10 +47,11 @@ pub const BACKUP_MAX_AGE_SECONDS: f64 = 26.0 * 3600.0;
 /// (PostgresReplicationSlotInactive).
 pub const SLOT_RETAINED_WAL_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// MultiXact age: the same factor, share and critical value as transaction
-/// IDs, against autovacuum_multixact_freeze_max_age
-/// (PostgresMultixactAgeHigh, PostgresMultixactWraparoundImminent).
-pub const MXID_AGE_CRITICAL: f64 = 1_500_000_000.0;
+/// MultiXact age: the same margin past autovacuum_multixact_freeze_max_age
+/// and the same effective failsafe (vacuum_multixact_failsafe_age) as
+/// transaction IDs (PostgresMultixactAgeHigh, PostgresMultixactWraparoundImminent);
+/// PostgreSQL's default autovacuum_multixact_freeze_max_age when unknown.
+pub const DEFAULT_MULTIXACT_FREEZE_MAX_AGE: f64 = 400_000_000.0;
 /// An xmin holder (session, prepared transaction, slot) older than this many
 /// transactions is a warning (PostgresXminHorizonHeldBack).
 pub const XMIN_HOLDER_AGE: f64 = 10_000_000.0;
@@ -98,28 +104,28 @@ pub const IN_ALERTS: &[(&str, f64, &str)] = &[
     ("PostgresTableNotAnalyzed", NOT_MAINTAINED_SECONDS, "> 7 * 86400"),
     (
         "PostgresXidAgeHigh",
-        XID_AGE_FREEZE_FACTOR,
-        "2 * pg_settings_autovacuum_freeze_max_age",
+        XID_AGE_MARGIN_SHARE,
+        "pg_settings_autovacuum_freeze_max_age + 0.1 * 2^31",
     ),
     (
         "PostgresXidAgeHigh",
-        XID_AGE_WRAPAROUND_SHARE,
-        "pg_database_frozen_xid_age > 0.4 * 2^31",
+        DEFAULT_FREEZE_MAX_AGE,
+        "pg_database_frozen_xid_age > 200000000 + 0.1 * 2^31",
     ),
     (
         "PostgresTableXidAgeHigh",
-        XID_AGE_FREEZE_FACTOR,
-        "pg_table_frozen_xid_age > 2 * pg_table_autovacuum_freeze_max_age",
-    ),
-    (
-        "PostgresTableXidAgeHigh",
-        XID_AGE_WRAPAROUND_SHARE,
-        "pg_table_frozen_xid_age > 0.4 * 2^31",
+        XID_AGE_MARGIN_SHARE,
+        "pg_table_frozen_xid_age > pg_table_autovacuum_freeze_max_age + 0.1 * 2^31",
     ),
     (
         "PostgresXidWraparoundImminent",
-        XID_AGE_CRITICAL,
-        "pg_database_frozen_xid_age > 1500000000",
+        FAILSAFE_FREEZE_FACTOR,
+        "or 1.05 * pg_settings_autovacuum_freeze_max_age",
+    ),
+    (
+        "PostgresXidWraparoundImminent",
+        DEFAULT_FAILSAFE_AGE,
+        "pg_database_frozen_xid_age > 1600000000",
     ),
     (
         "PostgresUnusedIndex",
@@ -165,18 +171,18 @@ pub const IN_ALERTS: &[(&str, f64, &str)] = &[
     ("PostgresBackupTooOld", BACKUP_MAX_AGE_SECONDS, "> 26 * 3600"),
     (
         "PostgresMultixactAgeHigh",
-        XID_AGE_FREEZE_FACTOR,
-        "2 * pg_settings_autovacuum_multixact_freeze_max_age",
-    ),
-    (
-        "PostgresMultixactAgeHigh",
-        XID_AGE_WRAPAROUND_SHARE,
-        "pg_database_min_mxid_age > 0.4 * 2^31",
+        XID_AGE_MARGIN_SHARE,
+        "pg_settings_autovacuum_multixact_freeze_max_age + 0.1 * 2^31",
     ),
     (
         "PostgresMultixactWraparoundImminent",
-        MXID_AGE_CRITICAL,
-        "pg_database_min_mxid_age > 1500000000",
+        FAILSAFE_FREEZE_FACTOR,
+        "or 1.05 * pg_settings_autovacuum_multixact_freeze_max_age",
+    ),
+    (
+        "PostgresMultixactWraparoundImminent",
+        DEFAULT_FAILSAFE_AGE,
+        "pg_database_min_mxid_age > 1600000000",
     ),
     (
         "PostgresXminHorizonHeldBack",
