@@ -89,3 +89,54 @@ async fn stats_reset_time_is_published() {
     let at = reset(&m).expect("stats_reset after pg_stat_reset()");
     assert!((before..before + 60.0).contains(&at), "{at} vs {before}");
 }
+
+/// The report's `qualified()` against the server's own `quote_ident()`: every
+/// key word the server knows, and names that trip naive quoting.
+#[tokio::test]
+async fn report_identifiers_are_quoted_like_quote_ident() {
+    use pgmaint_exporter::report::findings::qualified;
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let mut names: Vec<String> = [
+        "select", "user", "Select", "USER", "t", "users", "index", "between", "json_table",
+        "system_user", "merge_action", "a b", "a\"b", "\"", "it's", "é", "naïve", "日本",
+        "1abc", "_x1", "a$b", "a-b", "", " ", "public", "pg_catalog", "x".repeat(63).as_str(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let keywords = db
+        .client
+        .query("SELECT word FROM pg_get_keywords()", &[])
+        .await
+        .unwrap();
+    assert!(keywords.len() > 400, "pg_get_keywords() returned {}", keywords.len());
+    names.extend(keywords.iter().map(|r| r.get::<_, String>(0)));
+    let mut checked = 0;
+    for schema in &names {
+        let server: String = db
+            .client
+            .query_one("SELECT quote_ident($1) || '.' || quote_ident($2)", &[schema, &"t"])
+            .await
+            .unwrap()
+            .get(0);
+        let ours = qualified(schema, "t");
+        // Words only a newer server (16, 17) reserves are quoted for every
+        // server: harmless on this one, and checked to parse below.
+        let newer = ["system_user", "json", "json_array", "json_arrayagg", "json_object",
+            "json_objectagg", "json_exists", "json_query", "json_scalar", "json_serialize",
+            "json_table", "json_value", "merge_action"];
+        if ours != server && newer.contains(&schema.as_str()) {
+            assert_eq!(ours, format!("\"{schema}\".t"));
+        } else {
+            assert_eq!(ours, server, "schema {schema:?}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, names.len());
+    // And the result parses: a schema named select with a table named user.
+    db.batch("CREATE SCHEMA \"select\"; CREATE TABLE \"select\".\"user\" (id int)").await;
+    let name = qualified("select", "user");
+    assert_eq!(name, "\"select\".\"user\"");
+    db.batch(&format!("VACUUM (ANALYZE) {name}")).await;
+}
