@@ -98,9 +98,33 @@ async fn report_identifiers_are_quoted_like_quote_ident() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     let mut names: Vec<String> = [
-        "select", "user", "Select", "USER", "t", "users", "index", "between", "json_table",
-        "system_user", "merge_action", "a b", "a\"b", "\"", "it's", "é", "naïve", "日本",
-        "1abc", "_x1", "a$b", "a-b", "", " ", "public", "pg_catalog", "x".repeat(63).as_str(),
+        "select",
+        "user",
+        "Select",
+        "USER",
+        "t",
+        "users",
+        "index",
+        "between",
+        "json_table",
+        "system_user",
+        "merge_action",
+        "a b",
+        "a\"b",
+        "\"",
+        "it's",
+        "é",
+        "naïve",
+        "日本",
+        "1abc",
+        "_x1",
+        "a$b",
+        "a-b",
+        "",
+        " ",
+        "public",
+        "pg_catalog",
+        "x".repeat(63).as_str(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -110,22 +134,41 @@ async fn report_identifiers_are_quoted_like_quote_ident() {
         .query("SELECT word FROM pg_get_keywords()", &[])
         .await
         .unwrap();
-    assert!(keywords.len() > 400, "pg_get_keywords() returned {}", keywords.len());
+    assert!(
+        keywords.len() > 400,
+        "pg_get_keywords() returned {}",
+        keywords.len()
+    );
     names.extend(keywords.iter().map(|r| r.get::<_, String>(0)));
     let mut checked = 0;
     for schema in &names {
         let server: String = db
             .client
-            .query_one("SELECT quote_ident($1) || '.' || quote_ident($2)", &[schema, &"t"])
+            .query_one(
+                "SELECT quote_ident($1) || '.' || quote_ident($2)",
+                &[schema, &"t"],
+            )
             .await
             .unwrap()
             .get(0);
         let ours = qualified(schema, "t");
         // Words only a newer server (16, 17) reserves are quoted for every
         // server: harmless on this one, and checked to parse below.
-        let newer = ["system_user", "json", "json_array", "json_arrayagg", "json_object",
-            "json_objectagg", "json_exists", "json_query", "json_scalar", "json_serialize",
-            "json_table", "json_value", "merge_action"];
+        let newer = [
+            "system_user",
+            "json",
+            "json_array",
+            "json_arrayagg",
+            "json_object",
+            "json_objectagg",
+            "json_exists",
+            "json_query",
+            "json_scalar",
+            "json_serialize",
+            "json_table",
+            "json_value",
+            "merge_action",
+        ];
         if ours != server && newer.contains(&schema.as_str()) {
             assert_eq!(ours, format!("\"{schema}\".t"));
         } else {
@@ -135,7 +178,8 @@ async fn report_identifiers_are_quoted_like_quote_ident() {
     }
     assert_eq!(checked, names.len());
     // And the result parses: a schema named select with a table named user.
-    db.batch("CREATE SCHEMA \"select\"; CREATE TABLE \"select\".\"user\" (id int)").await;
+    db.batch("CREATE SCHEMA \"select\"; CREATE TABLE \"select\".\"user\" (id int)")
+        .await;
     let name = qualified("select", "user");
     assert_eq!(name, "\"select\".\"user\"");
     db.batch(&format!("VACUUM (ANALYZE) {name}")).await;
@@ -212,20 +256,35 @@ async fn duplicates_must_enforce_the_same_rule() {
     assert_eq!(dup("booking_overlap"), Some(0.0));
     assert_eq!(dup("booking_adjacent"), Some(0.0));
     assert_eq!(dup("acct_a_deferrable"), Some(0.0));
-    assert_eq!(dup("acct_a_plain"), Some(0.0), "foreign keys need the non-deferrable one");
+    assert_eq!(
+        dup("acct_a_plain"),
+        Some(0.0),
+        "foreign keys need the non-deferrable one"
+    );
     assert_eq!(dup("item_a_key"), Some(0.0), "the constraint's index is kept");
     assert_eq!(dup("item_a_plain"), Some(1.0));
     assert_eq!(dup("k_a_first"), Some(0.0), "the foreign key depends on it");
     assert_eq!(dup("k_a_key"), Some(1.0));
-    assert_eq!(dup("k_a_plain"), Some(1.0), "a plain index gives way to a unique one");
+    assert_eq!(
+        dup("k_a_plain"),
+        Some(1.0),
+        "a plain index gives way to a unique one"
+    );
 
     let r = report(&exporter, &db.name).await;
     let item = findings_for(&r, "duplicate_index", "item_a_plain");
-    assert_eq!(commands(&item[0]), ["DROP INDEX CONCURRENTLY public.item_a_plain;"]);
+    assert_eq!(
+        commands(&item[0]),
+        ["DROP INDEX CONCURRENTLY public.item_a_plain;"]
+    );
     let k_key = findings_for(&r, "duplicate_index", "k_a_key");
     assert_eq!(k_key.len(), 1, "{r}");
     assert!(commands(&k_key[0]).is_empty(), "{}", k_key[0]);
-    assert!(k_key[0]["title"].as_str().unwrap().contains("keep k_a_first"), "{}", k_key[0]);
+    assert!(
+        k_key[0]["title"].as_str().unwrap().contains("keep k_a_first"),
+        "{}",
+        k_key[0]
+    );
     assert_eq!(
         commands(&findings_for(&r, "duplicate_index", "k_a_plain")[0]),
         ["DROP INDEX CONCURRENTLY public.k_a_plain;"]
@@ -235,11 +294,18 @@ async fn duplicates_must_enforce_the_same_rule() {
     }
     // Each suggested DROP runs, and the rules stay enforced.
     for c in all_commands(&r).iter().filter(|c| c.starts_with("DROP INDEX")) {
-        db.client.batch_execute(c).await.unwrap_or_else(|e| panic!("{c}: {e}"));
+        db.client
+            .batch_execute(c)
+            .await
+            .unwrap_or_else(|e| panic!("{c}: {e}"));
     }
     db.batch("INSERT INTO k VALUES (1); INSERT INTO kr VALUES (1); INSERT INTO item VALUES (1);")
         .await;
-    assert!(db.client.batch_execute("INSERT INTO item VALUES (1)").await.is_err());
+    assert!(db
+        .client
+        .batch_execute("INSERT INTO item VALUES (1)")
+        .await
+        .is_err());
 }
 
 /// An index on a foreign key's referencing columns is marked, kept out of
@@ -260,9 +326,8 @@ async fn foreign_key_indexes_are_marked_and_never_offered_for_dropping() {
     .await;
     let exporter = pg.spawn_exporter(&db.name, &[]).await;
     let m = exporter.scrape().await;
-    let v = |name: &str, index: &str| {
-        m.value(name, &[("datname", db.name.as_str()), ("indexrelname", index)])
-    };
+    let v =
+        |name: &str, index: &str| m.value(name, &[("datname", db.name.as_str()), ("indexrelname", index)]);
     let fk = |index: &str| v("pg_index_supports_foreign_key", index);
     assert_eq!(fk("child_pid"), Some(1.0));
     assert_eq!(fk("child_a_b_id"), Some(1.0), "leading columns in any order");
@@ -278,10 +343,17 @@ async fn foreign_key_indexes_are_marked_and_never_offered_for_dropping() {
         assert_eq!(f.len(), 1, "{r}");
         assert!(commands(&f[0]).is_empty(), "{}", f[0]);
         assert_eq!(f[0]["severity"], "info");
-        assert!(f[0]["title"].as_str().unwrap().contains("foreign key"), "{}", f[0]);
+        assert!(
+            f[0]["title"].as_str().unwrap().contains("foreign key"),
+            "{}",
+            f[0]
+        );
     }
     let other = findings_for(&r, "unused_index", "child_id_pid");
-    assert_eq!(commands(&other[0]), ["DROP INDEX CONCURRENTLY public.child_id_pid;"]);
+    assert_eq!(
+        commands(&other[0]),
+        ["DROP INDEX CONCURRENTLY public.child_id_pid;"]
+    );
     assert_eq!(harness::promtool_check(&m.raw), "");
 }
 
@@ -313,15 +385,18 @@ async fn partition_indexes_are_reported_at_the_parent() {
     // are twins, so one of them was scanned on ev_2020.
     let exporter = pg.spawn_exporter(&db.name, &[]).await;
     let m = exporter.scrape().await;
-    let v = |name: &str, index: &str| {
-        m.value(name, &[("datname", db.name.as_str()), ("indexrelname", index)])
-    };
+    let v =
+        |name: &str, index: &str| m.value(name, &[("datname", db.name.as_str()), ("indexrelname", index)]);
     // The partitioned indexes carry the verdicts...
     assert_eq!(v("pg_index_unused", "ev_note"), Some(1.0));
     assert_eq!(v("pg_index_duplicate", "ev_k_again"), Some(1.0));
     assert_eq!(v("pg_index_duplicate", "ev_k"), Some(0.0));
     assert_eq!(v("pg_index_invalid", "ev_k"), Some(0.0));
-    assert_eq!(v("pg_index_scans_total", "ev_note"), None, "no statistics of its own");
+    assert_eq!(
+        v("pg_index_scans_total", "ev_note"),
+        None,
+        "no statistics of its own"
+    );
     // ...the attached ones none: they cannot be dropped on their own.
     let in_db = [("datname", db.name.as_str())];
     let leaves: Vec<_> = m
@@ -339,21 +414,35 @@ async fn partition_indexes_are_reported_at_the_parent() {
 
     let r = report(&exporter, &db.name).await;
     let unused = findings_for(&r, "unused_index", "ev_note");
-    assert_eq!(commands(&unused[0]), ["SET lock_timeout = '5s'; DROP INDEX public.ev_note;"]);
+    assert_eq!(
+        commands(&unused[0]),
+        ["SET lock_timeout = '5s'; DROP INDEX public.ev_note;"]
+    );
     let dup = findings_for(&r, "duplicate_index", "ev_k_again");
-    assert_eq!(commands(&dup[0]), ["SET lock_timeout = '5s'; DROP INDEX public.ev_k_again;"]);
+    assert_eq!(
+        commands(&dup[0]),
+        ["SET lock_timeout = '5s'; DROP INDEX public.ev_k_again;"]
+    );
     let cmds = all_commands(&r);
     assert!(
-        !cmds.iter().any(|c| c.contains("CONCURRENTLY") && c.contains("ev")),
+        !cmds
+            .iter()
+            .any(|c| c.contains("CONCURRENTLY") && c.contains("ev")),
         "{cmds:?}"
     );
     for c in cmds.iter().filter(|c| c.contains("DROP INDEX")) {
-        db.client.batch_execute(c).await.unwrap_or_else(|e| panic!("{c}: {e}"));
+        db.client
+            .batch_execute(c)
+            .await
+            .unwrap_or_else(|e| panic!("{c}: {e}"));
     }
     let left = db
         .scalar_f64("SELECT count(*)::float8 FROM pg_indexes WHERE tablename LIKE 'ev%'")
         .await;
-    assert_eq!(left, 5.0, "ev_k, ev_2021's partitioned index under it and the three leaves' stay");
+    assert_eq!(
+        left, 5.0,
+        "ev_k, ev_2021's partitioned index under it and the three leaves' stay"
+    );
 }
 
 /// A failed unique CREATE INDEX CONCURRENTLY leaves an index writes do not
@@ -386,9 +475,8 @@ async fn failed_concurrent_builds_are_told_apart() {
 
     let exporter = pg.spawn_exporter(&db.name, &[]).await;
     let m = exporter.scrape().await;
-    let v = |name: &str, index: &str| {
-        m.value(name, &[("datname", db.name.as_str()), ("indexrelname", index)])
-    };
+    let v =
+        |name: &str, index: &str| m.value(name, &[("datname", db.name.as_str()), ("indexrelname", index)]);
     assert_eq!(v("pg_index_invalid", "u_x"), Some(1.0));
     assert_eq!(v("pg_index_ready", "u_x"), Some(0.0), "writes do not maintain it");
     assert_eq!(v("pg_index_invalid", "w_f"), Some(0.0));
@@ -409,7 +497,10 @@ async fn failed_concurrent_builds_are_told_apart() {
         ]
     );
     for c in commands(cc) {
-        db.client.batch_execute(&c).await.unwrap_or_else(|e| panic!("{c}: {e}"));
+        db.client
+            .batch_execute(&c)
+            .await
+            .unwrap_or_else(|e| panic!("{c}: {e}"));
     }
     let invalid = db
         .scalar_f64("SELECT count(*)::float8 FROM pg_index WHERE indrelid = 'w'::regclass AND NOT indisvalid")
@@ -442,12 +533,18 @@ async fn demo_findings_never_drop_every_copy() {
     let exporter = pg.spawn_exporter(&db.name, &[]).await;
     let r = report(&exporter, &db.name).await;
     let dup = findings_for(&r, "duplicate_index", "meetings_title_idx2");
-    assert_eq!(commands(&dup[0]), ["DROP INDEX CONCURRENTLY public.meetings_title_idx2;"]);
+    assert_eq!(
+        commands(&dup[0]),
+        ["DROP INDEX CONCURRENTLY public.meetings_title_idx2;"]
+    );
     let kept = findings_for(&r, "unused_index", "meetings_title_idx");
     assert_eq!(kept.len(), 1, "{r}");
     assert!(commands(&kept[0]).is_empty(), "{}", kept[0]);
     assert!(
-        kept[0]["caution"].as_str().unwrap().contains("public.meetings_title_idx2"),
+        kept[0]["caution"]
+            .as_str()
+            .unwrap()
+            .contains("public.meetings_title_idx2"),
         "{}",
         kept[0]
     );
@@ -467,7 +564,10 @@ async fn demo_findings_never_drop_every_copy() {
         .collect();
     assert!(!drops.is_empty());
     for c in &drops {
-        db.client.batch_execute(c).await.unwrap_or_else(|e| panic!("{c}: {e}"));
+        db.client
+            .batch_execute(c)
+            .await
+            .unwrap_or_else(|e| panic!("{c}: {e}"));
     }
     let after = defs(db.client.query(shapes, &[]).await.unwrap());
     assert_eq!(before, after, "after {drops:?}");

@@ -2,7 +2,7 @@
 //! whether still maintained), duplicate, supporting a foreign key — for the
 //! indexes of the tables `selection::kept()` keeps.
 //! Source: pg_stat_user_indexes, pg_index, pg_class, pg_constraint,
-//! pg_depend, pg_stat_database.stats_reset. Scope: every database.
+//! pg_stat_database.stats_reset. Scope: every database.
 //! PostgreSQL 14+.
 //!
 //! "Unused" means no scan since the statistics were last reset, so the reset
@@ -32,7 +32,9 @@ use crate::metrics::{Family, Sink};
 /// duplicates. Then: immediate (not DEFERRABLE), the exclusion operators of
 /// the constraint it backs, indisready, whether its leading key columns are
 /// the referencing columns of a foreign key of its table (non-partial), whether
-/// a constraint (a foreign key of another table) depends on it (pg_depend),
+/// a foreign key depends on it (the index a foreign key's `conindid` names is
+/// the one its pg_depend entry points at: read from pg_constraint, which is
+/// far smaller than pg_depend),
 /// whether it is a partitioned index, and the root partitioned index it is
 /// attached to (0: none). No size functions here: they take locks and stat
 /// files, so sizes come from the cached `sizes` collector.
@@ -48,9 +50,7 @@ const SQL: &str = "WITH backing AS (
      AND f.conkey <@ (i.indkey::int2[])[0:cardinality(f.conkey) - 1]
      AND (i.indkey::int2[])[0:cardinality(f.conkey) - 1] <@ f.conkey
 ), depended AS (
-  SELECT DISTINCT refobjid FROM pg_depend
-   WHERE classid = 'pg_constraint'::regclass AND refclassid = 'pg_class'::regclass
-     AND deptype = 'n'
+  SELECT DISTINCT conindid AS refobjid FROM pg_constraint WHERE contype = 'f'
 )
 SELECT n.nspname::text, t.relname::text, ic.relname::text,
        s.idx_scan::float8, s.idx_tup_read::float8, s.idx_tup_fetch::float8,
@@ -560,7 +560,10 @@ mod tests {
             attached: true,
             ..def(200, "1")
         };
-        assert_eq!(duplicates(&[def(150, "1"), attached.clone()]), HashSet::from([150]));
+        assert_eq!(
+            duplicates(&[def(150, "1"), attached.clone()]),
+            HashSet::from([150])
+        );
         let attached2 = IndexDef {
             oid: 300,
             ..attached.clone()

@@ -565,10 +565,7 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
         .map(|r| (r.l("datname"), r.value))
         .collect();
     let dup_rows = rows(snap, "pgmaint_report_index_duplicate_of");
-    let kept: HashMap<&[String], &str> = dup_rows
-        .iter()
-        .map(|r| (&r.labels[..4], r.l("kept")))
-        .collect();
+    let kept: HashMap<&[String], &str> = dup_rows.iter().map(|r| (&r.labels[..4], r.l("kept"))).collect();
     // Kept index (datname, schemaname, relname, indexrelname) → the
     // duplicates the report says to drop in its favour.
     let mut kept_for: HashMap<(&str, &str, &str, &str), Vec<&str>> = HashMap::new();
@@ -768,7 +765,12 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
         // Duplicates of this index the report says to drop: after that, the
         // queries they served may use this one, so it is judged again later.
         let twins = kept_for
-            .get(&(r.l("datname"), r.l("schemaname"), r.l("relname"), r.l("indexrelname")))
+            .get(&(
+                r.l("datname"),
+                r.l("schemaname"),
+                r.l("relname"),
+                r.l("indexrelname"),
+            ))
             .cloned()
             .unwrap_or_default();
         let bytes_ = size.get(r.labels).copied();
@@ -1303,8 +1305,14 @@ mod tests {
 
     #[test]
     fn reindex_concurrently_leftovers() {
-        assert_eq!(reindex_leftover("orders_pkey_ccnew"), Some(("_ccnew", "orders_pkey")));
-        assert_eq!(reindex_leftover("orders_pkey_ccnew12"), Some(("_ccnew", "orders_pkey")));
+        assert_eq!(
+            reindex_leftover("orders_pkey_ccnew"),
+            Some(("_ccnew", "orders_pkey"))
+        );
+        assert_eq!(
+            reindex_leftover("orders_pkey_ccnew12"),
+            Some(("_ccnew", "orders_pkey"))
+        );
         assert_eq!(reindex_leftover("t_ccold1"), Some(("_ccold", "t")));
         assert_eq!(reindex_leftover("_ccnew"), None);
         assert_eq!(reindex_leftover("t_ccnew_x"), None);
