@@ -374,6 +374,7 @@ async fn partition_indexes_are_reported_at_the_parent() {
          CREATE INDEX ev_k ON ev (k);
          CREATE INDEX ev_k_again ON ev (k);
          CREATE INDEX ev_note ON ev (note);
+         CREATE INDEX ev_id_only ON ONLY ev (id);
          ANALYZE ev;
          SET enable_seqscan = off; SET enable_bitmapscan = off;
          SELECT count(*) FROM ev_2020 WHERE k = 3;
@@ -411,6 +412,13 @@ async fn partition_indexes_are_reported_at_the_parent() {
         }
     }
     assert!(v("pg_index_scans_total", "ev_2020_note_idx").is_some());
+    // ON ONLY: invalid until every partition has an index attached.
+    assert_eq!(v("pg_index_invalid", "ev_id_only"), Some(1.0));
+    assert_eq!(
+        v("pg_index_unused", "ev_id_only"),
+        Some(0.0),
+        "nothing to judge yet"
+    );
 
     let r = report(&exporter, &db.name).await;
     let unused = findings_for(&r, "unused_index", "ev_note");
@@ -422,6 +430,18 @@ async fn partition_indexes_are_reported_at_the_parent() {
     assert_eq!(
         commands(&dup[0]),
         ["SET lock_timeout = '5s'; DROP INDEX public.ev_k_again;"]
+    );
+    let only = findings_for(&r, "invalid_index", "ev_id_only");
+    let query = &commands(&only[0])[0];
+    let missing = db
+        .client
+        .query(query.as_str(), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    assert_eq!(
+        missing.len(),
+        2,
+        "ev_2020 and ev_2021 have no index attached to ev_id_only"
     );
     let cmds = all_commands(&r);
     assert!(
@@ -440,8 +460,8 @@ async fn partition_indexes_are_reported_at_the_parent() {
         .scalar_f64("SELECT count(*)::float8 FROM pg_indexes WHERE tablename LIKE 'ev%'")
         .await;
     assert_eq!(
-        left, 5.0,
-        "ev_k, ev_2021's partitioned index under it and the three leaves' stay"
+        left, 6.0,
+        "ev_k, ev_2021's partitioned index under it, the three leaves' and ev_id_only stay"
     );
 }
 

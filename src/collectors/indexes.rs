@@ -370,10 +370,17 @@ impl Collector for Indexes {
             let partitioned: bool = row.try_get(24)?;
             let root: u32 = row.try_get(25)?;
             // A root partitioned index has no statistics: its partitions' say.
+            // One with nothing attached yet (ON ONLY, or no partitions) is
+            // still reported (invalid, say), but never "unused".
+            let mut judged = true;
             let scans = if partitioned {
                 match roots.get(&def.oid) {
                     Some(&(true, scans)) => Some(scans),
-                    _ => continue,
+                    Some(_) => continue,
+                    None => {
+                        judged = false;
+                        Some(0.0)
+                    }
                 }
             } else if kept.contains(schema, table) {
                 None
@@ -396,7 +403,11 @@ impl Collector for Indexes {
             // dropping them would change behaviour, so they are never "unused".
             // An attached index is judged at its root.
             let enforces = def.primary || def.unique || def.exclusion || def.constraint;
-            out.gauge(&UNUSED, l, flag(scans == 0.0 && !enforces && !def.attached));
+            out.gauge(
+                &UNUSED,
+                l,
+                flag(scans == 0.0 && !enforces && !def.attached && judged),
+            );
             out.gauge(&INVALID, l, flag(!def.valid));
             out.gauge(&READY, l, flag(def.ready));
             out.gauge(&DUPLICATE, l, flag(dups.contains_key(&def.oid)));

@@ -614,8 +614,9 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
                 ))],
                 Some(format!(
                     "The query lists the partitions without an attached index: on each, CREATE INDEX \
-                     CONCURRENTLY a matching index, then ALTER INDEX {name} ATTACH PARTITION <that index>; \
-                     the partitioned index becomes valid with the last attach."
+                     CONCURRENTLY a matching index (on a partition that is itself partitioned: CREATE \
+                     INDEX … ON ONLY it, and the same one level down), then ALTER INDEX {name} ATTACH \
+                     PARTITION <that index>; the partitioned index becomes valid with the last attach."
                 )),
             )
         } else if let Some(("_ccold", original)) = leftover {
