@@ -51,9 +51,23 @@ const SQL: &str = "WITH backing AS (
      AND (i.indkey::int2[])[0:cardinality(f.conkey) - 1] <@ f.conkey
 ), depended AS (
   SELECT DISTINCT conindid AS refobjid FROM pg_constraint WHERE contype = 'f'
+), idx AS (
+  SELECT s.schemaname::text AS nsp, s.relname::text AS tbl, s.indexrelname::text AS name,
+         s.idx_scan::float8 AS scans, s.idx_tup_read::float8 AS rd, s.idx_tup_fetch::float8 AS ft,
+         s.indexrelid
+    FROM pg_stat_user_indexes s
+   WHERE s.schemaname !~ '^pg_toast' AND s.schemaname NOT LIKE 'pg_temp%'
+  UNION ALL
+  SELECT n.nspname::text, t.relname::text, pc.relname::text, NULL, NULL, NULL, pc.oid
+    FROM pg_class pc
+    JOIN pg_index pi ON pi.indexrelid = pc.oid
+    JOIN pg_class t ON t.oid = pi.indrelid
+    JOIN pg_namespace n ON n.oid = t.relnamespace
+   WHERE pc.relkind = 'I' AND NOT pc.relispartition
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND n.nspname NOT LIKE 'pg_temp%'
 )
-SELECT n.nspname::text, t.relname::text, ic.relname::text,
-       s.idx_scan::float8, s.idx_tup_read::float8, s.idx_tup_fetch::float8,
+SELECT x.nsp, x.tbl, x.name, x.scans, x.rd, x.ft,
        i.indisvalid, i.indisprimary, i.indisunique, i.indisexclusion,
        (k.conindid IS NOT NULL),
        i.indexrelid, i.indrelid,
@@ -67,18 +81,12 @@ SELECT n.nspname::text, t.relname::text, ic.relname::text,
        (d.refobjid IS NOT NULL),
        (ic.relkind = 'I'),
        CASE WHEN ic.relispartition THEN pg_partition_root(i.indexrelid)::oid ELSE 0::oid END
-  FROM pg_index i
-  JOIN pg_class ic ON ic.oid = i.indexrelid
-  JOIN pg_class t ON t.oid = i.indrelid
-  JOIN pg_namespace n ON n.oid = t.relnamespace
-  LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
+  FROM idx x
+  JOIN pg_index i ON i.indexrelid = x.indexrelid
+  JOIN pg_class ic ON ic.oid = x.indexrelid
   LEFT JOIN backing k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
   LEFT JOIN fk_support fs ON fs.indexrelid = i.indexrelid
-  LEFT JOIN depended d ON d.refobjid = i.indexrelid
- WHERE (s.indexrelid IS NOT NULL OR (ic.relkind = 'I' AND NOT ic.relispartition))
-   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname !~ '^pg_toast'
-   AND n.nspname NOT LIKE 'pg_temp%'";
+  LEFT JOIN depended d ON d.refobjid = i.indexrelid";
 
 /// PostgreSQL 15+: unique indexes declared NULLS NOT DISTINCT (a different
 /// rule from an otherwise identical unique index: never its duplicate).
