@@ -14,6 +14,7 @@
 //! - `report/` — the maintenance report: findings from the latest snapshot, HTML and JSON.
 //! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.
 //! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
+//! - `keywords.rs` — PostgreSQL's key words that `quote_ident()` quotes.
 //! - `rows.rs` — query results packed as they stream in (`Rows`, `Row`).
 //! - `error.rs` — thiserror enums.
 
@@ -23,6 +24,7 @@ pub mod custom_queries;
 pub mod dsn;
 pub mod error;
 pub mod host;
+pub mod keywords;
 pub mod metrics;
 pub mod pool;
 pub mod probe;
