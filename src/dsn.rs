@@ -48,6 +48,20 @@ pub struct Dsn {
     pub sslcert: Option<String>,
     pub sslkey: Option<String>,
     pub connect_timeout: Option<Duration>,
+    /// libpq's `channel_binding` (`None`: tokio-postgres' default, prefer).
+    pub channel_binding: Option<ChannelBinding>,
+    /// Refuse a server's request for a cleartext or md5 password unless the
+    /// server's certificate was verified (set for `/probe` auth modules
+    /// without `allow_unverified_password_auth`; see `tls.rs`).
+    pub refuse_unverified_password: bool,
+}
+
+/// libpq's `channel_binding` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+    Disable,
+    Prefer,
+    Require,
 }
 
 impl Dsn {
@@ -93,6 +107,13 @@ impl Dsn {
         c.dbname(dbname);
         c.application_name("pgmaint-exporter");
         c.connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(5)));
+        if let Some(cb) = self.channel_binding {
+            c.channel_binding(match cb {
+                ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+                ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+                ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+            });
+        }
         c.ssl_mode(match self.sslmode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -129,6 +150,18 @@ impl Dsn {
                 )
                 })?
             }
+            "channel_binding" => {
+                self.channel_binding = Some(match value.as_str() {
+                    "disable" => ChannelBinding::Disable,
+                    "prefer" => ChannelBinding::Prefer,
+                    "require" => ChannelBinding::Require,
+                    _ => {
+                        return Err(format!(
+                            "channel_binding {value:?} is not one of disable, prefer, require"
+                        ))
+                    }
+                })
+            }
             "sslrootcert" => self.sslrootcert = Some(value),
             "sslcert" => self.sslcert = Some(value),
             "sslkey" => self.sslkey = Some(value),
@@ -145,7 +178,6 @@ impl Dsn {
             | "keepalives"
             | "keepalives_idle"
             | "sslcompression"
-            | "channel_binding"
             | "gssencmode"
             | "sslsni"
             | "fallback_application_name" => {}
