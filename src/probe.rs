@@ -406,7 +406,13 @@ impl Target {
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6.split_once(']').ok_or_else(bad)?;
-            (h, after.strip_prefix(':'))
+            if h.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad());
+            }
+            match after {
+                "" => (h, None),
+                a => (h, Some(a.strip_prefix(':').ok_or_else(bad)?)),
+            }
         } else {
             match authority.split_once(':') {
                 Some((h, p)) => (h, Some(p)),
@@ -722,6 +728,11 @@ mod tests {
             "h1,h2",
             "h/a/b",
             "host=h",
+            "[::1]junk",
+            "[::1]junk:5432",
+            "::1",
+            "[::1]:0",
+            "[db1]:5432",
         ] {
             assert!(
                 matches!(Target::parse(bad), Err(ProbeError::BadTarget(_))),
