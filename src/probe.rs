@@ -19,8 +19,16 @@
 //! least recently probed target that is not being probed right now, and if
 //! every target is mid-probe the request gets 503. Open connections across
 //! all targets stay within `PGMAINT_MAX_CONNECTIONS_TOTAL` (`SharedBound`).
-//! An unreachable target answers 200 with `pg_up 0` within the scrape
-//! deadline, like `/metrics`.
+//! An unreachable target answers 200 with `pg_up 0` at the scrape deadline,
+//! whatever the reason, so `/probe` tells a closed port from a silent one by
+//! neither timing nor body.
+//!
+//! Whoever can reach `/probe` names the target, so a module's credentials go
+//! only to its `allowed_targets` (403 for any other, before any connection;
+//! a module without the list refuses all unless `allow_any_target: true`),
+//! and a cleartext or md5 password only to a server whose certificate was
+//! verified unless the module sets `allow_unverified_password_auth: true`
+//! (`auth_guard.rs`). `options` never override the module's TLS keys.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -136,7 +144,7 @@ impl Allowed {
     /// Names match names, addresses match addresses: a name is never
     /// resolved here (a DNS answer could change before the connection).
     fn permits(&self, target: &Target) -> bool {
-        let port_ok = |p: &Option<u16>| p.is_none_or(|p| p == target.port);
+        let port_ok = |p: &Option<u16>| !p.is_some_and(|p| p != target.port);
         match (self, target.host.parse::<IpAddr>()) {
             (Allowed::Name { host, port }, Err(_)) => {
                 host.eq_ignore_ascii_case(&target.host) && port_ok(port)

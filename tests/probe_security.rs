@@ -142,16 +142,13 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             }
             s.write_all(&msg).await?;
             let mut buf = [0; 4096];
-            loop {
-                let n = s.read(&mut buf).await?;
-                if n == 0 {
-                    return Ok(());
-                }
-                received.lock().unwrap().extend_from_slice(&buf[..n]);
-                // A password message: refuse it like PostgreSQL would.
-                error_response(s, "password authentication failed for user \"mon\"").await?;
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
                 return Ok(());
             }
+            received.lock().unwrap().extend_from_slice(&buf[..n]);
+            // A password message: refuse it like PostgreSQL would.
+            error_response(s, "password authentication failed for user \"mon\"").await
         }
         Script::Error(text) => error_response(s, &text).await,
     }
