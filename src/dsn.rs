@@ -201,8 +201,8 @@ impl Dsn {
         }
         let mut dsn = Dsn::default();
         let mut after_password = false;
-        for (key, value) in pairs {
-            let is_password = key == "password";
+        for (key, value, quoted) in pairs {
+            let is_password = key == "password" && !quoted;
             dsn.set(&key, value).map_err(|e| {
                 // An unquoted password with a space makes its second word
                 // look like a key: never echo it.
@@ -356,8 +356,8 @@ impl fmt::Debug for Dsn {
 /// `key = value` pairs of the key=value form, as far as they parse, and
 /// what went wrong after them. An error never quotes text that follows a
 /// password (an unquoted password with spaces runs into the next "key").
-fn kv_pairs(s: &str) -> (Vec<(String, String)>, Option<String>) {
-    let mut pairs: Vec<(String, String)> = Vec::new();
+fn kv_pairs(s: &str) -> (Vec<(String, String, bool)>, Option<String>) {
+    let mut pairs: Vec<(String, String, bool)> = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -366,7 +366,10 @@ fn kv_pairs(s: &str) -> (Vec<(String, String)>, Option<String>) {
         if chars.peek().is_none() {
             return (pairs, None);
         }
-        let after_password = pairs.last().is_some_and(|(k, _)| k == "password");
+        // Only an unquoted password can run into what follows.
+        let after_password = pairs
+            .last()
+            .is_some_and(|(k, _, quoted)| k == "password" && !quoted);
         let mut key = String::new();
         while let Some(&c) = chars.peek() {
             if c == '=' || c.is_whitespace() {
@@ -391,7 +394,8 @@ fn kv_pairs(s: &str) -> (Vec<(String, String)>, Option<String>) {
             chars.next();
         }
         let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
+        let quoted = chars.peek() == Some(&'\'');
+        if quoted {
             chars.next();
             loop {
                 match chars.next() {
@@ -419,7 +423,7 @@ fn kv_pairs(s: &str) -> (Vec<(String, String)>, Option<String>) {
                 value.push(c);
             }
         }
-        pairs.push((key, value));
+        pairs.push((key, value, quoted));
     }
 }
 
@@ -469,14 +473,16 @@ pub fn redact(raw: &str, password: Option<&str>) -> String {
         // After a password, a pair that is not a valid setting may be the
         // password's second word: stop there.
         if let Some(i) = (1..pairs.len()).find(|&i| {
-            pairs[i - 1].0 == "password" && Dsn::default().set(&pairs[i].0, pairs[i].1.clone()).is_err()
+            pairs[i - 1].0 == "password"
+                && !pairs[i - 1].2
+                && Dsn::default().set(&pairs[i].0, pairs[i].1.clone()).is_err()
         }) {
             pairs.truncate(i);
             error = Some(String::new());
         }
         let mut parts: Vec<String> = pairs
             .iter()
-            .map(|(k, v)| {
+            .map(|(k, v, _)| {
                 if k == "password" {
                     format!("{k}=<redacted>")
                 } else if v.is_empty() || v.contains([' ', '\'', '\\']) {
@@ -574,6 +580,13 @@ mod tests {
         assert_eq!(
             redact("host=localhost password = SpacedPw58 bogus=1", None),
             "host=localhost password=<redacted> …"
+        );
+        // Quoted, the password cannot run into the next key: it is named.
+        let e = Dsn::parse("host=localhost password='two words59' bogus=1").unwrap_err();
+        assert!(e.contains("\"bogus\""), "{e}");
+        assert_eq!(
+            redact("host=localhost password='two words59' bogus=1", None),
+            "host=localhost password=<redacted> bogus=1"
         );
         assert_eq!(
             redact("host=localhost password=x sslmode=require bogus=1", None),
