@@ -70,7 +70,7 @@ def main():
         psql(port, "big", mk.format(n=a.big))
         print(f"setup {time.time() - t:.0f} s", file=sys.stderr)
         cfg = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False)
-        cfg.write("auth_modules:\n  bench:\n    user: bench\n    sslmode: disable\n")
+        cfg.write("auth_modules:\n  bench:\n    user: bench\n    sslmode: disable\n    allowed_targets: [127.0.0.1/32]\n")
         cfg.close()
         env = dict(PATH=os.environ["PATH"], PGMAINT_DATABASE_URL=f"postgresql://bench@127.0.0.1:{port}/postgres",
                    PGMAINT_INCLUDE_DATABASES="postgres", PGMAINT_CONFIG_FILE=cfg.name,

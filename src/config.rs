@@ -153,7 +153,10 @@ impl Config {
         };
         let mut dsn = Dsn::parse(&dsn_raw).map_err(|reason| ConfigError::Bad {
             var: dsn_name,
-            reason: format!("{reason} in {}", dsn::redact(&dsn_raw, None)),
+            reason: match dsn_raw.trim() {
+                "" => reason,
+                _ => format!("{reason} in {}", dsn::redact(&dsn_raw, None)),
+            },
         })?;
         if let Some(path) = &raw.database_password_file {
             let pw = std::fs::read_to_string(path).map_err(|e| ConfigError::Bad {

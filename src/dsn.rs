@@ -48,12 +48,32 @@ pub struct Dsn {
     pub sslcert: Option<String>,
     pub sslkey: Option<String>,
     pub connect_timeout: Option<Duration>,
+    /// libpq's `channel_binding` (`None`: tokio-postgres' default, prefer).
+    pub channel_binding: Option<ChannelBinding>,
+    /// Refuse a server's request for a cleartext or md5 password unless the
+    /// server's certificate was verified (set for `/probe` auth modules
+    /// without `allow_unverified_password_auth`; see `tls.rs`).
+    pub refuse_unverified_password: bool,
+}
+
+/// libpq's `channel_binding` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+    Disable,
+    Prefer,
+    Require,
 }
 
 impl Dsn {
     /// Parses either form; the error says what was wrong without echoing the password.
     pub fn parse(s: &str) -> Result<Dsn, String> {
         let s = s.trim();
+        if s.is_empty() {
+            return Err(
+                "is empty: give a URL (postgresql://user@host:5432/dbname) or key=value pairs (host=… dbname=…)"
+                    .into(),
+            );
+        }
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Self::parse_url(s)
         } else {
@@ -93,6 +113,13 @@ impl Dsn {
         c.dbname(dbname);
         c.application_name("pgmaint-exporter");
         c.connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(5)));
+        if let Some(cb) = self.channel_binding {
+            c.channel_binding(match cb {
+                ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+                ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+                ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+            });
+        }
         c.ssl_mode(match self.sslmode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -115,7 +142,9 @@ impl Dsn {
                     .split(',')
                     .map(|p| {
                         p.parse::<u16>()
-                            .map_err(|_| format!("port {p:?} is not a number from 1 to 65535"))
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| format!("port {p:?} is not a number from 1 to 65535"))
                     })
                     .collect::<Result<_, _>>()?
             }
@@ -128,6 +157,18 @@ impl Dsn {
                     "sslmode {value:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
                 )
                 })?
+            }
+            "channel_binding" => {
+                self.channel_binding = Some(match value.as_str() {
+                    "disable" => ChannelBinding::Disable,
+                    "prefer" => ChannelBinding::Prefer,
+                    "require" => ChannelBinding::Require,
+                    _ => {
+                        return Err(format!(
+                            "channel_binding {value:?} is not one of disable, prefer, require"
+                        ))
+                    }
+                })
             }
             "sslrootcert" => self.sslrootcert = Some(value),
             "sslcert" => self.sslcert = Some(value),
@@ -145,7 +186,6 @@ impl Dsn {
             | "keepalives"
             | "keepalives_idle"
             | "sslcompression"
-            | "channel_binding"
             | "gssencmode"
             | "sslsni"
             | "fallback_application_name" => {}
@@ -155,60 +195,25 @@ impl Dsn {
     }
 
     fn parse_kv(s: &str) -> Result<Dsn, String> {
+        let (pairs, error) = kv_pairs(s);
+        if let Some(e) = error {
+            return Err(e);
+        }
         let mut dsn = Dsn::default();
-        let mut chars = s.chars().peekable();
-        loop {
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-            if chars.peek().is_none() {
-                break;
-            }
-            let mut key = String::new();
-            while let Some(&c) = chars.peek() {
-                if c == '=' || c.is_whitespace() {
-                    break;
+        let mut after_password = false;
+        for (key, value, quoted) in pairs {
+            let is_password = key == "password" && !quoted;
+            dsn.set(&key, value).map_err(|e| {
+                // An unquoted password with a space makes its second word
+                // look like a key: never echo it.
+                if after_password && e.starts_with("unknown connection parameter") {
+                    "unknown connection parameter after password (a password with spaces is quoted: password='…')"
+                        .to_string()
+                } else {
+                    e
                 }
-                key.push(c);
-                chars.next();
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-            if chars.next() != Some('=') {
-                return Err(format!("expected key=value, found {key:?} without '='"));
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-            let mut value = String::new();
-            if chars.peek() == Some(&'\'') {
-                chars.next();
-                loop {
-                    match chars.next() {
-                        Some('\\') => value.push(chars.next().ok_or("unterminated quoted value")?),
-                        Some('\'') => break,
-                        Some(c) => value.push(c),
-                        None => return Err("unterminated quoted value".into()),
-                    }
-                }
-            } else {
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
-                        break;
-                    }
-                    if c == '\\' {
-                        chars.next();
-                        if let Some(n) = chars.next() {
-                            value.push(n);
-                        }
-                        continue;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-            }
-            dsn.set(&key, value)?;
+            })?;
+            after_password = is_password;
         }
         Ok(dsn)
     }
@@ -223,6 +228,17 @@ impl Dsn {
             Some((a, p)) => (a, Some(p)),
             None => (rest, None),
         };
+        if rest.trim_matches('/').is_empty() && query.is_none() {
+            return Err("the URL names no server: postgresql://user@host:5432/dbname".into());
+        }
+        if !authority.contains('@') && path.is_some_and(|p| p.contains('@')) {
+            // libpq reads `postgresql://u:pa/ss@h/db` as host `u`, port
+            // `pa`: whatever it says would quote the password.
+            return Err(
+                "'@' after the first '/' of the URL: a password with '/', '@', '?' or '#' must be percent-encoded (%2F, %40, %3F, %23)"
+                    .into(),
+            );
+        }
         let mut dsn = Dsn::default();
         let hostpart = match authority.rsplit_once('@') {
             Some((userinfo, host)) => {
@@ -242,10 +258,24 @@ impl Dsn {
                 // [::1]:5432
                 let (h, after) = stripped
                     .split_once(']')
-                    .ok_or_else(|| format!("bad IPv6 host {hp:?}"))?;
-                (h.to_string(), after.strip_prefix(':'))
+                    .ok_or("an IPv6 address in the URL lacks its closing ']'")?;
+                if h.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err("the URL's [ ] do not hold an IPv6 address".into());
+                }
+                let port = match after {
+                    "" => None,
+                    a => Some(
+                        a.strip_prefix(':')
+                            .ok_or("after an IPv6 address in brackets comes ':port' or nothing")?,
+                    ),
+                };
+                (h.to_string(), port)
+            } else if hp.matches(':').count() > 1 {
+                return Err(
+                    "an IPv6 address in a URL goes in brackets: postgresql://user@[::1]:5432/dbname".into(),
+                );
             } else {
-                match hp.rsplit_once(':') {
+                match hp.split_once(':') {
                     Some((h, p)) => (decode(h)?, Some(p)),
                     None => (decode(hp)?, None),
                 }
@@ -254,9 +284,12 @@ impl Dsn {
                 dsn.hosts.push(host);
             }
             if let Some(p) = port {
+                // Not echoed: a malformed URL can put a password here.
                 dsn.ports.push(
-                    p.parse()
-                        .map_err(|_| format!("port {p:?} is not a number from 1 to 65535"))?,
+                    p.parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or("a port in the URL is not a number from 1 to 65535")?,
                 );
             }
         }
@@ -320,23 +353,152 @@ impl fmt::Debug for Dsn {
     }
 }
 
-/// Replaces a password in a raw connection string, for error messages about it.
-pub fn redact(raw: &str, password: Option<&str>) -> String {
-    let mut out = raw.to_string();
-    if let Some(p) = password.filter(|p| !p.is_empty()) {
-        out = out.replace(p, "<redacted>");
-    }
-    // A URL whose password could not be parsed: hide userinfo wholesale.
-    if let Some((scheme, rest)) = out.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                out = format!("{scheme}://{user}:<redacted>@{host}");
+/// `key = value` pairs of the key=value form, as far as they parse, and
+/// what went wrong after them. An error never quotes text that follows a
+/// password (an unquoted password with spaces runs into the next "key").
+fn kv_pairs(s: &str) -> (Vec<(String, String, bool)>, Option<String>) {
+    let mut pairs: Vec<(String, String, bool)> = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return (pairs, None);
+        }
+        // Only an unquoted password can run into what follows.
+        let after_password = pairs
+            .last()
+            .is_some_and(|(k, _, quoted)| k == "password" && !quoted);
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            let e = if after_password {
+                "expected key=value after the password (a password with spaces is quoted: password='…')"
+                    .into()
+            } else {
+                format!("expected key=value, found {key:?} without '='")
+            };
+            return (pairs, Some(e));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        let quoted = chars.peek() == Some(&'\'');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => match chars.next() {
+                        Some(c) => value.push(c),
+                        None => return (pairs, Some("unterminated quoted value".into())),
+                    },
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return (pairs, Some("unterminated quoted value".into())),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                    continue;
+                }
+                value.push(c);
             }
         }
+        pairs.push((key, value, quoted));
     }
-    if let Some(i) = out.find("password=") {
-        let end = out[i..].find(' ').map(|e| i + e).unwrap_or(out.len());
-        out.replace_range(i..end, "password=<redacted>");
+}
+
+/// A raw connection string for error messages: every password, and
+/// anything that may be one, hidden. URL: everything before the last '@'
+/// (the user too), a `user:x` authority without '@', and `password=` in
+/// the query. key=value: the pairs that parse, `password` hidden, and
+/// nothing after the first one that does not.
+pub fn redact(raw: &str, password: Option<&str>) -> String {
+    let raw = raw.trim();
+    let mut out = if let Some((scheme, rest)) = raw.split_once("://") {
+        let rest = match rest.rsplit_once('@') {
+            Some((_, after)) => format!("<redacted>@{after}"),
+            None => {
+                let end = rest.find(['/', '?']).unwrap_or(rest.len());
+                let authority = &rest[..end];
+                // `user:secret` mistaken for `host:port`.
+                let suspicious = authority.split(',').any(|hp| {
+                    !hp.starts_with('[')
+                        && hp
+                            .split_once(':')
+                            .is_some_and(|(_, p)| !p.bytes().all(|b| b.is_ascii_digit()))
+                });
+                if suspicious {
+                    format!("<redacted>{}", &rest[end..])
+                } else {
+                    rest.to_string()
+                }
+            }
+        };
+        let rest = match rest.split_once('?') {
+            Some((before, query)) => {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((k, _)) if decode(k).is_ok_and(|k| k == "password") => format!("{k}=<redacted>"),
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                format!("{before}?{}", query.join("&"))
+            }
+            None => rest,
+        };
+        format!("{scheme}://{rest}")
+    } else {
+        let (mut pairs, mut error) = kv_pairs(raw);
+        // After a password, a pair that is not a valid setting may be the
+        // password's second word: stop there.
+        if let Some(i) = (1..pairs.len()).find(|&i| {
+            pairs[i - 1].0 == "password"
+                && !pairs[i - 1].2
+                && Dsn::default().set(&pairs[i].0, pairs[i].1.clone()).is_err()
+        }) {
+            pairs.truncate(i);
+            error = Some(String::new());
+        }
+        let mut parts: Vec<String> = pairs
+            .iter()
+            .map(|(k, v, _)| {
+                if k == "password" {
+                    format!("{k}=<redacted>")
+                } else if v.is_empty() || v.contains([' ', '\'', '\\']) {
+                    format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        if error.is_some() {
+            parts.push("…".into());
+        }
+        parts.join(" ")
+    };
+    if let Some(p) = password.filter(|p| !p.is_empty()) {
+        out = out.replace(p, "<redacted>");
     }
     out
 }
@@ -377,7 +539,7 @@ mod tests {
         assert!(Dsn::parse("host=x sslmode=maybe")
             .unwrap_err()
             .contains("sslmode"));
-        assert!(Dsn::parse("postgres://h:99999/db").unwrap_err().contains("99999"));
+        assert!(Dsn::parse("postgres://h:99999/db").unwrap_err().contains("port"));
         assert!(Dsn::parse("host=x bogus=1").unwrap_err().contains("bogus"));
     }
 
@@ -387,5 +549,86 @@ mod tests {
         assert!(!format!("{d} {d:?}").contains("hunter2"));
         assert!(!redact("postgresql://u:hunter2@h/db", None).contains("hunter2"));
         assert!(!redact("host=h password=hunter2 user=u", None).contains("hunter2"));
+    }
+
+    /// Issue 17 item 5: no error about a DSN, nor its redacted echo, holds
+    /// any part of a password.
+    #[test]
+    fn errors_never_show_a_password() {
+        for (raw, secrets) in [
+            ("postgresql://postgres:hunter2/@host/db", &["hunter2"][..]),
+            ("postgresql://postgres:hunter2/host/db", &["hunter2"]),
+            ("postgresql://postgres:hun@ter2@host:99999/db", &["hun", "ter2"]),
+            ("postgresql://u:hunter2@h/db?sslmode=maybe", &["hunter2"]),
+            ("postgresql://h/db?password=hunter2&bogus=1", &["hunter2"]),
+            ("host=localhost password = SpacedPw58 bogus=1", &["SpacedPw58"]),
+            (
+                "host=localhost password='two words59' bogus=1",
+                &["two", "words59"],
+            ),
+            ("host=localhost password=two words59", &["two", "words59"]),
+            ("host=localhost password=two words59=1", &["two", "words59"]),
+            ("host=localhost password='two words59", &["two", "words59"]),
+            ("host=localhost password=pw\\ x port=hunter", &["pw"]),
+        ] {
+            let e = Dsn::parse(raw).expect_err(raw);
+            let shown = format!("{e} in {}", redact(raw, None));
+            for s in secrets {
+                assert!(!shown.contains(s), "{raw:?} shows {s:?}: {shown}");
+            }
+        }
+        assert_eq!(
+            redact("host=localhost password = SpacedPw58 bogus=1", None),
+            "host=localhost password=<redacted> …"
+        );
+        // Quoted, the password cannot run into the next key: it is named.
+        let e = Dsn::parse("host=localhost password='two words59' bogus=1").unwrap_err();
+        assert!(e.contains("\"bogus\""), "{e}");
+        assert_eq!(
+            redact("host=localhost password='two words59' bogus=1", None),
+            "host=localhost password=<redacted> bogus=1"
+        );
+        assert_eq!(
+            redact("host=localhost password=x sslmode=require bogus=1", None),
+            "host=localhost password=<redacted> sslmode=require bogus=1"
+        );
+        assert_eq!(
+            redact("postgresql://u:pw@h:5432/db?password=x&sslmode=require", None),
+            "postgresql://<redacted>@h:5432/db?password=<redacted>&sslmode=require"
+        );
+    }
+
+    /// Issue 17 item 10: what libpq refuses, or what would silently mean
+    /// another server, is an error.
+    #[test]
+    fn hosts_ports_and_empty_strings() {
+        for bad in [
+            "",
+            "  ",
+            "postgresql://",
+            "postgres://",
+            "postgresql:///",
+            "postgresql://u@::1",
+            "postgresql://[::1]junk/db",
+            "postgresql://[::1/db",
+            "postgresql://[nothost]:5432",
+            "postgresql://h:0/db",
+            "host=h port=0",
+            "host=h port=5432,0",
+        ] {
+            assert!(Dsn::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let d = Dsn::parse("postgresql://u@[::1]:6000/db").unwrap();
+        assert_eq!(
+            (d.hosts.as_slice(), d.ports.as_slice()),
+            (&["::1".to_string()][..], &[6000][..])
+        );
+        let d = Dsn::parse("postgresql://u@[::1]/db").unwrap();
+        assert_eq!((d.hosts.as_slice(), d.ports.len()), (&["::1".to_string()][..], 0));
+        let d = Dsn::parse("host=::1 port=6000").unwrap();
+        assert_eq!(d.hosts, ["::1"]);
+        // Documented: no host is localhost; a database alone is fine.
+        assert!(Dsn::parse("postgresql:///app").unwrap().hosts.is_empty());
+        assert!(Dsn::parse("postgresql://?sslmode=require").is_ok());
     }
 }

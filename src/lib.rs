@@ -4,7 +4,7 @@
 //! - `main.rs` — thin: arguments, `Config::from_env`, logging, `server::run`.
 //! - `config.rs` — `PGMAINT_*` variables → typed `Config`; `dsn.rs` parses connection strings.
 //! - `pool.rs` — deadpool-postgres pools per database under one connection cap;
-//!   `tls.rs` — libpq's `sslmode` meanings on rustls.
+//!   `tls.rs` — libpq's `sslmode` meanings on rustls; `auth_guard.rs` — no password to an unverified server.
 //! - `scrape.rs` — the orchestrator: deadline, discovery, fan-out, caches, self-metrics.
 //! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
@@ -17,7 +17,9 @@
 //! - `keywords.rs` — PostgreSQL's key words that `quote_ident()` quotes.
 //! - `rows.rs` — query results packed as they stream in (`Rows`, `Row`).
 //! - `error.rs` — thiserror enums.
+//! - `log_line.rs` — the log writer: control characters escaped, one event per line.
 
+pub mod auth_guard;
 pub mod collectors;
 pub mod config;
 pub mod custom_queries;
@@ -25,6 +27,7 @@ pub mod dsn;
 pub mod error;
 pub mod host;
 pub mod keywords;
+pub mod log_line;
 pub mod metrics;
 pub mod pool;
 pub mod probe;

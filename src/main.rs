@@ -163,7 +163,10 @@ fn init_logging(config: &Config) {
         tracing_subscriber::EnvFilter::new(format!("{},deadpool=warn,tokio_postgres=warn", config.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // No colour codes: the writer escapes every control character
+        // (a server's text could carry a newline or a terminal escape).
+        .with_ansi(false)
+        .with_writer(pgmaint_exporter::log_line::Stderr);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

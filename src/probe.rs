@@ -19,11 +19,20 @@
 //! least recently probed target that is not being probed right now, and if
 //! every target is mid-probe the request gets 503. Open connections across
 //! all targets stay within `PGMAINT_MAX_CONNECTIONS_TOTAL` (`SharedBound`).
-//! An unreachable target answers 200 with `pg_up 0` within the scrape
-//! deadline, like `/metrics`.
+//! An unreachable target answers 200 with `pg_up 0` at the scrape deadline,
+//! whatever the reason, so `/probe` tells a closed port from a silent one by
+//! neither timing nor body.
+//!
+//! Whoever can reach `/probe` names the target, so a module's credentials go
+//! only to its `allowed_targets` (403 for any other, before any connection;
+//! a module without the list refuses all unless `allow_any_target: true`),
+//! and a cleartext or md5 password only to a server whose certificate was
+//! verified unless the module sets `allow_unverified_password_auth: true`
+//! (`auth_guard.rs`). `options` never override the module's TLS keys.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -58,6 +67,11 @@ struct RawModule {
     sslrootcert: Option<String>,
     sslcert: Option<String>,
     sslkey: Option<String>,
+    allowed_targets: Option<Vec<String>>,
+    #[serde(default)]
+    allow_any_target: bool,
+    #[serde(default)]
+    allow_unverified_password_auth: bool,
     #[serde(default)]
     options: BTreeMap<String, serde_norway::Value>,
 }
@@ -65,6 +79,102 @@ struct RawModule {
 /// Connection keys a module's `options` may not set: the target and the
 /// module's own fields say them.
 const RESERVED_OPTIONS: &[&str] = &["host", "hostaddr", "port", "dbname", "user", "password"];
+
+/// Keys the module sets itself: an option may never change (or weaken) them.
+const MODULE_TLS_KEYS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+/// One entry of `allowed_targets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Allowed {
+    /// A host name, compared without case; `None`: any port.
+    Name { host: String, port: Option<u16> },
+    /// An address or CIDR block (`prefix` bits), any port unless given.
+    Net {
+        addr: IpAddr,
+        prefix: u8,
+        port: Option<u16>,
+    },
+}
+
+impl Allowed {
+    /// `db1`, `db1:5433`, `10.0.0.5`, `10.0.0.5:5432`, `[2001:db8::5]:5432`,
+    /// `2001:db8::5`, `10.0.0.0/8`, `2001:db8::/32`.
+    fn parse(s: &str) -> Result<Allowed, String> {
+        let bad = || {
+            format!(
+                "allowed_targets entry {s:?} is not a host, host:port, address, [IPv6]:port or CIDR block"
+            )
+        };
+        let s = s.trim();
+        if let Some((addr, bits)) = s.split_once('/') {
+            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = bits.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(bad)?;
+            return Ok(Allowed::Net {
+                addr: addr.to_canonical(),
+                prefix,
+                port: None,
+            });
+        }
+        if let Ok(addr) = s.parse::<IpAddr>() {
+            return Ok(Allowed::Net {
+                addr: addr.to_canonical(),
+                prefix: if addr.is_ipv4() { 32 } else { 128 },
+                port: None,
+            });
+        }
+        let t = Target::parse(s).map_err(|_| bad())?;
+        if t.dbname.is_some() || s.ends_with('/') {
+            return Err(bad());
+        }
+        let port = (s.starts_with('[') || s.contains(':')).then_some(t.port);
+        Ok(match t.host.parse::<IpAddr>() {
+            Ok(addr) => Allowed::Net {
+                addr: addr.to_canonical(),
+                prefix: if addr.is_ipv4() { 32 } else { 128 },
+                port,
+            },
+            Err(_) => Allowed::Name {
+                host: t.host.to_ascii_lowercase(),
+                port,
+            },
+        })
+    }
+
+    /// Names match names, addresses match addresses: a name is never
+    /// resolved here (a DNS answer could change before the connection).
+    fn permits(&self, target: &Target) -> bool {
+        let port_ok = |p: &Option<u16>| !p.is_some_and(|p| p != target.port);
+        match (self, target.host.parse::<IpAddr>()) {
+            (Allowed::Name { host, port }, Err(_)) => {
+                host.eq_ignore_ascii_case(&target.host) && port_ok(port)
+            }
+            (Allowed::Net { addr, prefix, port }, Ok(ip)) => {
+                in_block(ip.to_canonical(), *addr, *prefix) && port_ok(port)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn in_block(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    let (ip, net, bits) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    let shift = bits - u32::from(prefix);
+    shift >= bits || (ip >> shift) == (net >> shift)
+}
+
+/// Which targets a module may be used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reach {
+    /// `allow_any_target: true`.
+    Any,
+    /// `allowed_targets`; empty when the module has neither.
+    Only(Vec<Allowed>),
+}
 
 /// Query parameters that would carry credentials: always refused.
 const CREDENTIAL_PARAMS: &[&str] = &[
@@ -86,6 +196,8 @@ pub struct AuthModule {
     password_file: Option<PathBuf>,
     /// libpq keys and values (sslmode, sslrootcert, …, then `options`).
     settings: Vec<(String, String)>,
+    reach: Reach,
+    allow_unverified_password_auth: bool,
 }
 
 impl fmt::Debug for AuthModule {
@@ -96,6 +208,11 @@ impl fmt::Debug for AuthModule {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("password_file", &self.password_file)
             .field("settings", &self.settings)
+            .field("reach", &self.reach)
+            .field(
+                "allow_unverified_password_auth",
+                &self.allow_unverified_password_auth,
+            )
             .finish()
     }
 }
@@ -112,13 +229,30 @@ fn read_password(path: &PathBuf) -> Result<String, String> {
 }
 
 impl AuthModule {
+    /// Checked before anything else about a target, so a refused target
+    /// gets no connection, no DNS lookup and no password.
+    fn permits(&self, target: &Target) -> Result<(), ProbeError> {
+        match &self.reach {
+            Reach::Any => Ok(()),
+            Reach::Only(list) if list.iter().any(|a| a.permits(target)) => Ok(()),
+            Reach::Only(list) => Err(ProbeError::NotAllowed {
+                module: self.name.clone(),
+                none_listed: list.is_empty(),
+            }),
+        }
+    }
+
     /// The connection settings for `target` (the password file is read
     /// now, so a rotated secret applies to the next target created).
     fn dsn(&self, target: &Target) -> Result<Dsn, String> {
-        let mut kv = format!("host={} port={}", quote(&target.host), target.port);
-        if let Some(db) = &target.dbname {
-            kv.push_str(&format!(" dbname={}", quote(db)));
-        }
+        // No /dbname: `postgres`, as documented (libpq would take the user's name).
+        let db = target.dbname.as_deref().unwrap_or("postgres");
+        let mut kv = format!(
+            "host={} port={} dbname={}",
+            quote(&target.host),
+            target.port,
+            quote(db)
+        );
         if let Some(u) = &self.user {
             kv.push_str(&format!(" user={}", quote(u)));
         }
@@ -130,6 +264,7 @@ impl AuthModule {
             Some(path) => Some(read_password(path)?),
             None => self.password.clone(),
         };
+        dsn.refuse_unverified_password = !self.allow_unverified_password_auth;
         Ok(dsn)
     }
 }
@@ -170,7 +305,27 @@ fn parse_config_file(text: &str) -> Result<BTreeMap<String, AuthModule>, String>
                 settings.push((k.to_string(), v));
             }
         }
+        let reach = match (m.allowed_targets, m.allow_any_target) {
+            (Some(_), true) => {
+                return Err(bad(
+                    "set allowed_targets or allow_any_target: true, not both".into()
+                ))
+            }
+            (None, true) => Reach::Any,
+            (list, false) => Reach::Only(
+                list.unwrap_or_default()
+                    .iter()
+                    .map(|a| Allowed::parse(a))
+                    .collect::<Result<_, _>>()
+                    .map_err(&bad)?,
+            ),
+        };
         for (k, v) in m.options {
+            if MODULE_TLS_KEYS.contains(&k.as_str()) {
+                return Err(bad(format!(
+                    "options.{k}: set {k} on the module itself (an option may never change the module's TLS settings)"
+                )));
+            }
             if RESERVED_OPTIONS.contains(&k.as_str()) {
                 return Err(bad(format!(
                     "options.{k}: not allowed here (the target gives host, port and dbname; the module's own user/password/password_file give credentials)"
@@ -202,6 +357,8 @@ fn parse_config_file(text: &str) -> Result<BTreeMap<String, AuthModule>, String>
                 password: m.password,
                 password_file,
                 settings,
+                reach,
+                allow_unverified_password_auth: m.allow_unverified_password_auth,
             },
         );
     }
@@ -257,7 +414,13 @@ impl Target {
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6.split_once(']').ok_or_else(bad)?;
-            (h, after.strip_prefix(':'))
+            if h.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad());
+            }
+            match after {
+                "" => (h, None),
+                a => (h, Some(a.strip_prefix(':').ok_or_else(bad)?)),
+            }
         } else {
             match authority.split_once(':') {
                 Some((h, p)) => (h, Some(p)),
@@ -304,6 +467,15 @@ pub enum ProbeError {
     UnknownParam(String),
     #[error("parameter {0:?} given twice")]
     Repeated(String),
+    #[error(
+        "target not allowed for auth module {module:?}{}",
+        if *none_listed {
+            ": the module has no allowed_targets (list the servers it is for, or set allow_any_target: true, which lets anyone who can reach /probe send its credentials anywhere)"
+        } else {
+            " (allowed_targets)"
+        }
+    )]
+    NotAllowed { module: String, none_listed: bool },
     #[error("auth module {module:?}: {reason}")]
     Module { module: String, reason: String },
     #[error(
@@ -316,6 +488,7 @@ impl IntoResponse for ProbeError {
     fn into_response(self) -> Response {
         let status = match self {
             ProbeError::Full(_) | ProbeError::Module { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProbeError::NotAllowed { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };
         (
@@ -528,6 +701,7 @@ fn request(probes: &Arc<Probes>, params: Vec<(String, String)>) -> Result<(Key, 
     }
     let target = Target::parse(&target.ok_or(ProbeError::MissingTarget)?)?;
     let module = probes.module(module)?;
+    module.permits(&target)?;
     let database = database.filter(|d| !d.is_empty());
     let key = Key {
         target,
@@ -562,6 +736,11 @@ mod tests {
             "h1,h2",
             "h/a/b",
             "host=h",
+            "[::1]junk",
+            "[::1]junk:5432",
+            "::1",
+            "[::1]:0",
+            "[db1]:5432",
         ] {
             assert!(
                 matches!(Target::parse(bad), Err(ProbeError::BadTarget(_))),
@@ -598,5 +777,77 @@ mod tests {
         assert!(err("auth_modules:\n  a:\n    options: {bogus: x}\n").contains("bogus"));
         assert!(err("auth_modules:\n  a:\n    password_file: /nonexistent/pw\n").contains("/nonexistent/pw"));
         assert!(err("modules: {}\n").contains("modules"));
+        for k in ["sslmode: disable", "sslrootcert: /x", "sslcert: /x", "sslkey: /x"] {
+            let e = err(&format!(
+                "auth_modules:\n  a:\n    sslmode: verify-full\n    options: {{{k}}}\n"
+            ));
+            assert!(e.contains("may never change"), "{e}");
+        }
+        assert!(
+            err("auth_modules:\n  a:\n    allowed_targets: [h]\n    allow_any_target: true\n")
+                .contains("not both")
+        );
+        assert!(err("auth_modules:\n  a:\n    allowed_targets: [\"10.0.0.0/33\"]\n").contains("10.0.0.0/33"));
+        assert!(err("auth_modules:\n  a:\n    allowed_targets: [\"h/db\"]\n").contains("h/db"));
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../examples/auth-modules.yml");
+        let pw = std::env::temp_dir().join(format!("pgmaint-example-pw-{}", std::process::id()));
+        std::fs::write(&pw, "x\n").unwrap();
+        let text = regex::Regex::new(r"password_file: \S+")
+            .unwrap()
+            .replace_all(text, format!("password_file: {}", pw.display()).as_str())
+            .into_owned();
+        let m = parse_config_file(&text);
+        let _ = std::fs::remove_file(&pw);
+        let m = m.unwrap();
+        let allowed = |name: &str, t: &str| m[name].permits(&Target::parse(t).unwrap()).is_ok();
+        assert!(allowed("fleet", "db-3.example.internal:5432"));
+        assert!(!allowed("fleet", "db-3.example.internal:6432"));
+        assert!(allowed("readonly_replicas", "10.20.3.4:5433"));
+        assert!(!allowed("readonly_replicas", "db-1.example.internal"));
+    }
+
+    #[test]
+    fn allowed_targets_match() {
+        let m = parse_config_file(
+            "auth_modules:\n  a:\n    allowed_targets: [db1.example, \"db2:5433\", 10.1.0.0/16, \"192.0.2.7:5432\", \"[2001:db8::5]:6000\", \"fd00::/8\"]\n  none: {}\n  any:\n    allow_any_target: true\n",
+        )
+        .unwrap();
+        let allowed = |name: &str, t: &str| m[name].permits(&Target::parse(t).unwrap()).is_ok();
+        for t in [
+            "db1.example",
+            "DB1.example:6543",
+            "db2:5433",
+            "10.1.2.3:5432",
+            "10.1.255.255",
+            "192.0.2.7",
+            "[2001:db8::5]:6000",
+            "[fd12::1]:5432",
+            "[::ffff:10.1.0.1]",
+        ] {
+            assert!(allowed("a", t), "{t}");
+            assert!(allowed("any", t), "{t}");
+            assert!(!allowed("none", t), "{t}");
+        }
+        for t in [
+            "db1.example.evil",
+            "db2",
+            "db2:5432",
+            "10.2.0.1",
+            "192.0.2.7:5433",
+            "[2001:db8::5]",
+            "[2001:db8::6]:6000",
+            "127.0.0.1",
+            "localhost",
+            "10.1.0.1.nip.io",
+        ] {
+            assert!(!allowed("a", t), "{t}");
+        }
+        let e = m["none"].permits(&Target::parse("h").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("allow_any_target"), "{e}");
+        assert_eq!(e.into_response().status(), StatusCode::FORBIDDEN);
     }
 }

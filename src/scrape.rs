@@ -163,6 +163,10 @@ pub struct Scraper {
     was_up: AtomicBool,
     /// Backup verifications and tools found on the host (`host.rs`).
     host: Arc<crate::host::HostState>,
+    /// A `/probe` target: a failed connection is answered at the deadline,
+    /// so a closed, filtered or non-PostgreSQL port looks the same to whoever
+    /// names it (no port-scan oracle in the timing or the duration metric).
+    pad_failures: bool,
 }
 
 impl Scraper {
@@ -176,14 +180,17 @@ impl Scraper {
             privilege_warned: AtomicBool::new(false),
             was_up: AtomicBool::new(true),
             host: Default::default(),
+            pad_failures: false,
         }
     }
 
     /// A scraper whose connections also count against `shared`, a bound
     /// across the servers `/probe` watches (see `probe.rs`).
+    /// A `/probe` target: its failures are answered at the deadline too.
     pub fn with_shared_bound(config: Config, shared: Arc<crate::pool::SharedBound>) -> Scraper {
         let mut s = Scraper::new(config);
         s.pools = Pools::with_shared_bound(&s.config, shared);
+        s.pad_failures = true;
         s
     }
 
@@ -236,6 +243,9 @@ impl Scraper {
                 }
                 self.pools.close_idle();
                 snap.runs = self.all_failed(&self.known_databases(&main_db));
+                if self.pad_failures {
+                    tokio::time::sleep_until(deadline.into()).await;
+                }
                 snap.duration = start.elapsed();
                 return snap;
             }
@@ -767,7 +777,12 @@ fn describe(e: &tokio_postgres::Error) -> String {
             db.message(),
             db.code().code()
         ),
-        None => e.to_string(),
+        // tokio-postgres' own words name only the kind ("error
+        // communicating with the server"): add the cause.
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 

@@ -30,22 +30,34 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::auth_guard::{AuthGuard, GuardConnect};
 use crate::dsn::{Dsn, SslMode};
 
 /// The connector handed to deadpool-postgres.
 ///
 /// A thin wrapper over `MakeRustlsConnect`: tokio-postgres asks for a
 /// connector with an empty host name on Unix sockets (where PostgreSQL never
-/// offers TLS), which rustls would refuse as a server name.
+/// offers TLS), which rustls would refuse as a server name. Its streams go
+/// through `AuthGuard`, active when `guard` is set (`TlsPlan::guard`).
 #[derive(Clone)]
-pub struct MakeTls(MakeRustlsConnect);
+pub struct MakeTls {
+    inner: MakeRustlsConnect,
+    guard: bool,
+}
+
+impl MakeTls {
+    /// Whether a cleartext or md5 password request is refused.
+    pub fn guards(&self) -> bool {
+        self.guard
+    }
+}
 
 impl<S> MakeTlsConnect<S> for MakeTls
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    type Stream = <MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
-    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect;
+    type Stream = AuthGuard<<MakeRustlsConnect as MakeTlsConnect<S>>::Stream>;
+    type TlsConnect = GuardConnect<<MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect>;
     type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
 
     fn make_tls_connect(&mut self, hostname: &str) -> Result<Self::TlsConnect, Self::Error> {
@@ -54,7 +66,10 @@ where
         } else {
             hostname
         };
-        MakeTlsConnect::<S>::make_tls_connect(&mut self.0, name)
+        Ok(GuardConnect {
+            inner: MakeTlsConnect::<S>::make_tls_connect(&mut self.inner, name)?,
+            active: self.guard,
+        })
     }
 }
 
@@ -68,6 +83,9 @@ pub struct TlsPlan {
     pub check_host: bool,
     /// Client certificate chain and key.
     pub client: Option<(PathBuf, PathBuf)>,
+    /// Refuse cleartext and md5 password requests: asked for
+    /// (`Dsn::refuse_unverified_password`) and the server is not verified.
+    pub guard: bool,
 }
 
 fn home_file(name: &str) -> Option<PathBuf> {
@@ -122,8 +140,9 @@ impl TlsPlan {
         };
         Ok(TlsPlan {
             mode: dsn.sslmode,
-            rootcert,
             check_host: dsn.sslmode == SslMode::VerifyFull,
+            guard: dsn.refuse_unverified_password && rootcert.is_none(),
+            rootcert,
             client,
         })
     }
@@ -165,7 +184,10 @@ impl TlsPlan {
                     .map_err(|e| format!("sslcert/sslkey: {e}"))?
             }
         };
-        Ok(MakeTls(MakeRustlsConnect::new(config)))
+        Ok(MakeTls {
+            inner: MakeRustlsConnect::new(config),
+            guard: self.guard,
+        })
     }
 
     /// A DBA's explanation of a failed connection, if TLS is why.

@@ -133,19 +133,23 @@ async fn three_clusters_through_auth_modules() {
   plain:
     user: postgres
     sslmode: disable
+    allowed_targets: [127.0.0.1/32]
   tls:
     user: postgres
     sslmode: verify-full
     sslrootcert: {ca_file}
+    allowed_targets: [127.0.0.1/32]
     options:
       connect_timeout: 3
   scram:
     user: mon
     password_file: {pw_file}
     sslmode: disable
+    allowed_targets: [127.0.0.1/32]
   scram_wrong:
     user: mon
     password_file: {wrong_file}
+    allowed_targets: [127.0.0.1/32]
 "
         ),
         0o600,
@@ -416,7 +420,7 @@ async fn many_targets_stay_within_the_connection_bound() {
     let dir = Dir::new("probe-many");
     let config = dir.write(
         "config.yml",
-        "auth_modules:\n  plain:\n    user: postgres\n    sslmode: disable\n",
+        "auth_modules:\n  plain:\n    user: postgres\n    sslmode: disable\n    allowed_targets: [127.0.0.1/32]\n",
         0o600,
         false,
     );

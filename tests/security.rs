@@ -357,3 +357,98 @@ async fn exporter_runs_only_reading_statements() {
     // Not vacuous: the collectors' queries are there.
     assert!(reads >= 10, "only {reads} reading statements recorded: {rows:?}");
 }
+
+/// Issue 17 item 5: a malformed DSN stops the exporter with exit 2 and one
+/// line naming the variable, and no part of the password, whatever the form.
+#[test]
+fn dsn_errors_never_show_a_password() {
+    for (dsn, secrets) in [
+        ("postgresql://postgres:hunter2/@host/db", &["hunter2"][..]),
+        ("postgresql://postgres:hunter2/host/db", &["hunter2"]),
+        ("postgresql://u:hunter2@h:99999/db", &["hunter2"]),
+        ("postgresql://h/db?password=hunter2&sslmode=maybe", &["hunter2"]),
+        ("host=localhost password = SpacedPw58 bogus=1", &["SpacedPw58"]),
+        (
+            "host=localhost password='two words59' bogus=1",
+            &["two words", "words59"],
+        ),
+        ("host=localhost password=two words59", &["words59"]),
+        ("host=localhost password='two words59", &["two words", "words59"]),
+    ] {
+        for var in ["PGMAINT_DATABASE_URL", "DATA_SOURCE_NAME"] {
+            let (code, out) = run_to_exit(exporter_cmd(&[(var, dsn)]));
+            assert_eq!(code, 2, "{dsn}: {out}");
+            assert_eq!(out.trim().lines().count(), 1, "{dsn}: {out}");
+            assert!(out.contains(var), "{out}");
+            for s in secrets {
+                assert!(!out.contains(s), "{dsn:?} printed {s:?}: {out}");
+            }
+        }
+    }
+}
+
+/// Issue 17 item 10: an empty or whitespace DSN, a bare URL, an unbracketed
+/// IPv6 address, junk after brackets and port 0 are errors (exit 2, one
+/// line naming the setting), not a silent start against localhost.
+#[test]
+fn dsns_naming_no_server_or_a_wrong_one_are_errors() {
+    for dsn in [
+        "",
+        "   ",
+        "postgresql://",
+        "postgres://",
+        "postgresql://u@::1",
+        "postgresql://u@[::1]junk/db",
+        "postgresql://u@h:0/db",
+        "host=h port=0",
+    ] {
+        let (code, out) = run_to_exit(exporter_cmd(&[("PGMAINT_DATABASE_URL", dsn)]));
+        assert_eq!(code, 2, "{dsn:?}: {out}");
+        assert_eq!(out.trim().lines().count(), 1, "{dsn:?}: {out}");
+        assert!(out.contains("PGMAINT_DATABASE_URL"), "{dsn:?}: {out}");
+    }
+}
+
+/// Issue 17 item 5, files: a password file whose contents look like DSN
+/// syntax (quotes, spaces, `key=value`, a backslash) is used verbatim and
+/// never shown, for the exporter's own DSN and for an auth module.
+#[tokio::test]
+async fn odd_password_file_contents_never_show() {
+    let password = harness::unique_secret("right");
+    let dir = Dir::new("oddpw");
+    let odd = format!("It's {password}' bogus=1 \\x \"q\"");
+    let odd_file = dir.write("odd", &format!("{odd}\n"), 0o600);
+    let pg = harness::scram_cluster(&password).await;
+    let db = pg.fresh_db().await;
+    let url = format!("postgresql://mon@127.0.0.1:{}/{}", pg.port, db.name);
+    let config = dir.write(
+        "config.yml",
+        &format!(
+            "auth_modules:\n  odd:\n    user: mon\n    password_file: {odd_file}\n    sslmode: disable\n    allow_unverified_password_auth: true\n    allowed_targets: [\"127.0.0.1:{}\"]\n",
+            pg.port
+        ),
+        0o600,
+    );
+    let e = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_DATABASE_URL", url.as_str()),
+                ("PGMAINT_DATABASE_PASSWORD_FILE", odd_file.as_str()),
+                ("PGMAINT_CONFIG_FILE", config.as_str()),
+                ("PGMAINT_COLLECTORS", "database"),
+            ],
+        )
+        .await;
+    assert_eq!(e.scrape().await.value("pg_up", &[]), Some(0.0), "{}", e.logs());
+    let (status, body) = e
+        .get(&format!("/probe?target=127.0.0.1:{}&auth_module=odd", pg.port))
+        .await;
+    assert_eq!(status, 200);
+    let mut all = all_output(&e).await;
+    all.push_str(&body);
+    assert!(all.contains("password authentication failed"), "{all}");
+    for part in [password.as_str(), "bogus=1", "It's"] {
+        assert!(!all.contains(part), "{part:?} shown: {all}");
+    }
+}
