@@ -335,11 +335,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
 
     let admin = primary.client("postgres").await;
     admin
-        .batch_execute(&format!(
-            "CREATE ROLE {ROLE} LOGIN; GRANT pg_monitor TO {ROLE}; CREATE DATABASE bench;"
-        ))
+        .batch_execute(&format!("CREATE ROLE {ROLE} LOGIN; GRANT pg_monitor TO {ROLE}"))
         .await
         .unwrap();
+    admin.batch_execute("CREATE DATABASE bench").await.unwrap();
     let bench = primary.client("bench").await;
     bench
         .batch_execute(
@@ -475,9 +474,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     // The standby's WAL receiver stops and is not restarted for 10 minutes.
     let standby_admin = standby.client("postgres").await;
     standby_admin
-        .batch_execute("ALTER SYSTEM SET wal_retrieve_retry_interval = '10min'; SELECT pg_reload_conf();")
+        .batch_execute("ALTER SYSTEM SET wal_retrieve_retry_interval = '10min'")
         .await
         .unwrap();
+    standby_admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
     let t = Instant::now();
     stop_wal_receiver(&standby_admin).await;
     let (a, took) = prom
@@ -492,9 +492,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     assert_eq!(m.value("pg_wal_receiver_streaming", &[]), Some(0.0));
     report.push(format!("WAL receiver stopped -> {} {} after {:?} ({:?} after the first SIGTERM)", a.state, a.key(), took, t.elapsed()));
     standby_admin
-        .batch_execute("ALTER SYSTEM RESET wal_retrieve_retry_interval; SELECT pg_reload_conf();")
+        .batch_execute("ALTER SYSTEM RESET wal_retrieve_retry_interval")
         .await
         .unwrap();
+    standby_admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
     harness::eventually(Duration::from_secs(60), || async {
         let m = standby_exporter.scrape().await;
         (m.value("pg_wal_receiver_streaming", &[]) == Some(1.0)).then_some(())
