@@ -71,7 +71,9 @@ fn links_and_bold(text: &str) -> String {
     while let Some(open) = rest.find('[') {
         let after = &rest[open + 1..];
         let Some(close) = after.find("](") else { break };
-        let Some(end) = after[close + 2..].find(')') else { break };
+        let Some(end) = after[close + 2..].find(')') else {
+            break;
+        };
         out.push_str(&bold(&rest[..open]));
         let label = &after[..close];
         let target = &after[close + 2..close + 2 + end];
@@ -166,7 +168,9 @@ pub fn render(markdown: &str) -> String {
         }
         let item = trimmed.strip_prefix("- ").or_else(|| {
             let digits = trimmed.chars().take_while(|c| c.is_ascii_digit()).count();
-            (digits > 0).then(|| trimmed[digits..].strip_prefix(". ")).flatten()
+            (digits > 0)
+                .then(|| trimmed[digits..].strip_prefix(". "))
+                .flatten()
         });
         if let Some(item) = item {
             flush(&mut out, &mut paragraph, &mut in_list);
@@ -196,18 +200,29 @@ mod tests {
         assert_eq!(anchor("PostgresDown"), "postgresdown");
         assert_eq!(anchor("Tuning thresholds"), "tuning-thresholds");
         let html = render("## PgmaintExporterDown\n\nText with `a<b` and **bold**.\n");
-        assert!(html.contains("<h2 id=\"pgmaintexporterdown\">PgmaintExporterDown</h2>"), "{html}");
-        assert!(html.contains("<p>Text with <code>a&lt;b</code> and <strong>bold</strong>.</p>"), "{html}");
+        assert!(
+            html.contains("<h2 id=\"pgmaintexporterdown\">PgmaintExporterDown</h2>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<p>Text with <code>a&lt;b</code> and <strong>bold</strong>.</p>"),
+            "{html}"
+        );
     }
 
     #[test]
     fn code_blocks_lists_and_links() {
-        let html = render(
-            "- one [here](#postgresdown)\n- two [doc](metrics.md)\n\n```sql\nSELECT 1 < 2;\n```\n",
+        let html =
+            render("- one [here](#postgresdown)\n- two [doc](metrics.md)\n\n```sql\nSELECT 1 < 2;\n```\n");
+        assert!(
+            html.contains("<li>one <a href=\"#postgresdown\">here</a></li>"),
+            "{html}"
         );
-        assert!(html.contains("<li>one <a href=\"#postgresdown\">here</a></li>"), "{html}");
         assert!(html.contains("<li>two doc (docs: metrics.md)</li>"), "{html}");
-        assert!(html.contains("<pre><code>SELECT 1 &lt; 2;\n</code></pre>"), "{html}");
+        assert!(
+            html.contains("<pre><code>SELECT 1 &lt; 2;\n</code></pre>"),
+            "{html}"
+        );
     }
 
     #[test]

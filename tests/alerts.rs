@@ -350,7 +350,9 @@ fn alertmanager_config_names_only_existing_alerts_and_inhibits_on_postgres_down(
 fn alertmanager_config_groups_by_object_and_uses_only_labels_that_exist() {
     let config = read("alerts/alertmanager.yml");
     let group_by: Vec<String> = {
-        let start = config.find("  group_by:\n").expect("route.group_by as a block list");
+        let start = config
+            .find("  group_by:\n")
+            .expect("route.group_by as a block list");
         config[start + "  group_by:\n".len()..]
             .lines()
             .take_while(|l| l.starts_with("    - "))
@@ -358,7 +360,10 @@ fn alertmanager_config_groups_by_object_and_uses_only_labels_that_exist() {
             .collect()
     };
     for needed in ["alertname", "instance", "datname", "relname", "slot_name"] {
-        assert!(group_by.iter().any(|l| l == needed), "group_by lacks {needed}: {group_by:?}");
+        assert!(
+            group_by.iter().any(|l| l == needed),
+            "group_by lacks {needed}: {group_by:?}"
+        );
     }
     let mut known: BTreeSet<String> = documented().into_values().flatten().collect();
     known.extend(["alertname", "job", "instance", "cluster"].map(String::from));
@@ -368,7 +373,10 @@ fn alertmanager_config_groups_by_object_and_uses_only_labels_that_exist() {
         used.extend(c[1].split(',').map(|l| l.trim().trim_matches('\'').to_string()));
     }
     for label in &used {
-        assert!(known.contains(label), "alertmanager.yml uses label {label}, which nothing sets");
+        assert!(
+            known.contains(label),
+            "alertmanager.yml uses label {label}, which nothing sets"
+        );
     }
     // `cluster` is set by the shipped scrape configs, not only documented.
     for (file, needle) in [
@@ -377,7 +385,10 @@ fn alertmanager_config_groups_by_object_and_uses_only_labels_that_exist() {
         ("deploy/kubernetes/sidecar.yaml", "cluster: "),
         ("examples/fleet/production.yml", "cluster: "),
     ] {
-        assert!(read(file).contains(needle), "{file} does not set the cluster label");
+        assert!(
+            read(file).contains(needle),
+            "{file} does not set the cluster label"
+        );
     }
     // Root-cause inhibitions.
     for (source, target) in [
@@ -475,11 +486,7 @@ fn every_alert_has_severity_annotations_and_a_runbook_section() {
                 .collect()
         })
         .collect();
-    let url = Regex::new(&format!(
-        "^{}#([a-z0-9_-]+)$",
-        regex::escape(&runbook_base())
-    ))
-    .unwrap();
+    let url = Regex::new(&format!("^{}#([a-z0-9_-]+)$", regex::escape(&runbook_base()))).unwrap();
     let rules = rules();
     let mut seen = BTreeSet::new();
     for rule in rules.iter().filter(|r| r.alert) {
@@ -503,10 +510,7 @@ fn every_alert_has_severity_annotations_and_a_runbook_section() {
         } else {
             "$labels.instance"
         };
-        assert!(
-            description.contains(scope),
-            "{n}: description must name {scope}"
-        );
+        assert!(description.contains(scope), "{n}: description must name {scope}");
         if severity == Some("critical") {
             assert!(
                 !rule.keep_firing_for.is_empty(),
@@ -675,13 +679,19 @@ fn catalog_derived_alerts_are_gated_to_the_primary() {
             .find(|r| r.name == name)
             .unwrap_or_else(|| panic!("no alert {name}"));
         assert!(
-            rule.expr.contains("unless on (job, instance) pg_replication_in_recovery == 1"),
+            rule.expr
+                .contains("unless on (job, instance) pg_replication_in_recovery == 1"),
             "{name} is not gated to the primary: {}",
             rule.expr
         );
     }
     // Hygiene alerts: one per database, the count as value.
-    for name in ["PostgresUnusedIndex", "PostgresDuplicateIndex", "PostgresTableBloat", "PostgresIndexBloat"] {
+    for name in [
+        "PostgresUnusedIndex",
+        "PostgresDuplicateIndex",
+        "PostgresTableBloat",
+        "PostgresIndexBloat",
+    ] {
         let rule = rules.iter().find(|r| r.name == name).unwrap();
         assert!(rule.expr.starts_with("count without ("), "{name}: {}", rule.expr);
         assert_eq!(
@@ -708,10 +718,7 @@ fn runbook_base_is_set_once_for_the_rules_and_the_prometheusrule() {
     for dir in ["scripts", "alerts", "deploy/kubernetes"] {
         std::fs::create_dir_all(tmp.join(dir)).unwrap();
     }
-    for file in [
-        "scripts/gen-prometheusrule.sh",
-        "alerts/pgmaint.rules.yml",
-    ] {
+    for file in ["scripts/gen-prometheusrule.sh", "alerts/pgmaint.rules.yml"] {
         std::fs::copy(repo().join(file), tmp.join(file)).unwrap();
     }
     let out = Command::new("bash")
@@ -723,13 +730,20 @@ fn runbook_base_is_set_once_for_the_rules_and_the_prometheusrule() {
     let rules = std::fs::read_to_string(tmp.join("alerts/pgmaint.rules.yml")).unwrap();
     let operator = std::fs::read_to_string(tmp.join("deploy/kubernetes/prometheusrule.yaml")).unwrap();
     let _ = std::fs::remove_dir_all(&tmp);
-    let alerts = parse_rules(&read("alerts/pgmaint.rules.yml")).into_iter().filter(|r| r.alert).count();
+    let alerts = parse_rules(&read("alerts/pgmaint.rules.yml"))
+        .into_iter()
+        .filter(|r| r.alert)
+        .count();
     for (name, text) in [("rules", &rules), ("PrometheusRule", &operator)] {
-        let links: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("runbook_url:")).collect();
+        let links: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("runbook_url:"))
+            .collect();
         assert_eq!(links.len(), alerts, "{name}: one runbook_url per alert");
         for l in links {
             assert!(
-                l.trim_start().starts_with("runbook_url: https://wiki.example.com/pg/runbook#"),
+                l.trim_start()
+                    .starts_with("runbook_url: https://wiki.example.com/pg/runbook#"),
                 "{name}: {l}"
             );
         }

@@ -116,7 +116,12 @@ async fn wait_ready(proc_: &mut Proc, url: &str) {
             }
         }
         proc_.assert_running();
-        assert!(Instant::now() < until, "{} not ready: {}", proc_.name, proc_.logs());
+        assert!(
+            Instant::now() < until,
+            "{} not ready: {}",
+            proc_.name,
+            proc_.logs()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -189,7 +194,10 @@ impl Prometheus {
                             .collect()
                     })
                     .unwrap_or_default();
-                let value = s["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+                let value = s["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
                 (labels, value)
             })
             .collect()
@@ -225,10 +233,26 @@ fn psql_url(port: u16, db: &str, user: &str) -> String {
 /// pgbench -i, then the meetings table and its script.
 fn prepare_workload(port: u16, dir: &Path) -> PathBuf {
     let out = Command::new(PGBENCH)
-        .args(["-i", "-q", "-s", "2", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "bench"])
+        .args([
+            "-i",
+            "-q",
+            "-s",
+            "2",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "bench",
+        ])
         .output()
         .expect("pgbench (postgresql-15)");
-    assert!(out.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let script = dir.join("meetings.sql");
     // A meeting is booked and the oldest one in the same room is cancelled:
     // steady inserts and deletes, the table stays small.
@@ -292,7 +316,10 @@ async fn stop_wal_receiver(standby: &tokio_postgres::Client) {
         match pid {
             Some(pid) => {
                 quiet_polls = 0;
-                let st = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+                let st = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .unwrap();
                 assert!(st.success(), "kill -TERM {pid}");
             }
             None => quiet_polls += 1,
@@ -308,15 +335,23 @@ async fn deadlock(url: &str) {
     a.batch_execute("CREATE TABLE IF NOT EXISTS dl (id int PRIMARY KEY, v int); TRUNCATE dl; INSERT INTO dl VALUES (1, 0), (2, 0)")
         .await
         .unwrap();
-    a.batch_execute("BEGIN; UPDATE dl SET v = v + 1 WHERE id = 1").await.unwrap();
-    b.batch_execute("BEGIN; UPDATE dl SET v = v + 1 WHERE id = 2").await.unwrap();
+    a.batch_execute("BEGIN; UPDATE dl SET v = v + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; UPDATE dl SET v = v + 1 WHERE id = 2")
+        .await
+        .unwrap();
     let first = tokio::spawn(async move {
         let r = a.batch_execute("UPDATE dl SET v = v + 1 WHERE id = 2").await;
         let _ = a.batch_execute("ROLLBACK").await;
         r.err().map(|e| e.to_string())
     });
     // b waits for a's row 1 while a waits for b's row 2.
-    let second = b.batch_execute("UPDATE dl SET v = v + 1 WHERE id = 1").await.err().map(|e| format!("{e:?}"));
+    let second = b
+        .batch_execute("UPDATE dl SET v = v + 1 WHERE id = 1")
+        .await
+        .err()
+        .map(|e| format!("{e:?}"));
     let _ = b.batch_execute("ROLLBACK").await;
     let first = first.await.unwrap();
     let errors = format!("{first:?} {second:?}");
@@ -355,10 +390,16 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
 
     let primary_url = psql_url(primary.port, "bench", ROLE);
     let standby_url = psql_url(standby.port, "bench", ROLE);
-    let primary_exporter =
-        harness::Exporter::spawn(&[("PGMAINT_DATABASE_URL", &primary_url), ("PGMAINT_LOG_LEVEL", "info")]).await;
-    let standby_exporter =
-        harness::Exporter::spawn(&[("PGMAINT_DATABASE_URL", &standby_url), ("PGMAINT_LOG_LEVEL", "info")]).await;
+    let primary_exporter = harness::Exporter::spawn(&[
+        ("PGMAINT_DATABASE_URL", &primary_url),
+        ("PGMAINT_LOG_LEVEL", "info"),
+    ])
+    .await;
+    let standby_exporter = harness::Exporter::spawn(&[
+        ("PGMAINT_DATABASE_URL", &standby_url),
+        ("PGMAINT_LOG_LEVEL", "info"),
+    ])
+    .await;
     let primary_addr = primary_exporter.addr.clone();
     let standby_addr = standby_exporter.addr.clone();
 
@@ -368,7 +409,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     let mut alertmanager = Proc::spawn(
         "alertmanager",
         Command::new("prometheus-alertmanager").args([
-            &format!("--config.file={}", repo().join("alerts/alertmanager.yml").display()),
+            &format!(
+                "--config.file={}",
+                repo().join("alerts/alertmanager.yml").display()
+            ),
             &format!("--storage.path={}", tmp.join("am").display()),
             &format!("--web.listen-address=127.0.0.1:{am_port}"),
             "--cluster.listen-address=",
@@ -407,15 +451,22 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     harness::eventually(Duration::from_secs(60), || async {
         let up = prom.query("pg_up == 1").await.len();
         let streaming = prom
-            .query(&format!("pg_wal_receiver_streaming{{job=\"{STANDBY_JOB}\"}} == 1"))
+            .query(&format!(
+                "pg_wal_receiver_streaming{{job=\"{STANDBY_JOB}\"}} == 1"
+            ))
             .await
             .len();
         let lag_series = prom.query("pg_replication_standby_info").await.len();
-        let tps = prom.query("increase(pg_database_xact_commit_total{datname=\"bench\"}[1m]) > 0").await.len();
+        let tps = prom
+            .query("increase(pg_database_xact_commit_total{datname=\"bench\"}[1m]) > 0")
+            .await
+            .len();
         (up == 2 && streaming == 1 && lag_series >= 1 && tps == 1).then_some(())
     })
     .await;
-    let rules = get_json(&format!("{}/api/v1/rules", prom.base), &[("type", "alert")]).await.unwrap();
+    let rules = get_json(&format!("{}/api/v1/rules", prom.base), &[("type", "alert")])
+        .await
+        .unwrap();
     let evaluated: usize = rules["data"]["groups"]
         .as_array()
         .unwrap()
@@ -429,7 +480,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
                 .count()
         })
         .sum();
-    assert!(evaluated >= 60, "only {evaluated} alert rules evaluated ok: {rules}");
+    assert!(
+        evaluated >= 60,
+        "only {evaluated} alert rules evaluated ok: {rules}"
+    );
 
     // 1. Healthy phase.
     let phase = healthy_phase();
@@ -477,7 +531,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
         .batch_execute("ALTER SYSTEM SET wal_retrieve_retry_interval = '10min'")
         .await
         .unwrap();
-    standby_admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    standby_admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     let t = Instant::now();
     stop_wal_receiver(&standby_admin).await;
     let (a, took) = prom
@@ -490,12 +547,21 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     // The exporter itself says so, not only the rule.
     let m = standby_exporter.scrape().await;
     assert_eq!(m.value("pg_wal_receiver_streaming", &[]), Some(0.0));
-    report.push(format!("WAL receiver stopped -> {} {} after {:?} ({:?} after the first SIGTERM)", a.state, a.key(), took, t.elapsed()));
+    report.push(format!(
+        "WAL receiver stopped -> {} {} after {:?} ({:?} after the first SIGTERM)",
+        a.state,
+        a.key(),
+        took,
+        t.elapsed()
+    ));
     standby_admin
         .batch_execute("ALTER SYSTEM RESET wal_retrieve_retry_interval")
         .await
         .unwrap();
-    standby_admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    standby_admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     harness::eventually(Duration::from_secs(60), || async {
         let m = standby_exporter.scrape().await;
         (m.value("pg_wal_receiver_streaming", &[]) == Some(1.0)).then_some(())
@@ -511,10 +577,18 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
             deadline,
         )
         .await;
-    report.push(format!("standby exporter killed -> {} {} after {:?}", a.state, a.key(), took));
+    report.push(format!(
+        "standby exporter killed -> {} {} after {:?}",
+        a.state,
+        a.key(),
+        took
+    ));
 
     // The exporter's role loses pg_monitor.
-    admin.batch_execute(&format!("REVOKE pg_monitor FROM {ROLE}")).await.unwrap();
+    admin
+        .batch_execute(&format!("REVOKE pg_monitor FROM {ROLE}"))
+        .await
+        .unwrap();
     let (a, took) = prom
         .wait_for(
             "PgmaintExporterRoleUnprivileged",
@@ -522,7 +596,12 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
             deadline,
         )
         .await;
-    report.push(format!("pg_monitor revoked -> {} {} after {:?}", a.state, a.key(), took));
+    report.push(format!(
+        "pg_monitor revoked -> {} {} after {:?}",
+        a.state,
+        a.key(),
+        took
+    ));
 
     // A deadlock in the bench database.
     deadlock(&primary.url("bench")).await;
@@ -540,15 +619,28 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     primary.stop();
     primary.start();
     let (a, took) = prom
-        .wait_for("PostgresRestarted", &[("instance", primary_addr.as_str())], Duration::from_secs(90))
+        .wait_for(
+            "PostgresRestarted",
+            &[("instance", primary_addr.as_str())],
+            Duration::from_secs(90),
+        )
         .await;
-    report.push(format!("primary restarted -> {} {} after {:?}", a.state, a.key(), took));
+    report.push(format!(
+        "primary restarted -> {} {} after {:?}",
+        a.state,
+        a.key(),
+        took
+    ));
 
     // Alertmanager received the alerts that fire at once (no `for:`).
     let am = format!("http://127.0.0.1:{am_port}/api/v2/alerts");
     harness::eventually(Duration::from_secs(60), || async {
         let j = get_json(&am, &[]).await?;
-        let names: Vec<&str> = j.as_array()?.iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
+        let names: Vec<&str> = j
+            .as_array()?
+            .iter()
+            .filter_map(|a| a["labels"]["alertname"].as_str())
+            .collect();
         (names.contains(&"PostgresDeadlocks") && names.contains(&"PostgresRestarted")).then_some(())
     })
     .await;
@@ -557,7 +649,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     for line in &report {
         eprintln!("  {line}");
     }
-    eprintln!("pgbench after the healthy phase:\n{}", pgbench_log.lines().rev().take(3).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "pgbench after the healthy phase:\n{}",
+        pgbench_log.lines().rev().take(3).collect::<Vec<_>>().join("\n")
+    );
     eprintln!("total {:?}", started.elapsed());
     drop(prometheus);
     drop(alertmanager);
