@@ -344,18 +344,25 @@ async fn deadlock(url: &str) {
     let first = tokio::spawn(async move {
         let r = a.batch_execute("UPDATE dl SET v = v + 1 WHERE id = 2").await;
         let _ = a.batch_execute("ROLLBACK").await;
-        r.err().map(|e| e.to_string())
+        r.err().map(|e| sqlstate(&e))
     });
     // b waits for a's row 1 while a waits for b's row 2.
     let second = b
         .batch_execute("UPDATE dl SET v = v + 1 WHERE id = 1")
         .await
         .err()
-        .map(|e| format!("{e:?}"));
+        .map(|e| sqlstate(&e));
     let _ = b.batch_execute("ROLLBACK").await;
     let first = first.await.unwrap();
-    let errors = format!("{first:?} {second:?}");
-    assert!(errors.contains("deadlock"), "no deadlock detected: {errors}");
+    // 40P01: deadlock_detected; exactly one of the two is aborted.
+    let aborted: Vec<String> = [first, second].into_iter().flatten().collect();
+    assert_eq!(aborted, vec!["40P01".to_string()], "no deadlock detected");
+}
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +455,8 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
 
     // Both targets scraped, the standby streaming, the rules loaded and
     // evaluated: otherwise a silent healthy phase would prove nothing.
-    harness::eventually(Duration::from_secs(60), || async {
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
         let up = prom.query("pg_up == 1").await.len();
         let streaming = prom
             .query(&format!(
@@ -456,14 +464,23 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
             ))
             .await
             .len();
-        let lag_series = prom.query("pg_replication_standby_info").await.len();
-        let tps = prom
-            .query("increase(pg_database_xact_commit_total{datname=\"bench\"}[1m]) > 0")
+        let senders = prom.query("pg_replication_standby_info").await.len();
+        let commits = prom
+            .query(&format!(
+                "increase(pg_database_xact_commit_total{{job=\"{PRIMARY_JOB}\",datname=\"bench\"}}[1m]) > 0"
+            ))
             .await
             .len();
-        (up == 2 && streaming == 1 && lag_series >= 1 && tps == 1).then_some(())
-    })
-    .await;
+        if up == 2 && streaming == 1 && senders >= 1 && commits == 1 {
+            break;
+        }
+        pgbench.assert_running();
+        assert!(
+            Instant::now() < until,
+            "not ready: pg_up {up}/2, streaming {streaming}/1, WAL senders {senders}, bench commits {commits}/1"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let rules = get_json(&format!("{}/api/v1/rules", prom.base), &[("type", "alert")])
         .await
         .unwrap();
