@@ -391,13 +391,13 @@ fn alertmanager_config_groups_by_object_and_uses_only_labels_that_exist() {
         );
     }
     // Root-cause inhibitions.
+    let rule = Regex::new(r#"(?s)- source_matchers:\n      - alertname(=|=~)"([^"]+)"\n    target_matchers:\n      - alertname(=|=~)"([^"]+)""#).unwrap();
     for (source, target) in [
         ("PostgresXminHorizonHeldBack", "PostgresTableBloat"),
         ("PostgresXminHorizonHeldBack", "PostgresTableVacuumOverdue"),
         ("PostgresWalArchivingFailing", "PostgresWalDirectoryGrowing"),
         ("PostgresReplicationSlotInactive", "PostgresWalDirectoryGrowing"),
     ] {
-        let rule = Regex::new(r#"(?s)- source_matchers:\n      - alertname(=|=~)"([^"]+)"\n    target_matchers:\n      - alertname(=|=~)"([^"]+)""#).unwrap();
         let found = rule.captures_iter(&config).any(|c| {
             let matches = |op: &str, pat: &str, name: &str| {
                 if op == "=" {
@@ -599,6 +599,7 @@ fn rules_use_only_documented_metrics_and_labels() {
     let matcher_label = Regex::new(r#"([a-z_][a-z0-9_]*)\s*(=~|!~|!=|=)\s*""#).unwrap();
     let grouping = Regex::new(r"\b(without|by|ignoring|on)\s*\(([^)]*)\)").unwrap();
     let counter_fn = Regex::new(r"\b(rate|irate|increase|resets)\(\s*([a-z0-9_]+)").unwrap();
+    let quoted = Regex::new(r#""[^"]*""#).unwrap();
     // Target labels Prometheus adds to every series.
     let target = ["job", "instance", "cluster"];
     let mut used = 0;
@@ -606,7 +607,7 @@ fn rules_use_only_documented_metrics_and_labels() {
         let n = &rule.name;
         assert!(!rule.expr.is_empty(), "{n} has no expr");
         // Label values ("pg_monitor") are not metric names.
-        let unquoted = Regex::new(r#""[^"]*""#).unwrap().replace_all(&rule.expr, "\"\"");
+        let unquoted = quoted.replace_all(&rule.expr, "\"\"");
         let names: BTreeSet<String> = metric
             .find_iter(&unquoted)
             .map(|m| m.as_str().to_string())

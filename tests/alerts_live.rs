@@ -280,6 +280,8 @@ fn start_pgbench(port: u16, script: &Path, dir: &Path) -> Proc {
             "40",
             "-T",
             "3600",
+            "-P",
+            "60",
             "-h",
             "127.0.0.1",
             "-p",
@@ -537,6 +539,23 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
         "alerts pending through most of the healthy phase ({polls} polls): {persistent:#?}"
     );
     let pgbench_log = pgbench.logs();
+    // The phase covered real autovacuum work on the workload's tables.
+    let phase_began = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - phase.as_secs_f64();
+    let vacuumed = prom
+        .query(&format!(
+            "pg_table_last_autovacuum_timestamp_seconds{{job=\"{PRIMARY_JOB}\",datname=\"bench\"}} > {phase_began}"
+        ))
+        .await;
+    let vacuumed: Vec<&str> = vacuumed
+        .iter()
+        .filter_map(|(l, _)| l.get("relname").map(String::as_str))
+        .collect();
+    eprintln!("  autovacuumed during the phase: {vacuumed:?}");
+    assert!(!vacuumed.is_empty(), "no autovacuum ran during the healthy phase");
 
     // 2. Faults, one at a time.
     let mut report = vec![];
@@ -667,7 +686,7 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
         eprintln!("  {line}");
     }
     eprintln!(
-        "pgbench after the healthy phase:\n{}",
+        "pgbench progress (last lines):\n{}",
         pgbench_log.lines().rev().take(3).collect::<Vec<_>>().join("\n")
     );
     eprintln!("total {:?}", started.elapsed());
