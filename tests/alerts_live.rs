@@ -681,6 +681,20 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     })
     .await;
 
+    // Every alert's runbook_url (default base: the exporter's /runbook)
+    // resolves on the running exporter, anchor included.
+    let (status, page) = primary_exporter.get("/runbook").await;
+    assert_eq!(status, 200);
+    for name in [
+        "PostgresStandbyNotStreaming",
+        "PgmaintExporterDown",
+        "PgmaintExporterRoleUnprivileged",
+        "PostgresDeadlocks",
+        "PostgresRestarted",
+    ] {
+        let id = format!("id=\"{}\"", name.to_lowercase());
+        assert!(page.contains(&id), "/runbook has no {id}");
+    }
     eprintln!("faults:");
     for line in &report {
         eprintln!("  {line}");
