@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # Generates deploy/kubernetes/prometheusrule.yaml (a prometheus-operator
-# PrometheusRule) from alerts/pgmaint.rules.yml. Never edit the output by
-# hand: change the rules file and run this again; tests/kubernetes.rs fails
-# when the two are out of sync.
+# PrometheusRule) from alerts/pgmaint.rules.yml, and sets the base of every
+# alert's runbook_url in both files. Never edit the output by hand: change the
+# rules file and run this again; tests/kubernetes.rs fails when the two are
+# out of sync.
 #
 #   scripts/gen-prometheusrule.sh [OUT]   (default deploy/kubernetes/prometheusrule.yaml; - for stdout)
+#
+# Runbook links: every runbook_url is RUNBOOK_BASE#<alert name in lower case>.
+# The base is set here, once, for the rules file and the PrometheusRule. The
+# default is the runbook page the exporter serves itself (/runbook, built from
+# docs/runbook.md into the binary) at its default address, which resolves for
+# the docker-compose demo and a local exporter; behind Kubernetes, use
+# `kubectl port-forward svc/pgmaint-exporter 9188` or point the links at your
+# own copy:
+#
+#   PGMAINT_RUNBOOK_BASE=https://wiki.example.com/pgmaint/runbook scripts/gen-prometheusrule.sh
+#
+# The rules file is rewritten in place only when its links differ.
 #
 # The rules file's `groups:` block is a PrometheusRule's `spec` as it is, so
 # it is copied verbatim (indented under spec:), comments and all.
@@ -12,6 +25,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rules=alerts/pgmaint.rules.yml
 out=${1:-deploy/kubernetes/prometheusrule.yaml}
+RUNBOOK_BASE=${PGMAINT_RUNBOOK_BASE:-http://localhost:9188/runbook}
+
+case "$RUNBOOK_BASE" in
+    *'#'* | *' '* | '') echo "PGMAINT_RUNBOOK_BASE must be a URL without '#' or spaces" >&2; exit 2 ;;
+esac
+
+# runbook_url: <anything>#<anchor>  ->  runbook_url: $RUNBOOK_BASE#<anchor>
+relinked=$(RUNBOOK_BASE="$RUNBOOK_BASE" awk '
+    /^ *runbook_url: / {
+        i = index($0, "runbook_url: ")
+        h = index($0, "#")
+        if (h > 0) { print substr($0, 1, i + 12) ENVIRON["RUNBOOK_BASE"] substr($0, h); next }
+    }
+    { print }' "$rules")
+if [ "$relinked" != "$(cat "$rules")" ]; then
+    printf '%s\n' "$relinked" >"$rules"
+fi
 
 generate() {
     cat <<'HEAD'

@@ -12,6 +12,7 @@
 //! - `host.rs` — files and programs on the exporter's host (backups, WAL archive).
 //! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`, `/report`).
 //! - `report/` — the maintenance report: findings from the latest snapshot, HTML and JSON.
+//! - `runbook.rs` — `/runbook`: docs/runbook.md compiled in, the target of the alerts' runbook links.
 //! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.
 //! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
 //! - `keywords.rs` — PostgreSQL's key words that `quote_ident()` quotes.
@@ -33,6 +34,7 @@ pub mod pool;
 pub mod probe;
 pub mod report;
 pub mod rows;
+pub mod runbook;
 pub mod scrape;
 pub mod server;
 pub mod tls;

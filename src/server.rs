@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/report", get(crate::report::html_page))
         .route("/report.json", get(crate::report::json))
+        .route("/runbook", get(crate::runbook::page))
         // gzip when the client asks for it, at the fastest level: at 30 MB of
         // text level 6 costs ~10x the time for a ~6 % smaller body.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))

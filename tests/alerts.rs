@@ -64,6 +64,9 @@ struct Rule {
     /// scalars are folded into one line).
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+    /// `for:` and `keep_firing_for:`, as written ("" when absent).
+    for_: String,
+    keep_firing_for: String,
 }
 
 /// Reads the value of `key:` at `lines[i]`: inline, or a `|` / `>-` block of
@@ -127,6 +130,17 @@ fn parse_rules(text: &str) -> Vec<Rule> {
             }
             (8, "labels") | (8, "annotations") => {
                 section = if key == "labels" { "labels" } else { "annotations" }
+            }
+            (8, "for") | (8, "keep_firing_for") => {
+                let (v, next) = value_at(&lines, i);
+                if key == "for" {
+                    rule.for_ = v;
+                } else {
+                    rule.keep_firing_for = v;
+                }
+                section = "";
+                i = next;
+                continue;
             }
             (8, _) => section = "",
             (10, k) if !section.is_empty() => {
@@ -206,6 +220,16 @@ fn parse_cases(file: &str, text: &str) -> Vec<Case> {
         i = j;
     }
     cases
+}
+
+/// The runbook links' base: the one setting in scripts/gen-prometheusrule.sh.
+fn runbook_base() -> String {
+    let script = read("scripts/gen-prometheusrule.sh");
+    Regex::new(r"RUNBOOK_BASE=\$\{PGMAINT_RUNBOOK_BASE:-([^}]+)\}")
+        .unwrap()
+        .captures(&script)
+        .expect("RUNBOOK_BASE default in scripts/gen-prometheusrule.sh")[1]
+        .to_string()
 }
 
 fn rules() -> Vec<Rule> {
@@ -299,10 +323,93 @@ fn alertmanager_config_names_only_existing_alerts_and_inhibits_on_postgres_down(
             "alertmanager.yml names unknown alert {name}"
         );
     }
-    assert!(
-        config.contains("- alertname=\"PostgresDown\"\n    target_matchers:\n      - alertname!=\"PostgresDown\"\n    equal: ['instance']"),
-        "PostgresDown must inhibit every other alert of the same instance"
-    );
+    // PostgresDown inhibits every other alert of the instance except the
+    // backup and WAL-archive ones (read from files, needed for a restore).
+    let down = Regex::new(
+        r#"- alertname="PostgresDown"\n    target_matchers:\n      - alertname!~"([^"]+)"\n    equal: \['instance'\]"#,
+    )
+    .unwrap();
+    let spared = down
+        .captures(&config)
+        .expect("PostgresDown must inhibit the other alerts of the same instance")[1]
+        .to_string();
+    let spared = Regex::new(&format!("^(?:{spared})$")).unwrap();
+    for name in &names {
+        let restore = name.starts_with("PostgresBackup") || name == "PostgresWalArchiveGap";
+        assert_eq!(
+            spared.is_match(name),
+            restore || name == "PostgresDown",
+            "PostgresDown inhibition and {name}"
+        );
+    }
+}
+
+/// The example groups by alert and object, inhibits on root causes, and uses
+/// only labels that the rules or the shipped scrape configs set.
+#[test]
+fn alertmanager_config_groups_by_object_and_uses_only_labels_that_exist() {
+    let config = read("alerts/alertmanager.yml");
+    let group_by: Vec<String> = {
+        let start = config
+            .find("  group_by:\n")
+            .expect("route.group_by as a block list");
+        config[start + "  group_by:\n".len()..]
+            .lines()
+            .take_while(|l| l.starts_with("    - "))
+            .map(|l| l.trim_start_matches("    - ").trim().to_string())
+            .collect()
+    };
+    for needed in ["alertname", "instance", "datname", "relname", "slot_name"] {
+        assert!(
+            group_by.iter().any(|l| l == needed),
+            "group_by lacks {needed}: {group_by:?}"
+        );
+    }
+    let mut known: BTreeSet<String> = documented().into_values().flatten().collect();
+    known.extend(["alertname", "job", "instance", "cluster"].map(String::from));
+    let equal = Regex::new(r"equal: \[([^\]]*)\]").unwrap();
+    let mut used: Vec<String> = group_by.clone();
+    for c in equal.captures_iter(&config) {
+        used.extend(c[1].split(',').map(|l| l.trim().trim_matches('\'').to_string()));
+    }
+    for label in &used {
+        assert!(
+            known.contains(label),
+            "alertmanager.yml uses label {label}, which nothing sets"
+        );
+    }
+    // `cluster` is set by the shipped scrape configs, not only documented.
+    for (file, needle) in [
+        ("deploy/compose/prometheus.yml", "cluster: "),
+        ("deploy/kubernetes/servicemonitor.yaml", "targetLabels: [cluster]"),
+        ("deploy/kubernetes/sidecar.yaml", "cluster: "),
+        ("examples/fleet/production.yml", "cluster: "),
+    ] {
+        assert!(
+            read(file).contains(needle),
+            "{file} does not set the cluster label"
+        );
+    }
+    // Root-cause inhibitions.
+    let rule = Regex::new(r#"(?s)- source_matchers:\n      - alertname(=|=~)"([^"]+)"\n    target_matchers:\n      - alertname(=|=~)"([^"]+)""#).unwrap();
+    for (source, target) in [
+        ("PostgresXminHorizonHeldBack", "PostgresTableBloat"),
+        ("PostgresXminHorizonHeldBack", "PostgresTableVacuumOverdue"),
+        ("PostgresWalArchivingFailing", "PostgresWalDirectoryGrowing"),
+        ("PostgresReplicationSlotInactive", "PostgresWalDirectoryGrowing"),
+    ] {
+        let found = rule.captures_iter(&config).any(|c| {
+            let matches = |op: &str, pat: &str, name: &str| {
+                if op == "=" {
+                    pat == name
+                } else {
+                    Regex::new(&format!("^(?:{pat})$")).unwrap().is_match(name)
+                }
+            };
+            matches(&c[1], &c[2], source) && matches(&c[3], &c[4], target)
+        });
+        assert!(found, "no inhibition of {target} by {source}");
+    }
 }
 
 #[test]
@@ -379,10 +486,7 @@ fn every_alert_has_severity_annotations_and_a_runbook_section() {
                 .collect()
         })
         .collect();
-    let url = Regex::new(
-        r"^https://github\.com/pgmaint/pgmaint-exporter/blob/main/docs/runbook\.md#([a-z0-9_-]+)$",
-    )
-    .unwrap();
+    let url = Regex::new(&format!("^{}#([a-z0-9_-]+)$", regex::escape(&runbook_base()))).unwrap();
     let rules = rules();
     let mut seen = BTreeSet::new();
     for rule in rules.iter().filter(|r| r.alert) {
@@ -398,12 +502,25 @@ fn every_alert_has_severity_annotations_and_a_runbook_section() {
             assert!(!v.is_empty(), "{n} has no {key}");
         }
         let description = &rule.annotations["description"];
-        assert!(
-            description.contains("$labels.instance"),
-            "{n}: description must name the instance"
-        );
+        // Alerts over a whole job or cluster have no instance to name.
+        let scope = if rule.expr.contains("by (cluster)") {
+            "$labels.cluster"
+        } else if rule.expr.contains("group by (job)") {
+            "$labels.job"
+        } else {
+            "$labels.instance"
+        };
+        assert!(description.contains(scope), "{n}: description must name {scope}");
+        if severity == Some("critical") {
+            assert!(
+                !rule.keep_firing_for.is_empty(),
+                "{n}: critical alerts need keep_firing_for, so a scrape gap does not resolve them"
+            );
+        }
         // The value, unless the alert is on a 0/1 flag (then the labels say it all).
-        let flag = rule.expr.trim().ends_with("== 0") || rule.expr.trim().ends_with("== 1");
+        let flag = rule.expr.trim().ends_with("== 0")
+            || rule.expr.trim().ends_with("== 1")
+            || rule.expr.starts_with("group by (job)");
         assert!(
             flag || description.contains("$value") || description.contains("| query"),
             "{n}: description must show the value"
@@ -482,14 +599,17 @@ fn rules_use_only_documented_metrics_and_labels() {
     let matcher_label = Regex::new(r#"([a-z_][a-z0-9_]*)\s*(=~|!~|!=|=)\s*""#).unwrap();
     let grouping = Regex::new(r"\b(without|by|ignoring|on)\s*\(([^)]*)\)").unwrap();
     let counter_fn = Regex::new(r"\b(rate|irate|increase|resets)\(\s*([a-z0-9_]+)").unwrap();
+    let quoted = Regex::new(r#""[^"]*""#).unwrap();
     // Target labels Prometheus adds to every series.
-    let target = ["job", "instance"];
+    let target = ["job", "instance", "cluster"];
     let mut used = 0;
     for rule in rules() {
         let n = &rule.name;
         assert!(!rule.expr.is_empty(), "{n} has no expr");
+        // Label values ("pg_monitor") are not metric names.
+        let unquoted = quoted.replace_all(&rule.expr, "\"\"");
         let names: BTreeSet<String> = metric
-            .find_iter(&rule.expr)
+            .find_iter(&unquoted)
             .map(|m| m.as_str().to_string())
             .collect();
         let mut labels: BTreeSet<&str> = target.into();
@@ -531,4 +651,105 @@ fn rules_use_only_documented_metrics_and_labels() {
         }
     }
     assert!(used > 40, "too few metric references found ({used})");
+}
+
+/// Catalog-derived alerts are evaluated on primaries only: a standby has the
+/// primary's catalog (one alert per replica otherwise) and no index scans of
+/// its own when idle.
+#[test]
+fn catalog_derived_alerts_are_gated_to_the_primary() {
+    let rules = rules();
+    let gated = [
+        "PostgresInvalidIndex",
+        "PostgresUnusedIndex",
+        "PostgresDuplicateIndex",
+        "PostgresTableBloat",
+        "PostgresIndexBloat",
+        "PostgresSequenceNearExhaustion",
+        "PostgresIntegerKeyNearExhaustion",
+        "PostgresIntegerKeyExhaustionImminent",
+        "PostgresXidAgeHigh",
+        "PostgresXidWraparoundImminent",
+        "PostgresMultixactAgeHigh",
+        "PostgresMultixactWraparoundImminent",
+        "PostgresTableXidAgeHigh",
+    ];
+    for name in gated {
+        let rule = rules
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no alert {name}"));
+        assert!(
+            rule.expr
+                .contains("unless on (job, instance) pg_replication_in_recovery == 1"),
+            "{name} is not gated to the primary: {}",
+            rule.expr
+        );
+    }
+    // Hygiene alerts: one per database, the count as value.
+    for name in [
+        "PostgresUnusedIndex",
+        "PostgresDuplicateIndex",
+        "PostgresTableBloat",
+        "PostgresIndexBloat",
+    ] {
+        let rule = rules.iter().find(|r| r.name == name).unwrap();
+        assert!(rule.expr.starts_with("count without ("), "{name}: {}", rule.expr);
+        assert_eq!(
+            rule.annotations.get("report").map(String::as_str),
+            Some("/report?datname={{$labels.datname|urlquery}}"),
+            "{name}"
+        );
+    }
+    // No `for:` of a day or more: one missing sample restarts it.
+    for rule in rules.iter().filter(|r| r.alert) {
+        assert!(
+            !rule.for_.ends_with('d'),
+            "{}: for: {} restarts on every sample gap; put the duration in the expression",
+            rule.name,
+            rule.for_
+        );
+    }
+}
+
+/// The runbook base is one setting: the generator rewrites both files with it.
+#[test]
+fn runbook_base_is_set_once_for_the_rules_and_the_prometheusrule() {
+    let tmp = std::env::temp_dir().join(format!("pgmaint-runbook-base-{}", std::process::id()));
+    for dir in ["scripts", "alerts", "deploy/kubernetes"] {
+        std::fs::create_dir_all(tmp.join(dir)).unwrap();
+    }
+    for file in ["scripts/gen-prometheusrule.sh", "alerts/pgmaint.rules.yml"] {
+        std::fs::copy(repo().join(file), tmp.join(file)).unwrap();
+    }
+    let out = Command::new("bash")
+        .arg(tmp.join("scripts/gen-prometheusrule.sh"))
+        .env("PGMAINT_RUNBOOK_BASE", "https://wiki.example.com/pg/runbook")
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rules = std::fs::read_to_string(tmp.join("alerts/pgmaint.rules.yml")).unwrap();
+    let operator = std::fs::read_to_string(tmp.join("deploy/kubernetes/prometheusrule.yaml")).unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let alerts = parse_rules(&read("alerts/pgmaint.rules.yml"))
+        .into_iter()
+        .filter(|r| r.alert)
+        .count();
+    for (name, text) in [("rules", &rules), ("PrometheusRule", &operator)] {
+        let links: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("runbook_url:"))
+            .collect();
+        assert_eq!(links.len(), alerts, "{name}: one runbook_url per alert");
+        for l in links {
+            assert!(
+                l.trim_start()
+                    .starts_with("runbook_url: https://wiki.example.com/pg/runbook#"),
+                "{name}: {l}"
+            );
+        }
+    }
+    // The committed files use the default base.
+    let base = runbook_base();
+    assert!(base.starts_with("http"), "default base {base} is not a URL");
 }

@@ -107,7 +107,7 @@ fn slot_group(name: &str, labels: &BTreeMap<String, String>, retained: f64, acti
             exp_annotations:
               summary: An inactive replication slot retains WAL
               description: '{kind} slot {slot} on {instance} is not in use and retains {bytes}B of WAL.'
-              runbook_url: https://github.com/pgmaint/pgmaint-exporter/blob/main/docs/runbook.md#postgresreplicationslotinactive",
+              runbook_url: http://localhost:9188/runbook#postgresreplicationslotinactive",
             slot = labels["slot_name"],
             kind = labels["slot_type"],
             bytes = humanize1024(retained),

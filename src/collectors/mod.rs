@@ -39,6 +39,7 @@ pub mod statements;
 pub mod tables;
 pub mod vacuum_progress;
 pub mod wal_archive;
+pub mod wal_receiver;
 
 /// Every collector, in output order.
 pub const ALL: &[&dyn Collector] = &[
@@ -48,6 +49,7 @@ pub const ALL: &[&dyn Collector] = &[
     &settings::Settings,
     &vacuum_progress::VacuumProgress,
     &replication::Replication,
+    &wal_receiver::WalReceiver,
     &archiver::Archiver,
     &locks::Locks,
     &checkpointer::Checkpointer,
