@@ -321,7 +321,12 @@ async fn foreign_key_indexes_are_marked_and_never_offered_for_dropping() {
          CREATE INDEX child_pid ON child (pid);
          CREATE INDEX child_a_b_id ON child (a, b, id);
          CREATE INDEX child_id_pid ON child (id, pid);
-         CREATE INDEX child_pid_partial ON child (pid) WHERE id > 0;",
+         CREATE INDEX child_pid_partial ON child (pid) WHERE id > 0;
+         -- Rows enough for each index to pass the report's 1 MiB floor for
+         -- info-level unused indexes.
+         INSERT INTO parent SELECT g, g, g FROM generate_series(1, 1000) g;
+         INSERT INTO child SELECT g, g % 1000 + 1, g % 1000 + 1, g % 1000 + 1
+           FROM generate_series(1, 100000) g;",
     )
     .await;
     let exporter = pg.spawn_exporter(&db.name, &[]).await;
@@ -513,6 +518,7 @@ async fn failed_concurrent_builds_are_told_apart() {
         commands(cc),
         [
             "DROP INDEX CONCURRENTLY public.w_f_ccnew;",
+            "SET lock_timeout = '5s';",
             "REINDEX INDEX CONCURRENTLY public.w_f;"
         ]
     );

@@ -1519,21 +1519,32 @@ fn multixact(snap: &Snapshot, out: &mut Out) {
     };
     let limit = xid_limit(setting);
     for r in rows(snap, "pg_database_min_mxid_age") {
-        if r.value <= limit.min(failsafe_age) {
+        // Past the setting anti-wraparound autovacuum is due (info: it should
+        // be running); the margin past it means it is not finishing
+        // (warning, PostgresMultixactAgeHigh); past the failsafe, critical.
+        if r.value <= setting {
             continue;
         }
         let db = r.l("datname");
         let critical = r.value > failsafe_age;
+        let warning = r.value > limit.min(failsafe_age);
         out.push_row(
             &r,
             New {
                 kind: "multixact_wraparound",
                 severity: if critical {
                     Severity::Critical
-                } else {
+                } else if warning {
                     Severity::Warning
+                } else {
+                    Severity::Info
                 },
-                title: "MultiXact ID age is far past autovacuum_multixact_freeze_max_age".into(),
+                title: if warning {
+                    "MultiXact ID age is far past autovacuum_multixact_freeze_max_age".into()
+                } else {
+                    "MultiXact ID age is past autovacuum_multixact_freeze_max_age: forced vacuums are due"
+                        .into()
+                },
                 object: Object {
                     datname: Some(db.to_string()),
                     ..Default::default()
