@@ -31,8 +31,9 @@ use crate::server::{scrape_timeout, AppState};
 /// Version of the JSON layout; raised on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Where findings link to: the runbook section of the matching alert.
-pub const RUNBOOK: &str = "https://github.com/pgmaint/pgmaint-exporter/blob/main/docs/runbook.md";
+/// Where findings link to: the runbook section of the matching alert, on the
+/// exporter that serves the report (`GET /runbook`, docs/runbook.md built in).
+pub const RUNBOOK: &str = "/runbook";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
