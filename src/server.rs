@@ -216,20 +216,36 @@ pub async fn run(
 
 /// The scrape deadline for this request.
 pub fn scrape_timeout(configured: Duration, headers: &HeaderMap) -> Duration {
-    let from_prometheus = headers
+    match headers
         .get("X-Prometheus-Scrape-Timeout-Seconds")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| {
-            let d = Duration::from_secs_f64(s);
-            // Keep a margin, but never less than half of what Prometheus allows.
-            d.saturating_sub(DEADLINE_MARGIN).max(d / 2)
-        });
-    match from_prometheus {
-        Some(d) if d < configured => d,
-        _ => configured,
+    {
+        Some(v) => timeout_from_header(configured, v),
+        None => configured,
     }
+}
+
+/// The deadline for an `X-Prometheus-Scrape-Timeout-Seconds` value: never
+/// longer than `configured`, whatever the text (`1e308`, `NaN`, `-1`,
+/// `18446744073709551616`, junk: `configured`), and never a panic.
+pub fn timeout_from_header(configured: Duration, value: &str) -> Duration {
+    let Some(secs) = value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+    else {
+        return configured;
+    };
+    // Compared as seconds first: Duration::from_secs_f64 panics above ~1.8e19.
+    if secs >= configured.as_secs_f64() {
+        return configured;
+    }
+    let Ok(d) = Duration::try_from_secs_f64(secs) else {
+        return configured;
+    };
+    // Keep a margin, but never less than half of what Prometheus allows.
+    d.saturating_sub(DEADLINE_MARGIN).max(d / 2).min(configured)
 }
 
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -346,5 +362,32 @@ mod tests {
             scrape_timeout(Duration::from_secs(10), &h),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn any_header_value_gives_a_bounded_timeout() {
+        let ten = Duration::from_secs(10);
+        for v in [
+            "1e308",
+            "18446744073709551616",
+            "1.8446744073709552e19",
+            "NaN",
+            "inf",
+            "-inf",
+            "-1",
+            "0",
+            "-0",
+            "",
+            "   ",
+            "1e-320",
+            "0x10",
+            "9".repeat(400).as_str(),
+        ] {
+            let d = timeout_from_header(ten, v);
+            assert!(d <= ten, "{v:?} gave {d:?}");
+        }
+        assert_eq!(timeout_from_header(ten, "1e308"), ten);
+        assert_eq!(timeout_from_header(ten, "NaN"), ten);
+        assert!(timeout_from_header(ten, "1e-320") <= Duration::from_nanos(1));
     }
 }

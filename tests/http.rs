@@ -227,3 +227,73 @@ async fn concurrent_scrapes_share_one_result() {
     assert_eq!(a, Some(1.0));
     assert_eq!(b, Some(1.0));
 }
+
+/// Any `X-Prometheus-Scrape-Timeout-Seconds` value gets an answer on every
+/// endpoint that reads it (issue 17 item 2: `1e308` and `18446744073709551616`
+/// panicked in `Duration::from_secs_f64` and dropped the connection).
+#[tokio::test]
+async fn any_scrape_timeout_header_is_answered() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let dir = std::env::temp_dir().join(format!("pgmaint-timeout-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        "auth_modules:\n  plain:\n    user: postgres\n    sslmode: disable\n",
+    )
+    .unwrap();
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_CONFIG_FILE", config.to_str().unwrap()),
+                ("PGMAINT_SCRAPE_TIMEOUT", "5s"),
+                ("PGMAINT_LOG_LEVEL", "info"),
+            ],
+        )
+        .await;
+    let probe = format!(
+        "/probe?target=127.0.0.1:{}/{}&auth_module=plain",
+        pg.port, db.name
+    );
+    let client = reqwest::Client::new();
+    let huge = "9".repeat(400);
+    for value in [
+        "1e308",
+        "18446744073709551616",
+        "NaN",
+        "inf",
+        "-inf",
+        "-5",
+        "0",
+        "garbage",
+        "",
+        huge.as_str(),
+        "4",
+    ] {
+        for path in ["/metrics", probe.as_str(), "/report.json"] {
+            let started = Instant::now();
+            let r = client
+                .get(format!("http://{}{path}", exporter.addr))
+                .header("X-Prometheus-Scrape-Timeout-Seconds", value)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path} with {value:?}: no answer: {e}\n{}", exporter.logs()));
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            assert_eq!(status, 200, "{path} with {value:?}: {body}");
+            assert!(
+                started.elapsed() < Duration::from_secs(6),
+                "{path} with {value:?} took {:?}: the configured 5s must bound it",
+                started.elapsed()
+            );
+            if path != "/report.json" {
+                assert!(body.contains("pg_up 1"), "{path} with {value:?}: {body}");
+            }
+        }
+    }
+    let logs = exporter.logs();
+    assert!(!logs.contains("panicked"), "{logs}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
