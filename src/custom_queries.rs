@@ -129,7 +129,12 @@ fn duration_of(v: &Option<serde_norway::Value>, key: &str, default: Duration) ->
         Some(serde_norway::Value::Number(n)) => n.to_string(),
         Some(other) => return Err(format!("{key}: {other:?} is not a duration (e.g. 30s, 5m)")),
     };
-    parse_duration(&text).ok_or_else(|| format!("{key}: {text:?} is not a duration (e.g. 30s, 5m)"))
+    parse_duration(&text).ok_or_else(|| {
+        format!(
+            "{key}: {text:?} is not a duration up to {} (e.g. 30s, 5m)",
+            crate::config::describe_max(crate::config::MAX_DURATION)
+        )
+    })
 }
 
 fn validate(
@@ -190,6 +195,12 @@ fn validate(
     let timeout = duration_of(&e.timeout, "timeout", Duration::from_secs(10))?;
     if timeout < Duration::from_millis(1) {
         return Err("timeout must be at least 1ms".into());
+    }
+    if timeout > crate::config::MAX_PG_TIMEOUT {
+        return Err(format!(
+            "timeout must be at most {} (it becomes statement_timeout)",
+            crate::config::describe_max(crate::config::MAX_PG_TIMEOUT)
+        ));
     }
     let mut labels: Vec<&'static str> = vec!["datname"];
     labels.extend(e.labels.iter().map(|l| leak(l.clone())));
