@@ -583,7 +583,9 @@ impl Scraper {
                         None => {
                             let mut sink = Sink::default();
                             let t0 = Instant::now();
-                            let mapped = c.map(ctx, &fetched, &mut sink).map(|_| sink);
+                            let mapped = c
+                                .map(ctx, &fetched, &mut sink)
+                                .and_then(|_| sink.checked().map_err(CollectError::Other));
                             debug!(
                                 collector = c.name(),
                                 ms = t0.elapsed().as_millis() as u64,
@@ -638,7 +640,8 @@ impl Scraper {
                     ..Default::default()
                 };
                 let mut sink = Sink::default();
-                c.map(ctx, &fetched, &mut sink).map(|_| sink)
+                c.map(ctx, &fetched, &mut sink)
+                    .and_then(|_| sink.checked().map_err(CollectError::Other))
             }
         };
         match outcome {
