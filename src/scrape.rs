@@ -684,6 +684,27 @@ impl Scraper {
             };
             if let Source::Sql(queries) = collectors::plan(c, &ctx) {
                 match this.pools.get(&datname, deadline).await {
+                    Ok(lease) if c.isolated() => {
+                        // Outside text: in a read-only transaction that is
+                        // rolled back, which also undoes any session-level
+                        // setting it changed (issue 17 item 4). SET LOCAL:
+                        // the widened timeout ends with it.
+                        let begin = format!(
+                            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                            timeout.as_millis()
+                        );
+                        let began = lease.conn.batch_execute(&begin).await;
+                        let runs = match began {
+                            Ok(()) => this.execute(&lease, &ctx, vec![(c, queries)], deadline).await,
+                            Err(_) => vec![],
+                        };
+                        let rolled_back = lease.conn.batch_execute("ROLLBACK").await;
+                        if began.is_err() || rolled_back.is_err() {
+                            // Never hand a connection in an unknown state back to the pool.
+                            let _ = deadpool::managed::Object::take(lease.conn);
+                        }
+                        debug!(collector = c.name(), datname = %datname, ok = !runs.is_empty() && runs.iter().all(|r| r.success), "background refresh done");
+                    }
                     Ok(lease) => {
                         // Slow by nature and off the scrape path: a longer,
                         // still bounded, statement_timeout for this run only.
