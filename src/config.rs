@@ -58,6 +58,9 @@ struct Raw {
     max_targets: Option<String>,
     target_idle_timeout: Option<String>,
     max_connections_total: Option<String>,
+    http_max_connections: Option<String>,
+    http_read_header_timeout: Option<String>,
+    http_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +126,13 @@ pub struct Config {
     pub target_idle_timeout: Duration,
     /// `PGMAINT_MAX_CONNECTIONS_TOTAL`: open connections across all `/probe` targets.
     pub max_connections_total: usize,
+    /// `PGMAINT_HTTP_MAX_CONNECTIONS`: HTTP connections open at once (see `http.rs`).
+    pub http_max_connections: usize,
+    /// `PGMAINT_HTTP_READ_HEADER_TIMEOUT`: a request's headers (or a TLS
+    /// handshake) must be complete this long after its first byte.
+    pub http_read_header_timeout: Duration,
+    /// `PGMAINT_HTTP_IDLE_TIMEOUT`: a connection without a request or bytes this long is closed.
+    pub http_idle_timeout: Duration,
 }
 
 /// One entry of `PGMAINT_BACKUP_DIRS`.
@@ -197,6 +207,24 @@ impl Config {
                 return Err(ConfigError::Bad {
                     var,
                     reason: "must be at least 1ms".into(),
+                });
+            }
+        }
+
+        let http_read_header_timeout = duration(
+            "PGMAINT_HTTP_READ_HEADER_TIMEOUT",
+            &raw.http_read_header_timeout,
+            "10s",
+        )?;
+        let http_idle_timeout = duration("PGMAINT_HTTP_IDLE_TIMEOUT", &raw.http_idle_timeout, "2m")?;
+        for (var, d) in [
+            ("PGMAINT_HTTP_READ_HEADER_TIMEOUT", http_read_header_timeout),
+            ("PGMAINT_HTTP_IDLE_TIMEOUT", http_idle_timeout),
+        ] {
+            if d < Duration::from_millis(100) {
+                return Err(ConfigError::Bad {
+                    var,
+                    reason: "must be at least 100ms".into(),
                 });
             }
         }
@@ -373,6 +401,15 @@ impl Config {
                 1,
                 MAX_PG_CONNECTIONS,
             )?,
+            http_max_connections: count_max(
+                "PGMAINT_HTTP_MAX_CONNECTIONS",
+                &raw.http_max_connections,
+                100,
+                1,
+                100_000,
+            )?,
+            http_read_header_timeout,
+            http_idle_timeout,
         })
     }
 

@@ -23,6 +23,7 @@ pub mod custom_queries;
 pub mod dsn;
 pub mod error;
 pub mod host;
+pub mod http;
 pub mod metrics;
 pub mod pool;
 pub mod probe;

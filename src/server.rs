@@ -189,29 +189,28 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Connections are capped and timed out as `http.rs` describes.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let web = state.scraper.config().web_config.clone();
-    if let Some(tls) = web.as_ref().and_then(|w| w.tls.clone()) {
-        let http2 = web.as_ref().is_some_and(|w| w.http2);
-        return web_config::serve_tls(listener, router(state), tls, http2, shutdown).await;
+    let config = state.scraper.config();
+    let web = config.web_config.clone();
+    let limits = crate::http::Limits {
+        max_connections: config.http_max_connections,
+        read_header_timeout: config.http_read_header_timeout,
+        idle_timeout: config.http_idle_timeout,
     }
-    // TCP_NODELAY: a response goes out as headers then body (or chunks), and
-    // Nagle's algorithm may hold a later small write for the client's delayed
-    // ACK (~40 ms on Linux). axum 0.8 no longer sets it. The issue-6 bench saw
-    // no change (its bodies leave in large writes); this is the safe default.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    .fitted_to_fd_limit(config.max_connections + config.max_connections_total);
+    let tls = web
+        .as_ref()
+        .and_then(|w| w.tls.clone())
+        .map(tokio_rustls::TlsAcceptor::from);
+    // HTTP/2 only over TLS, when the web config allows it (ALPN); plain
+    // HTTP is HTTP/1.1, as it was with axum::serve.
+    let http2 = tls.is_some() && web.as_ref().is_some_and(|w| w.http2);
+    crate::http::serve(listener, router(state), tls, http2, limits, shutdown).await
 }
 
 /// The scrape deadline for this request.

@@ -13,10 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -24,10 +22,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -37,11 +31,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
-/// A TLS handshake not finished by then is dropped, so idle sockets cannot pile up.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Verified credentials remembered (digests only); more distinct ones start the cache afresh.
 const CACHE_ENTRIES: usize = 64;
 /// Requests that may wait for the one bcrypt run at a time. More are
@@ -651,66 +641,6 @@ pub fn protect(router: Router, config: &WebConfig) -> Router {
         return router;
     }
     router.layer(axum::middleware::from_fn_with_state(Guard::new(config), guard))
-}
-
-/// Serves `app` over TLS until `shutdown` resolves, then lets in-flight
-/// requests finish. A client that does not complete a TLS handshake (plain
-/// HTTP included) is disconnected without being served.
-pub async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    tls: Arc<ServerConfig>,
-    http2: bool,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, as axum::serve does.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        // See `server::run`: no Nagle delay between headers and body.
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            if !http2 {
-                builder = builder.http1_only();
-            }
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app))
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 #[cfg(test)]

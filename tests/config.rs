@@ -232,6 +232,9 @@ fn version_and_help() {
         "PGMAINT_COLLECTORS",
         "PGMAINT_SCRAPE_TIMEOUT",
         "PGMAINT_MAX_CONNECTIONS",
+        "PGMAINT_HTTP_MAX_CONNECTIONS",
+        "PGMAINT_HTTP_READ_HEADER_TIMEOUT",
+        "PGMAINT_HTTP_IDLE_TIMEOUT",
     ] {
         assert!(stdout.contains(var), "--help lacks {var}");
     }
