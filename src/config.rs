@@ -505,10 +505,9 @@ fn duration_max(
     };
     match parse_seconds(s) {
         None => Err(invalid("a duration (e.g. 5s, 500ms, 2m, 1h)".into())),
-        Some(secs) if secs > max.as_secs_f64() => Err(invalid(format!(
-            "a duration up to {}",
-            describe_max(max)
-        ))),
+        Some(secs) if secs > max.as_secs_f64() => {
+            Err(invalid(format!("a duration up to {}", describe_max(max))))
+        }
         Some(_) => parse_duration(s).ok_or_else(|| invalid("a duration (e.g. 5s, 500ms, 2m, 1h)".into())),
     }
 }
@@ -739,7 +738,13 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("banana"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
-        for huge in ["99999999999999999999", "100000000000000000h", "1e400", "367d", "9000h"] {
+        for huge in [
+            "99999999999999999999",
+            "100000000000000000h",
+            "1e400",
+            "367d",
+            "9000h",
+        ] {
             assert_eq!(parse_duration(huge), None, "{huge}");
         }
         assert_eq!(parse_duration("8784h"), Some(MAX_DURATION));
@@ -751,7 +756,10 @@ mod tests {
         use std::os::unix::ffi::OsStringExt;
         let bad = || OsString::from_vec(b"a\xffb".to_vec());
         let e = utf8_vars([("PGMAINT_LOG_LEVEL".into(), bad())]).unwrap_err();
-        assert!(e.to_string().contains("PGMAINT_LOG_LEVEL is not valid UTF-8"), "{e}");
+        assert!(
+            e.to_string().contains("PGMAINT_LOG_LEVEL is not valid UTF-8"),
+            "{e}"
+        );
         assert!(utf8_vars([(OsString::from_vec(b"PGMAINT_\xff".to_vec()), "x".into())]).is_err());
         let ok = utf8_vars([("HOME".into(), bad()), ("PGMAINT_X".into(), "y".into())]).unwrap();
         assert_eq!(ok, [("PGMAINT_X".to_string(), "y".to_string())]);

@@ -247,7 +247,9 @@ pub fn check_sql(sql: &str) -> Result<(), String> {
             _ => {
                 // An identifier or number: skipped whole, so `x$y$` is not a tag.
                 if b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80 {
-                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+                    while i < b.len()
+                        && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+                    {
                         i += 1;
                     }
                 } else {
@@ -566,7 +568,10 @@ queries:
             assert_eq!(check_sql(good), Ok(()), "{good}");
         }
         for (bad, why) in [
-            ("SET default_transaction_read_only = off", "not \"SET default_transa"),
+            (
+                "SET default_transaction_read_only = off",
+                "not \"SET default_transa",
+            ),
             ("INSERT INTO t VALUES (1)", "starting with SELECT"),
             ("SELECT 1; SELECT 2", "more than one statement"),
             ("SELECT 1; SET x = 1", "more than one statement"),

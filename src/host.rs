@@ -200,7 +200,9 @@ fn utc(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<f64> {
 /// The `YYYYmmdd_HHMMSS` timestamp in a backup's name, read as UTC.
 pub fn name_timestamp(name: &str) -> Option<f64> {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"([0-9]{4})([0-9]{2})([0-9]{2})_([0-9]{2})([0-9]{2})([0-9]{2})").unwrap());
+    let re = RE.get_or_init(|| {
+        Regex::new(r"([0-9]{4})([0-9]{2})([0-9]{2})_([0-9]{2})([0-9]{2})([0-9]{2})").unwrap()
+    });
     fields(&re.captures(name)?)
 }
 

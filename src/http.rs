@@ -68,16 +68,17 @@ impl Limits {
             rlim_max: 0,
         };
         // SAFETY: getrlimit writes into the struct we pass and nothing else.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 || rl.rlim_cur == libc::RLIM_INFINITY {
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 || rl.rlim_cur == libc::RLIM_INFINITY
+        {
             return self;
         }
-        let room = (rl.rlim_cur as u64).saturating_sub(RESERVED_FDS + database_connections as u64);
+        let room = rl.rlim_cur.saturating_sub(RESERVED_FDS + database_connections as u64);
         let fitted = usize::try_from(room).unwrap_or(usize::MAX).max(1);
         if fitted < self.max_connections {
             tracing::warn!(
                 configured = self.max_connections,
                 used = fitted,
-                nofile = rl.rlim_cur as u64,
+                nofile = rl.rlim_cur,
                 "PGMAINT_HTTP_MAX_CONNECTIONS lowered to fit the open-files limit (ulimit -n)"
             );
             self.max_connections = fitted;
@@ -169,7 +170,11 @@ impl<T> Watched<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -242,10 +247,13 @@ async fn watchdog(conn: &Conn, registry: &Registry, limits: Limits) {
         let now = registry.now();
         let reading = conn.reading_since.load(Ordering::Acquire);
         if reading != 0 && now.saturating_sub(reading - 1) >= limits.read_header_timeout.as_millis() as u64 {
-            tracing::debug!("closing a connection: request headers not complete within PGMAINT_HTTP_READ_HEADER_TIMEOUT");
+            tracing::debug!(
+                "closing a connection: request headers not complete within PGMAINT_HTTP_READ_HEADER_TIMEOUT"
+            );
             return;
         }
-        if now.saturating_sub(conn.last_io.load(Ordering::Acquire)) >= limits.idle_timeout.as_millis() as u64 {
+        if now.saturating_sub(conn.last_io.load(Ordering::Acquire)) >= limits.idle_timeout.as_millis() as u64
+        {
             tracing::debug!("closing a connection idle for PGMAINT_HTTP_IDLE_TIMEOUT");
             return;
         }
@@ -279,7 +287,7 @@ pub async fn serve(
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors, most likely: make room now.
-                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    if last_warning.map_or(true, |t| t.elapsed() > Duration::from_secs(10)) {
                         tracing::warn!("accept failed: {e}; closing the longest-idle connection");
                         last_warning = Some(Instant::now());
                     }
@@ -354,17 +362,18 @@ pub async fn serve(
                     }
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(limits.read_header_timeout, acceptor.accept(io));
-                        let stream: tokio_rustls::server::TlsStream<Watched<TcpStream>> = match handshake.await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, "TLS handshake failed: {e}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                        let stream: tokio_rustls::server::TlsStream<Watched<TcpStream>> =
+                            match handshake.await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
                         let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                         watcher.watch(c.into_owned()).await
                     }
@@ -403,7 +412,7 @@ mod tests {
         // SAFETY: as above.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
         if rl.rlim_cur != libc::RLIM_INFINITY {
-            assert!((fitted.max_connections as u64) < rl.rlim_cur as u64);
+            assert!((fitted.max_connections as u64) < rl.rlim_cur);
         }
     }
 }

@@ -60,7 +60,9 @@ Endpoints: /metrics, /probe?target=host:port[/db]&auth_module=NAME[&database=db]
 
 fn main() -> ExitCode {
     // args_os: std::env::args() panics on an argument that is not UTF-8.
-    let first = std::env::args_os().nth(1).map(|a| a.to_string_lossy().into_owned());
+    let first = std::env::args_os()
+        .nth(1)
+        .map(|a| a.to_string_lossy().into_owned());
     match first.as_deref() {
         Some("--help" | "-h") => {
             print!("{HELP}");

@@ -166,7 +166,9 @@ fn huge_custom_query_timeout_is_refused() {
     ] {
         std::fs::write(
             &path,
-            format!("queries:\n  - {{name: a_x, help: h, sql: SELECT 1 AS v, values: [v], timeout: {timeout}}}\n"),
+            format!(
+                "queries:\n  - {{name: a_x, help: h, sql: SELECT 1 AS v, values: [v], timeout: {timeout}}}\n"
+            ),
         )
         .unwrap();
         let (code, _, stderr) = exporter(&[URL, ("PGMAINT_QUERIES_FILE", path.to_str().unwrap())], &[]);

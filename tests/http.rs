@@ -413,7 +413,11 @@ async fn metrics_answer_while_300_slow_clients_are_connected() {
             cut += 1;
         }
     }
-    assert!(cut >= 100, "only {cut} of 150 trickling clients were cut off\n{}", logs());
+    assert!(
+        cut >= 100,
+        "only {cut} of 150 trickling clients were cut off\n{}",
+        logs()
+    );
     drop(idle);
     assert!(child.try_wait().unwrap().is_none(), "exporter died\n{}", logs());
     let text = logs();
@@ -447,7 +451,11 @@ async fn the_connection_cap_makes_room_and_idle_connections_close() {
     let started = Instant::now();
     let m = exporter.scrape().await;
     assert_eq!(m.value("pg_up", &[]), Some(1.0));
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     // The oldest were closed to make room: at least 40 of the 60 see EOF at once.
     let mut closed = 0;
     for s in idle.iter_mut() {

@@ -705,7 +705,10 @@ async fn wrong_password_flood_does_not_delay_a_correct_login() {
     eprintln!(
         "quiet {quiet:?}, cached during flood {cached:?}, first login during flood {first:?} ({first_status}), flood answers {answers:?}"
     );
-    assert!(cached < Duration::from_millis(500), "cached login took {cached:?}");
+    assert!(
+        cached < Duration::from_millis(500),
+        "cached login took {cached:?}"
+    );
     assert!(
         first_status == 200 || first_status == 429,
         "first login: {first_status}"
