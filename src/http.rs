@@ -72,7 +72,9 @@ impl Limits {
         {
             return self;
         }
-        let room = rl.rlim_cur.saturating_sub(RESERVED_FDS + database_connections as u64);
+        let room = rl
+            .rlim_cur
+            .saturating_sub(RESERVED_FDS + database_connections as u64);
         let fitted = usize::try_from(room).unwrap_or(usize::MAX).max(1);
         if fitted < self.max_connections {
             tracing::warn!(
