@@ -298,9 +298,19 @@ async fn any_scrape_timeout_header_is_answered() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A child process killed on drop, so a failing test leaves no exporter behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The exporter binary with its open-files limit lowered to `nofile` (soft
 /// and hard), its output in `log`.
-fn spawn_with_nofile(vars: &[(&str, &str)], nofile: u64, log: &std::path::Path) -> std::process::Child {
+fn spawn_with_nofile(vars: &[(&str, &str)], nofile: u64, log: &std::path::Path) -> Killed {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgmaint-exporter"));
     cmd.env_clear()
@@ -323,7 +333,7 @@ fn spawn_with_nofile(vars: &[(&str, &str)], nofile: u64, log: &std::path::Path) 
             Ok(())
         });
     }
-    cmd.spawn().expect("start exporter")
+    Killed(cmd.spawn().expect("start exporter"))
 }
 
 /// 300 idle and trickling clients do not stop a scraper (issue 17 item 3:
@@ -419,11 +429,10 @@ async fn metrics_answer_while_300_slow_clients_are_connected() {
         logs()
     );
     drop(idle);
-    assert!(child.try_wait().unwrap().is_none(), "exporter died\n{}", logs());
+    assert!(child.0.try_wait().unwrap().is_none(), "exporter died\n{}", logs());
     let text = logs();
     assert!(!text.contains("panicked"), "{text}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = std::fs::remove_file(&log);
 }
 
