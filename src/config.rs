@@ -58,6 +58,9 @@ struct Raw {
     max_targets: Option<String>,
     target_idle_timeout: Option<String>,
     max_connections_total: Option<String>,
+    http_max_connections: Option<String>,
+    http_read_header_timeout: Option<String>,
+    http_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +126,13 @@ pub struct Config {
     pub target_idle_timeout: Duration,
     /// `PGMAINT_MAX_CONNECTIONS_TOTAL`: open connections across all `/probe` targets.
     pub max_connections_total: usize,
+    /// `PGMAINT_HTTP_MAX_CONNECTIONS`: HTTP connections open at once (see `http.rs`).
+    pub http_max_connections: usize,
+    /// `PGMAINT_HTTP_READ_HEADER_TIMEOUT`: a request's headers (or a TLS
+    /// handshake) must be complete this long after its first byte.
+    pub http_read_header_timeout: Duration,
+    /// `PGMAINT_HTTP_IDLE_TIMEOUT`: a connection without a request or bytes this long is closed.
+    pub http_idle_timeout: Duration,
 }
 
 /// One entry of `PGMAINT_BACKUP_DIRS`.
@@ -135,7 +145,7 @@ pub struct BackupDir {
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_vars(std::env::vars())
+        Self::from_vars(utf8_vars(std::env::vars_os())?)
     }
 
     /// Parses the given variables (tests pass their own).
@@ -173,12 +183,18 @@ impl Config {
             expected: "an address:port such as 0.0.0.0:9188 or 127.0.0.1:9188".into(),
         })?;
 
-        let statement_timeout = duration("PGMAINT_STATEMENT_TIMEOUT", &raw.statement_timeout, "5s")?;
-        let lock_timeout = duration("PGMAINT_LOCK_TIMEOUT", &raw.lock_timeout, "1s")?;
-        let background_statement_timeout = duration(
+        let statement_timeout = duration_max(
+            "PGMAINT_STATEMENT_TIMEOUT",
+            &raw.statement_timeout,
+            "5s",
+            MAX_PG_TIMEOUT,
+        )?;
+        let lock_timeout = duration_max("PGMAINT_LOCK_TIMEOUT", &raw.lock_timeout, "1s", MAX_PG_TIMEOUT)?;
+        let background_statement_timeout = duration_max(
             "PGMAINT_BACKGROUND_STATEMENT_TIMEOUT",
             &raw.background_statement_timeout,
             "60s",
+            MAX_PG_TIMEOUT,
         )?;
         let scrape_timeout = duration("PGMAINT_SCRAPE_TIMEOUT", &raw.scrape_timeout, "10s")?;
         for (var, d) in [
@@ -194,6 +210,24 @@ impl Config {
                 return Err(ConfigError::Bad {
                     var,
                     reason: "must be at least 1ms".into(),
+                });
+            }
+        }
+
+        let http_read_header_timeout = duration(
+            "PGMAINT_HTTP_READ_HEADER_TIMEOUT",
+            &raw.http_read_header_timeout,
+            "10s",
+        )?;
+        let http_idle_timeout = duration("PGMAINT_HTTP_IDLE_TIMEOUT", &raw.http_idle_timeout, "2m")?;
+        for (var, d) in [
+            ("PGMAINT_HTTP_READ_HEADER_TIMEOUT", http_read_header_timeout),
+            ("PGMAINT_HTTP_IDLE_TIMEOUT", http_idle_timeout),
+        ] {
+            if d < Duration::from_millis(100) {
+                return Err(ConfigError::Bad {
+                    var,
+                    reason: "must be at least 100ms".into(),
                 });
             }
         }
@@ -294,7 +328,13 @@ impl Config {
             long_query_seconds: number("PGMAINT_LONG_QUERY_SECONDS", &raw.long_query_seconds, 300.0)?,
             log_format,
             log_level,
-            max_connections: count("PGMAINT_MAX_CONNECTIONS", &raw.max_connections, 4, 1)?,
+            max_connections: count_max(
+                "PGMAINT_MAX_CONNECTIONS",
+                &raw.max_connections,
+                4,
+                1,
+                MAX_PG_CONNECTIONS,
+            )?,
             include_databases: regexes("PGMAINT_INCLUDE_DATABASES", &raw.include_databases)?,
             exclude_databases: regexes("PGMAINT_EXCLUDE_DATABASES", &raw.exclude_databases)?,
             database_refresh_interval: duration(
@@ -357,7 +397,22 @@ impl Config {
             auth_modules: Arc::new(auth_modules),
             max_targets: count("PGMAINT_MAX_TARGETS", &raw.max_targets, 100, 1)?,
             target_idle_timeout: duration("PGMAINT_TARGET_IDLE_TIMEOUT", &raw.target_idle_timeout, "10m")?,
-            max_connections_total: count("PGMAINT_MAX_CONNECTIONS_TOTAL", &raw.max_connections_total, 32, 1)?,
+            max_connections_total: count_max(
+                "PGMAINT_MAX_CONNECTIONS_TOTAL",
+                &raw.max_connections_total,
+                32,
+                1,
+                MAX_PG_CONNECTIONS,
+            )?,
+            http_max_connections: count_max(
+                "PGMAINT_HTTP_MAX_CONNECTIONS",
+                &raw.http_max_connections,
+                100,
+                1,
+                100_000,
+            )?,
+            http_read_header_timeout,
+            http_idle_timeout,
         })
     }
 
@@ -377,8 +432,48 @@ impl Config {
     }
 }
 
-/// `5s`, `250ms`, `2m`, `1h`, or a bare number of seconds.
+/// The variables the exporter reads, as text. `std::env::vars()` panics on
+/// a value that is not UTF-8; here such a value in one of ours
+/// (`PGMAINT_*`, `DATA_SOURCE_NAME`) is an error naming it, and anyone
+/// else's is skipped.
+pub fn utf8_vars(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (k, v) in vars {
+        let name = k.to_string_lossy();
+        let ours = name.starts_with("PGMAINT_") || name == "DATA_SOURCE_NAME";
+        match (k.to_str(), v.into_string()) {
+            (Some(k), Ok(v)) => out.push((k.to_string(), v)),
+            (_, Err(_)) | (None, _) if ours => {
+                return Err(ConfigError::Env(format!(
+                    "{name} is not valid UTF-8 (check the variable's bytes and the locale it was written in)"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The longest duration any setting accepts: longer is a typo, and
+/// `Instant + duration` must never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+/// PostgreSQL's limit for `statement_timeout` and `lock_timeout` (an int of ms).
+pub const MAX_PG_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// `5s`, `250ms`, `2m`, `1h`, or a bare number of seconds, up to
+/// `MAX_DURATION`; `None` for anything else (never a panic).
 pub fn parse_duration(s: &str) -> Option<Duration> {
+    let secs = parse_seconds(s)?;
+    if secs > MAX_DURATION.as_secs_f64() {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// The number of seconds a duration's text says, however large.
+fn parse_seconds(s: &str) -> Option<f64> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -392,16 +487,41 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    (secs.is_finite() && secs >= 0.0).then_some(secs)
 }
 
 fn duration(var: &'static str, v: &Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    duration_max(var, v, default, MAX_DURATION)
+}
+
+fn duration_max(
+    var: &'static str,
+    v: &Option<String>,
+    default: &str,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
     let s = v.as_deref().unwrap_or(default);
-    parse_duration(s).ok_or_else(|| ConfigError::Invalid {
+    let invalid = |expected: String| ConfigError::Invalid {
         var,
         value: s.into(),
-        expected: "a duration (e.g. 5s, 500ms, 2m, 1h)".into(),
-    })
+        expected,
+    };
+    match parse_seconds(s) {
+        None => Err(invalid("a duration (e.g. 5s, 500ms, 2m, 1h)".into())),
+        Some(secs) if secs > max.as_secs_f64() => {
+            Err(invalid(format!("a duration up to {}", describe_max(max))))
+        }
+        Some(_) => parse_duration(s).ok_or_else(|| invalid("a duration (e.g. 5s, 500ms, 2m, 1h)".into())),
+    }
+}
+
+/// How a maximum reads in an error: "366 days", or PostgreSQL's limit.
+pub fn describe_max(max: Duration) -> String {
+    if max == MAX_PG_TIMEOUT {
+        "2147483647ms (24.8 days, PostgreSQL's limit)".into()
+    } else {
+        format!("{} days", max.as_secs() / 86400)
+    }
 }
 
 fn number(var: &'static str, v: &Option<String>, default: f64) -> Result<f64, ConfigError> {
@@ -420,21 +540,43 @@ fn number(var: &'static str, v: &Option<String>, default: f64) -> Result<f64, Co
     }
 }
 
+/// Upper bound of every count setting: far above any sane value, and small
+/// enough for semaphores, pools and `Duration::from_secs` to take it.
+pub const MAX_COUNT: usize = 1_000_000;
+
 fn count(var: &'static str, v: &Option<String>, default: usize, min: usize) -> Result<usize, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) => s
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= min)
-            .ok_or_else(|| ConfigError::Invalid {
-                var,
-                value: s.clone(),
-                expected: format!("a whole number ≥ {min}"),
-            }),
+    count_max(var, v, default, min, MAX_COUNT)
+}
+
+fn count_max(
+    var: &'static str,
+    v: &Option<String>,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
+    let Some(s) = v else { return Ok(default) };
+    let t = s.trim();
+    let too_big = || ConfigError::Invalid {
+        var,
+        value: s.clone(),
+        expected: format!("a whole number from {min} to {max}"),
+    };
+    match t.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(n) if n > max => Err(too_big()),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(too_big()),
+        _ => Err(ConfigError::Invalid {
+            var,
+            value: s.clone(),
+            expected: format!("a whole number ≥ {min}"),
+        }),
     }
 }
+
+/// Connections: far above any PostgreSQL's `max_connections` in practice,
+/// and small enough for the pools' per-database bookkeeping.
+const MAX_PG_CONNECTIONS: usize = 10_000;
 
 fn boolean(var: &'static str, v: &Option<String>, default: bool) -> Result<bool, ConfigError> {
     match v.as_deref().map(str::trim) {
@@ -599,6 +741,31 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("banana"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
+        for huge in [
+            "99999999999999999999",
+            "100000000000000000h",
+            "1e400",
+            "367d",
+            "9000h",
+        ] {
+            assert_eq!(parse_duration(huge), None, "{huge}");
+        }
+        assert_eq!(parse_duration("8784h"), Some(MAX_DURATION));
+    }
+
+    #[test]
+    fn non_utf8_values_of_ours_are_errors() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(b"a\xffb".to_vec());
+        let e = utf8_vars([("PGMAINT_LOG_LEVEL".into(), bad())]).unwrap_err();
+        assert!(
+            e.to_string().contains("PGMAINT_LOG_LEVEL is not valid UTF-8"),
+            "{e}"
+        );
+        assert!(utf8_vars([(OsString::from_vec(b"PGMAINT_\xff".to_vec()), "x".into())]).is_err());
+        let ok = utf8_vars([("HOME".into(), bad()), ("PGMAINT_X".into(), "y".into())]).unwrap();
+        assert_eq!(ok, [("PGMAINT_X".to_string(), "y".to_string())]);
     }
 
     #[test]

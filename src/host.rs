@@ -200,10 +200,18 @@ fn utc(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<f64> {
 /// The `YYYYmmdd_HHMMSS` timestamp in a backup's name, read as UTC.
 pub fn name_timestamp(name: &str) -> Option<f64> {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})").unwrap());
-    let c = re.captures(name)?;
-    let f = |i: usize| c[i].parse::<i64>().unwrap();
-    utc(f(1), f(2), f(3), f(4), f(5), f(6))
+    let re = RE.get_or_init(|| {
+        Regex::new(r"([0-9]{4})([0-9]{2})([0-9]{2})_([0-9]{2})([0-9]{2})([0-9]{2})").unwrap()
+    });
+    fields(&re.captures(name)?)
+}
+
+/// Six captured ASCII digit groups → a UTC time; `None`, never a panic, for
+/// anything else (`\d` would also match Arabic-Indic and other Unicode
+/// digits, which `parse` refuses: the patterns say `[0-9]`).
+fn fields(c: &regex::Captures<'_>) -> Option<f64> {
+    let f = |i: usize| c.get(i)?.as_str().parse::<i64>().ok();
+    utc(f(1)?, f(2)?, f(3)?, f(4)?, f(5)?, f(6)?)
 }
 
 async fn backup_dir(
@@ -584,19 +592,18 @@ async fn run(
 fn segment_name(name: &str) -> Option<(&str, bool)> {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| Regex::new(r"^([0-9A-F]{24})(\.gz|\.zst|\.lz4|\.xz|\.bz2)?$").unwrap());
-    re.captures(name)
-        .map(|c| (c.get(1).unwrap().as_str(), c.get(2).is_some()))
+    let c = re.captures(name)?;
+    Some((c.get(1)?.as_str(), c.get(2).is_some()))
 }
 
 /// `STOP TIME: 2026-11-25 19:20:31 UTC` → Unix time; only UTC/GMT are read.
 pub fn history_stop_time(content: &str) -> Option<f64> {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r"(?m)^STOP TIME: (\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) (UTC|GMT)\s*$").unwrap()
+        Regex::new(r"(?m)^STOP TIME: ([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) (UTC|GMT)\s*$")
+            .unwrap()
     });
-    let c = re.captures(content)?;
-    let f = |i: usize| c[i].parse::<i64>().unwrap();
-    utc(f(1), f(2), f(3), f(4), f(5), f(6))
+    fields(&re.captures(content)?)
 }
 
 async fn wal_archive(dir: &Path) -> Result<WalListing, String> {
@@ -672,6 +679,11 @@ mod tests {
         assert_eq!(name_timestamp("backup_19700101_000000.dump"), Some(0.0));
         assert_eq!(name_timestamp("backup_20261325_013000"), None);
         assert_eq!(name_timestamp("backup_latest.dump"), None);
+        // Arabic-Indic and full-width digits are digits to `\\d`, not to `parse`.
+        assert_eq!(name_timestamp("backup_٢٠٢٦١١٢٥_٠١٣٠٠٠.dump"), None);
+        assert_eq!(name_timestamp("backup_２０２６１１２５_０１３０００.dump"), None);
+        assert_eq!(history_stop_time("STOP TIME: ٢٠٢٦-١١-٢٥ ٠١:٣٠:٠٠ UTC\n"), None);
+        assert_eq!(segment_name("٠٠٠٠٠٠٠١٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠١"), None);
     }
 
     #[test]

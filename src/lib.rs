@@ -27,6 +27,7 @@ pub mod custom_queries;
 pub mod dsn;
 pub mod error;
 pub mod host;
+pub mod http;
 pub mod keywords;
 pub mod log_line;
 pub mod metrics;

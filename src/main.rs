@@ -16,6 +16,10 @@ Configuration is read from environment variables (see docs/configuration.md):
                               e.g. postgresql://monitor@db:5432/postgres?sslmode=require
   PGMAINT_DATABASE_PASSWORD_FILE  read the password from this file
   PGMAINT_LISTEN_ADDRESS      address:port to serve on            [0.0.0.0:9188]
+  PGMAINT_HTTP_MAX_CONNECTIONS  HTTP connections open at once (the longest-idle
+                              makes room for a new one)           [100]
+  PGMAINT_HTTP_READ_HEADER_TIMEOUT  request headers complete within [10s]
+  PGMAINT_HTTP_IDLE_TIMEOUT   close a connection idle this long   [2m]
   PGMAINT_COLLECTORS          list of collectors, or +name/-name changes to the defaults
   PGMAINT_STATEMENT_TIMEOUT   statement_timeout of every query    [5s]
   PGMAINT_LOCK_TIMEOUT        lock_timeout of every query         [1s]
@@ -55,7 +59,11 @@ Endpoints: /metrics, /probe?target=host:port[/db]&auth_module=NAME[&database=db]
 ";
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
+    // args_os: std::env::args() panics on an argument that is not UTF-8.
+    let first = std::env::args_os()
+        .nth(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    match first.as_deref() {
         Some("--help" | "-h") => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

@@ -86,17 +86,39 @@ pub struct Sink {
     last_labels: Option<Arc<[String]>>,
     /// Index in `families` of the family pushed last.
     last_family: usize,
+    /// The first sample refused (wrong label count or kind): a collector bug,
+    /// which fails that collector (`checked`), not the scrape or the process.
+    refused: Option<String>,
 }
 
 impl Sink {
     pub fn gauge(&mut self, family: &'static Family, labels: &[&str], value: f64) {
-        debug_assert_eq!(family.kind, Kind::Gauge, "{} is not a gauge", family.name);
+        if family.kind != Kind::Gauge {
+            return self.refuse(format!("{} is not a gauge", family.name));
+        }
         self.push(family, labels, value);
     }
 
     pub fn counter(&mut self, family: &'static Family, labels: &[&str], value: f64) {
-        debug_assert_eq!(family.kind, Kind::Counter, "{} is not a counter", family.name);
+        if family.kind != Kind::Counter {
+            return self.refuse(format!("{} is not a counter", family.name));
+        }
         self.push(family, labels, value);
+    }
+
+    fn refuse(&mut self, why: String) {
+        if self.refused.is_none() {
+            self.refused = Some(why);
+        }
+    }
+
+    /// The sink, or why a sample was refused (then the collector that wrote
+    /// it reports `success 0` with this reason in its warning).
+    pub fn checked(self) -> Result<Sink, String> {
+        match self.refused {
+            None => Ok(self),
+            Some(why) => Err(format!("collector bug, sample refused: {why}")),
+        }
     }
 
     /// A gauge from an optional value: NULL gives no sample (never a fake 0 or 1970).
@@ -113,14 +135,14 @@ impl Sink {
     }
 
     fn push(&mut self, family: &'static Family, labels: &[&str], value: f64) {
-        assert_eq!(
-            labels.len(),
-            family.labels.len(),
-            "{}: {} label values for {} labels",
-            family.name,
-            labels.len(),
-            family.labels.len()
-        );
+        if labels.len() != family.labels.len() {
+            return self.refuse(format!(
+                "{}: {} label values for {} labels",
+                family.name,
+                labels.len(),
+                family.labels.len()
+            ));
+        }
         let sample = Sample {
             labels: self.intern(labels),
             value,
@@ -144,7 +166,9 @@ impl Sink {
                 self.families.len() - 1
             }
         };
-        self.families[self.last_family].samples.push(sample);
+        if let Some(f) = self.families.get_mut(self.last_family) {
+            f.samples.push(sample);
+        }
     }
 
     fn intern(&mut self, labels: &[&str]) -> Arc<[String]> {
@@ -160,7 +184,9 @@ impl Sink {
 
     /// A row for the report only (see `details`): never exported.
     pub fn detail(&mut self, family: &'static Family, labels: &[&str], value: f64) {
-        assert_eq!(labels.len(), family.labels.len(), "{}: label count", family.name);
+        if labels.len() != family.labels.len() {
+            return self.refuse(format!("{}: label count", family.name));
+        }
         let sample = Sample {
             labels: labels.iter().map(|l| l.to_string()).collect(),
             value,
@@ -295,6 +321,27 @@ mod tests {
         &["datname", "relname"],
     );
 
+    /// A collector bug (wrong label count, wrong kind) fails that collector
+    /// through `checked`, never the whole scrape (issue 17 item 7: this
+    /// was an `assert_eq!` on every sample).
+    #[test]
+    fn a_bad_sample_is_refused_not_a_panic() {
+        let mut s = Sink::default();
+        s.gauge(&F, &["db1", "t1"], 1.0);
+        s.gauge(&F, &["db1"], 2.0);
+        s.counter(&F, &["db1", "t2"], 3.0);
+        s.detail(&F, &["db1", "t1", "extra"], 4.0);
+        assert_eq!(s.get("pg_test_value").len(), 1, "the bad samples are not kept");
+        let e = s.checked().unwrap_err();
+        assert_eq!(
+            e,
+            "collector bug, sample refused: pg_test_value: 1 label values for 2 labels"
+        );
+        let mut ok = Sink::default();
+        ok.gauge(&F, &["db1", "t1"], 1.0);
+        assert_eq!(ok.checked().unwrap().len(), 1);
+    }
+
     #[test]
     fn label_escaping() {
         let mut s = String::new();
@@ -339,11 +386,5 @@ mod tests {
             s.push(' ');
         }
         assert_eq!(s, "0 -2 1e20 0.25 +Inf ");
-    }
-
-    #[test]
-    #[should_panic(expected = "label values")]
-    fn wrong_label_count_is_a_bug() {
-        Sink::default().gauge(&F, &["only-one"], 1.0);
     }
 }

@@ -80,6 +80,9 @@ pub struct SlotManager {
     shared: Option<Arc<Semaphore>>,
     /// Run once on every new connection.
     session_setup: String,
+    /// Run each time a connection is handed out again: `RESET ALL` and
+    /// `RESET ROLE`, then `session_setup` (see `recycle`).
+    session_reset: String,
 }
 
 impl managed::Manager for SlotManager {
@@ -121,6 +124,11 @@ impl managed::Manager for SlotManager {
         Ok(Slotted { client })
     }
 
+    /// A connection goes back out with the session state it had when it was
+    /// new, whatever the last user did to it (issue 17 item 4): one round
+    /// trip of `RESET ALL; RESET ROLE; SET …` (RESET ALL leaves `role`
+    /// alone). Not `DISCARD ALL`: it would also drop the prepared statements
+    /// `prepare_cached` keeps on the connection (~30 re-prepared per scrape).
     async fn recycle(&self, obj: &mut Slotted, metrics: &Metrics) -> RecycleResult<ManagerError> {
         self.inner
             .recycle(&mut obj.client, metrics)
@@ -128,7 +136,11 @@ impl managed::Manager for SlotManager {
             .map_err(|e| match e {
                 managed::RecycleError::Message(m) => managed::RecycleError::Message(m),
                 managed::RecycleError::Backend(b) => managed::RecycleError::Backend(b.into()),
-            })
+            })?;
+        obj.client
+            .batch_execute(&self.session_reset)
+            .await
+            .map_err(|e| managed::RecycleError::Backend(e.into()))
     }
 }
 
@@ -271,6 +283,7 @@ impl Pools {
             slots: self.slots.clone(),
             shared: self.shared.as_ref().map(|s| s.slots.clone()),
             session_setup: session_setup(&self.config),
+            session_reset: format!("RESET ALL; RESET ROLE; {}", session_setup(&self.config)),
         })
         .max_size(self.config.max_connections)
         // The most recently used connection first: it has the built-in

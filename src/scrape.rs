@@ -597,7 +597,9 @@ impl Scraper {
                         None => {
                             let mut sink = Sink::default();
                             let t0 = Instant::now();
-                            let mapped = c.map(ctx, &fetched, &mut sink).map(|_| sink);
+                            let mapped = c
+                                .map(ctx, &fetched, &mut sink)
+                                .and_then(|_| sink.checked().map_err(CollectError::Other));
                             debug!(
                                 collector = c.name(),
                                 ms = t0.elapsed().as_millis() as u64,
@@ -652,7 +654,8 @@ impl Scraper {
                     ..Default::default()
                 };
                 let mut sink = Sink::default();
-                c.map(ctx, &fetched, &mut sink).map(|_| sink)
+                c.map(ctx, &fetched, &mut sink)
+                    .and_then(|_| sink.checked().map_err(CollectError::Other))
             }
         };
         match outcome {
@@ -695,6 +698,27 @@ impl Scraper {
             };
             if let Source::Sql(queries) = collectors::plan(c, &ctx) {
                 match this.pools.get(&datname, deadline).await {
+                    Ok(lease) if c.isolated() => {
+                        // Outside text: in a read-only transaction that is
+                        // rolled back, which also undoes any session-level
+                        // setting it changed (issue 17 item 4). SET LOCAL:
+                        // the widened timeout ends with it.
+                        let begin = format!(
+                            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                            timeout.as_millis()
+                        );
+                        let began = lease.conn.batch_execute(&begin).await;
+                        let runs = match began {
+                            Ok(()) => this.execute(&lease, &ctx, vec![(c, queries)], deadline).await,
+                            Err(_) => vec![],
+                        };
+                        let rolled_back = lease.conn.batch_execute("ROLLBACK").await;
+                        if began.is_err() || rolled_back.is_err() {
+                            // Never hand a connection in an unknown state back to the pool.
+                            let _ = deadpool::managed::Object::take(lease.conn);
+                        }
+                        debug!(collector = c.name(), datname = %datname, ok = !runs.is_empty() && runs.iter().all(|r| r.success), "background refresh done");
+                    }
                     Ok(lease) => {
                         // Slow by nature and off the scrape path: a longer,
                         // still bounded, statement_timeout for this run only.

@@ -190,47 +190,62 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Connections are capped and timed out as `http.rs` describes.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let web = state.scraper.config().web_config.clone();
-    if let Some(tls) = web.as_ref().and_then(|w| w.tls.clone()) {
-        let http2 = web.as_ref().is_some_and(|w| w.http2);
-        return web_config::serve_tls(listener, router(state), tls, http2, shutdown).await;
+    let config = state.scraper.config();
+    let web = config.web_config.clone();
+    let limits = crate::http::Limits {
+        max_connections: config.http_max_connections,
+        read_header_timeout: config.http_read_header_timeout,
+        idle_timeout: config.http_idle_timeout,
     }
-    // TCP_NODELAY: a response goes out as headers then body (or chunks), and
-    // Nagle's algorithm may hold a later small write for the client's delayed
-    // ACK (~40 ms on Linux). axum 0.8 no longer sets it. The issue-6 bench saw
-    // no change (its bodies leave in large writes); this is the safe default.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    .fitted_to_fd_limit(config.max_connections + config.max_connections_total);
+    let tls = web
+        .as_ref()
+        .and_then(|w| w.tls.clone())
+        .map(tokio_rustls::TlsAcceptor::from);
+    // HTTP/2 only over TLS, when the web config allows it (ALPN); plain
+    // HTTP is HTTP/1.1, as it was with axum::serve.
+    let http2 = tls.is_some() && web.as_ref().is_some_and(|w| w.http2);
+    crate::http::serve(listener, router(state), tls, http2, limits, shutdown).await
 }
 
 /// The scrape deadline for this request.
 pub fn scrape_timeout(configured: Duration, headers: &HeaderMap) -> Duration {
-    let from_prometheus = headers
+    match headers
         .get("X-Prometheus-Scrape-Timeout-Seconds")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| {
-            let d = Duration::from_secs_f64(s);
-            // Keep a margin, but never less than half of what Prometheus allows.
-            d.saturating_sub(DEADLINE_MARGIN).max(d / 2)
-        });
-    match from_prometheus {
-        Some(d) if d < configured => d,
-        _ => configured,
+    {
+        Some(v) => timeout_from_header(configured, v),
+        None => configured,
     }
+}
+
+/// The deadline for an `X-Prometheus-Scrape-Timeout-Seconds` value: never
+/// longer than `configured`, whatever the text (`1e308`, `NaN`, `-1`,
+/// `18446744073709551616`, junk: `configured`), and never a panic.
+pub fn timeout_from_header(configured: Duration, value: &str) -> Duration {
+    let Some(secs) = value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+    else {
+        return configured;
+    };
+    // Compared as seconds first: Duration::from_secs_f64 panics above ~1.8e19.
+    if secs >= configured.as_secs_f64() {
+        return configured;
+    }
+    let Ok(d) = Duration::try_from_secs_f64(secs) else {
+        return configured;
+    };
+    // Keep a margin, but never less than half of what Prometheus allows.
+    d.saturating_sub(DEADLINE_MARGIN).max(d / 2).min(configured)
 }
 
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -347,5 +362,32 @@ mod tests {
             scrape_timeout(Duration::from_secs(10), &h),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn any_header_value_gives_a_bounded_timeout() {
+        let ten = Duration::from_secs(10);
+        for v in [
+            "1e308",
+            "18446744073709551616",
+            "1.8446744073709552e19",
+            "NaN",
+            "inf",
+            "-inf",
+            "-1",
+            "0",
+            "-0",
+            "",
+            "   ",
+            "1e-320",
+            "0x10",
+            "9".repeat(400).as_str(),
+        ] {
+            let d = timeout_from_header(ten, v);
+            assert!(d <= ten, "{v:?} gave {d:?}");
+        }
+        assert_eq!(timeout_from_header(ten, "1e308"), ten);
+        assert_eq!(timeout_from_header(ten, "NaN"), ten);
+        assert!(timeout_from_header(ten, "1e-320") <= Duration::from_nanos(1));
     }
 }

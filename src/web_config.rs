@@ -13,10 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -24,10 +22,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -37,13 +31,14 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
-/// A TLS handshake not finished by then is dropped, so idle sockets cannot pile up.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Verified credentials remembered (digests only); more distinct ones start the cache afresh.
 const CACHE_ENTRIES: usize = 64;
+/// Requests that may wait for the one bcrypt run at a time. More are
+/// answered 429 at once: a flood of wrong passwords then costs a correct,
+/// not yet cached login at most this many bcrypt runs of waiting (or a 429
+/// that the next scrape retries), instead of the whole flood's.
+const BCRYPT_QUEUE: usize = 8;
 /// Response headers exporter-toolkit lets `http_server_config.headers` set.
 const ALLOWED_HEADERS: &[&str] = &[
     "Strict-Transport-Security",
@@ -83,7 +78,38 @@ pub enum WebConfigError {
 struct RawFile {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
-    basic_auth_users: Option<BTreeMap<String, String>>,
+    /// A list of pairs, not a map: a user named twice is refused, where a
+    /// map would keep one of the two hashes and silently drop the other.
+    #[serde(default, deserialize_with = "users_in_order")]
+    basic_auth_users: Option<Vec<(String, String)>>,
+}
+
+/// `basic_auth_users` entries as written, duplicates included.
+fn users_in_order<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, String)>>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Option<Vec<(String, String)>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of user name to bcrypt hash")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(Pairs)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(pair) = map.next_entry::<String, String>()? {
+                out.push(pair);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_option(Pairs)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,6 +232,12 @@ impl WebConfig {
 
         let mut users = BTreeMap::new();
         for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
+            if users.contains_key(&user) {
+                return Err(bad(
+                    &format!("basic_auth_users.{user}"),
+                    "is listed twice (which hash is meant?)".into(),
+                ));
+            }
             if user.contains(':') {
                 return Err(bad(
                     &format!("basic_auth_users.{user}"),
@@ -213,6 +245,9 @@ impl WebConfig {
                 ));
             }
             // The hash is not shown: it is as good as a password to an offline attacker.
+            if let Err(why) = check_hash(&hash) {
+                return Err(bad(&format!("basic_auth_users.{user}"), why));
+            }
             if hash.parse::<bcrypt::HashParts>().is_err() {
                 return Err(bad(
                     &format!("basic_auth_users.{user}"),
@@ -423,6 +458,25 @@ impl WebConfig {
     }
 }
 
+/// Hashes that parse but can never verify: `$2x$` (crypt_blowfish's marker
+/// for hashes made by its old sign-extension bug, which `bcrypt::verify`
+/// does not reproduce) and a cost outside 4..=31 (`bcrypt::verify` refuses
+/// it). Accepted at start, every login would then silently fail.
+fn check_hash(hash: &str) -> Result<(), String> {
+    let make = "make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'";
+    let version = hash.get(..4).unwrap_or("");
+    if !["$2a$", "$2b$", "$2y$"].contains(&version) {
+        return Err(format!(
+            "is not a bcrypt hash ($2a$, $2b$ or $2y$, cost, 53 characters; $2x$ is not supported); {make}"
+        ));
+    }
+    match hash.get(4..6).and_then(|c| c.parse::<u32>().ok()) {
+        Some(cost) if (4..=31).contains(&cost) => Ok(()),
+        Some(cost) => Err(format!("bcrypt cost {cost} is outside 4..=31; {make}")),
+        None => Err(format!("is not a bcrypt hash (no cost after the prefix); {make}")),
+    }
+}
+
 /// State of the auth-and-headers middleware.
 pub struct Guard {
     users: HashMap<String, String>,
@@ -433,6 +487,26 @@ pub struct Guard {
     salt: [u8; 32],
     /// One bcrypt run at a time: wrong passwords can burn one core, not all.
     bcrypt_turn: tokio::sync::Semaphore,
+    /// Requests waiting for or holding `bcrypt_turn` (at most `BCRYPT_QUEUE`).
+    bcrypt_queue: std::sync::atomic::AtomicUsize,
+}
+
+/// The outcome of checking a request's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Denied,
+    /// Too many requests waiting for a bcrypt check: try again shortly.
+    Busy,
+}
+
+/// Gives back a place in the bcrypt queue, however the check ends.
+struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Guard {
@@ -448,6 +522,7 @@ impl Guard {
             verified: Mutex::new(Vec::new()),
             salt,
             bcrypt_turn: tokio::sync::Semaphore::new(1),
+            bcrypt_queue: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -462,8 +537,15 @@ impl Guard {
 
     /// Whether the request carries the right user and password.
     pub async fn authorized(&self, headers: &HeaderMap) -> bool {
+        self.check(headers).await == Verdict::Allowed
+    }
+
+    /// Checks the request's credentials: a remembered digest at once, else
+    /// one bcrypt run, waiting behind at most `BCRYPT_QUEUE` others.
+    pub async fn check(&self, headers: &HeaderMap) -> Verdict {
+        use std::sync::atomic::Ordering;
         let Some((user, password)) = basic_credentials(headers) else {
-            return false;
+            return Verdict::Denied;
         };
         let digest = self.digest(&user, &password);
         let cached = {
@@ -475,7 +557,7 @@ impl Guard {
                 .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&digest))
         };
         if bool::from(cached) {
-            return true;
+            return Verdict::Allowed;
         }
         // An unknown user still costs one bcrypt run (against some real hash,
         // result ignored), so timing does not tell which users exist.
@@ -483,11 +565,15 @@ impl Guard {
             Some(h) => (h.clone(), true),
             None => match self.users.values().next() {
                 Some(h) => (h.clone(), false),
-                None => return false,
+                None => return Verdict::Denied,
             },
         };
+        let _place = QueuePlace(&self.bcrypt_queue);
+        if self.bcrypt_queue.fetch_add(1, Ordering::AcqRel) >= BCRYPT_QUEUE {
+            return Verdict::Busy;
+        }
         let Ok(_turn) = self.bcrypt_turn.acquire().await else {
-            return false;
+            return Verdict::Denied;
         };
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
             .await
@@ -498,9 +584,9 @@ impl Guard {
                 verified.clear();
             }
             verified.push(digest);
-            true
+            Verdict::Allowed
         } else {
-            false
+            Verdict::Denied
         }
     }
 }
@@ -523,15 +609,25 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
 /// Middleware: basic auth on every path when users are configured, and the
 /// configured response headers on every response (401s included).
 pub async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    let mut resp = if guard.users.is_empty() || guard.authorized(req.headers()).await {
-        next.run(req).await
+    let verdict = if guard.users.is_empty() {
+        Verdict::Allowed
     } else {
-        (
+        guard.check(req.headers()).await
+    };
+    let mut resp = match verdict {
+        Verdict::Allowed => next.run(req).await,
+        Verdict::Denied => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic")],
             "Unauthorized\n",
         )
-            .into_response()
+            .into_response(),
+        Verdict::Busy => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "Too many password checks waiting; try again\n",
+        )
+            .into_response(),
     };
     for (name, value) in &guard.headers {
         resp.headers_mut().insert(name.clone(), value.clone());
@@ -545,66 +641,6 @@ pub fn protect(router: Router, config: &WebConfig) -> Router {
         return router;
     }
     router.layer(axum::middleware::from_fn_with_state(Guard::new(config), guard))
-}
-
-/// Serves `app` over TLS until `shutdown` resolves, then lets in-flight
-/// requests finish. A client that does not complete a TLS handshake (plain
-/// HTTP included) is disconnected without being served.
-pub async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    tls: Arc<ServerConfig>,
-    http2: bool,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, as axum::serve does.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        // See `server::run`: no Nagle delay between headers and body.
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            if !http2 {
-                builder = builder.http1_only();
-            }
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app))
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -697,6 +733,26 @@ mod tests {
         );
         let e = parse("tls_server_config:\n  key_file: k\n").unwrap_err();
         assert!(e.contains("tls_server_config.cert_file: is required"), "{e}");
+    }
+
+    #[test]
+    fn hashes_that_can_never_verify_are_refused() {
+        let h = hash();
+        let tail = &h[7..];
+        for (bad, why) in [
+            (format!("$2b$99${tail}"), "bcrypt cost 99 is outside 4..=31"),
+            (format!("$2b$03${tail}"), "bcrypt cost 3 is outside 4..=31"),
+            (format!("$2x$04${tail}"), "$2x$ is not supported"),
+            (format!("$2b$ab${tail}"), "no cost after the prefix"),
+        ] {
+            let e = parse(&format!("basic_auth_users:\n  u: '{bad}'\n")).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains(tail), "the hash is not shown: {e}");
+        }
+        let e = parse(&format!("basic_auth_users:\n  u: '{h}'\n  u: '{h}'\n")).unwrap_err();
+        assert!(e.contains("basic_auth_users.u: is listed twice"), "{e}");
+        let c = parse("basic_auth_users:\n").unwrap();
+        assert!(c.users.is_empty());
     }
 
     #[test]

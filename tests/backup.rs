@@ -460,3 +460,52 @@ async fn unreadable_directory_reads_zero_and_others_are_unaffected() {
 fn has(m: &harness::Samples, name: &str, labels: &[(&str, &str)]) -> bool {
     m.find(name, labels).next().is_some()
 }
+
+/// A backup named with non-ASCII digits is listed by its mtime, not a panic
+/// on every scrape (issue 17 item 7: `\d` matched Arabic-Indic digits and
+/// `parse::<i64>().unwrap()` refused them).
+#[tokio::test]
+async fn non_ascii_digits_in_a_name_are_not_a_timestamp() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let tmp = TempDir::new("digits");
+    let dir = tmp.sub("d");
+    let odd = dir.join("backup_٢٠٢٦١١٢٥_٠١٣٠٠٠.sql");
+    std::fs::write(&odd, b"-- PostgreSQL database dump\n").unwrap();
+    let st = Command::new("touch")
+        .args(["-d", "2026-11-20 10:00:00 UTC"])
+        .arg(&odd)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let d = dir.display().to_string();
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "backup"),
+                ("PGMAINT_BACKUP_DIRS", &d),
+                ("PGMAINT_BACKUP_MIN_AGE", "1s"),
+            ],
+        )
+        .await;
+    for _ in 0..2 {
+        let m = exporter.scrape().await;
+        assert_eq!(
+            m.value(
+                "pg_scrape_collector_success",
+                &[("collector", "backup"), ("datname", "")]
+            ),
+            Some(1.0),
+            "{}",
+            exporter.logs()
+        );
+        assert_eq!(m.value("pg_backup_files", &[("dir", &d)]), Some(1.0));
+        assert_eq!(
+            m.value("pg_backup_newest_timestamp_seconds", &[("dir", &d)]),
+            Some(utc("20261120_100000")),
+            "the file's mtime, not digits read from its name"
+        );
+    }
+    assert!(!exporter.logs().contains("panicked"), "{}", exporter.logs());
+}

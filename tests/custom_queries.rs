@@ -203,6 +203,17 @@ fn bad_files_stop_the_exporter_naming_the_entry() {
             "queries:\n  - {name: pg_table_dead_tuples, help: h, sql: SELECT 1 AS v, values: [v]}\n",
             "entry 1 (pg_table_dead_tuples): metric name pg_table_dead_tuples clashes with a built-in family",
         ),
+        // Issue 17 item 4: one reading statement per entry, checked at start.
+        (
+            "set",
+            "queries:\n  - {name: app_s, help: h, sql: 'SET default_transaction_read_only = off', values: [v]}\n",
+            "entry 1 (app_s): sql must be one query starting with SELECT, WITH, VALUES or TABLE, not \"SET default_transact\"",
+        ),
+        (
+            "multi",
+            "queries:\n  - {name: app_m, help: h, sql: 'SELECT 1 AS v; SET default_transaction_read_only = off', values: [v]}\n",
+            "entry 1 (app_m): sql holds more than one statement (text after ';'): one query per entry",
+        ),
         (
             "novalues",
             "queries:\n  - {name: app_y, help: h, sql: SELECT 1 AS v}\n",
@@ -228,4 +239,92 @@ fn bad_files_stop_the_exporter_naming_the_entry() {
     // The shipped example is valid.
     let shipped = pgmaint_exporter::custom_queries::load(&example()).unwrap();
     assert_eq!(shipped.len(), 2);
+}
+
+/// A custom query cannot turn read-only off for the queries after it
+/// (issue 17 item 4): each run is in `BEGIN READ ONLY … ROLLBACK`, so
+/// `set_config(…, false)` is undone and a writable CTE fails. With one
+/// connection, every query (built-in ones too) shares the session the flip
+/// ran in, so `ro_check` reading `on` after it shows they all stay read-only.
+#[tokio::test]
+async fn a_custom_query_cannot_make_sessions_writable() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch("CREATE TABLE t (x int)").await;
+    let file = File::new(
+        "readonly",
+        "queries:
+  - name: flip
+    help: Tries to turn read-only off for the session.
+    sql: SELECT length(set_config('default_transaction_read_only', 'off', false)) AS v
+    values: [v]
+    cache: 1s
+  - name: write
+    help: A writable CTE.
+    sql: WITH i AS (INSERT INTO t VALUES (1) RETURNING 1) SELECT count(*) AS v FROM i
+    values: [v]
+    cache: 1s
+  - name: ro_check
+    help: The session's default_transaction_read_only, and when it was read.
+    sql: >-
+      SELECT (current_setting('default_transaction_read_only') = 'on')::int AS ro,
+             extract(epoch FROM clock_timestamp()) AS at
+    values: [ro, at]
+    cache: 1s
+",
+    );
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "database,activity"),
+                ("PGMAINT_QUERIES_FILE", &file.path()),
+                ("PGMAINT_MAX_CONNECTIONS", "1"),
+            ],
+        )
+        .await;
+    let d = db.name.as_str();
+    let success = |m: &harness::Samples, c: &str| {
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", &format!("custom:{c}")), ("datname", d)],
+        )
+    };
+    // The flip has run (and, before the fix, stuck)…
+    harness::eventually(Duration::from_secs(20), || async {
+        let m = exporter.scrape().await;
+        (success(&m, "flip") == Some(1.0)).then_some(())
+    })
+    .await;
+    let flipped_by = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // …then ro_check runs twice more, and the writer at least once more
+    // (all on the one connection, at 1 s intervals).
+    let m = harness::eventually(Duration::from_secs(20), || async {
+        let m = exporter.scrape().await;
+        let at = m.value("ro_check_at", &[("datname", d)])?;
+        (at > flipped_by + 2.0).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m.value("ro_check_ro", &[("datname", d)]),
+        Some(1.0),
+        "the session is still read-only after the flip"
+    );
+    assert_eq!(success(&m, "write"), Some(0.0));
+    assert!(!m.has("write"), "the writable CTE gave no sample");
+    assert_eq!(db.scalar_f64("SELECT count(*)::float8 FROM t").await, 0.0);
+    assert_eq!(
+        m.value("pg_scrape_collector_success", &[("collector", "activity")]),
+        Some(1.0)
+    );
+    // ExecCheckXactReadOnly names the top-level command of a plan with a
+    // modifying CTE: SELECT.
+    let logs = exporter.logs();
+    assert!(
+        logs.contains("cannot execute SELECT in a read-only transaction"),
+        "{logs}"
+    );
 }

@@ -489,6 +489,22 @@ fn broken_web_configs_stop_the_exporter_with_exit_code_2() {
             "basic_auth_users:\n  alice: hunter2\n".into(),
             "basic_auth_users.alice: is not a bcrypt hash".into(),
         ),
+        // Issue 17 item 8: these parsed, then every login failed silently.
+        (
+            "cost out of range",
+            format!("basic_auth_users:\n  alice: '$2b$99${}'\n", &hash[7..]),
+            "basic_auth_users.alice: bcrypt cost 99 is outside 4..=31".into(),
+        ),
+        (
+            "$2x$ hash",
+            format!("basic_auth_users:\n  alice: '$2x${}'\n", &hash[4..]),
+            "basic_auth_users.alice: is not a bcrypt hash ($2a$, $2b$ or $2y$, cost, 53 characters; $2x$ is not supported)".into(),
+        ),
+        (
+            "user listed twice",
+            format!("basic_auth_users:\n  alice: '{hash}'\n  bob: '{hash}'\n  alice: '{hash}'\n"),
+            "basic_auth_users.alice: is listed twice".into(),
+        ),
         (
             "missing cert file",
             format!(
@@ -637,4 +653,74 @@ async fn sigterm_stops_the_tls_server() {
     assert_eq!(status.code(), Some(0), "{}", exporter.logs());
     assert!(exporter.logs().contains("shutting down"), "{}", exporter.logs());
     drop(client);
+}
+
+/// 100 clients sending wrong passwords at once (cost 10, ~60 ms a check)
+/// neither slow down a login already verified (served from the digest
+/// cache) nor make a first correct login wait for the whole flood: it waits
+/// for at most `BCRYPT_QUEUE` checks or is told 429 at once (issue 17 item
+/// 8: 0.08 s → 6.4 s before).
+#[tokio::test]
+async fn wrong_password_flood_does_not_delay_a_correct_login() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let dir = TempDir::new();
+    let hash = bcrypt::hash("s3cret", 10).unwrap();
+    let cfg = dir.write(
+        "web.yml",
+        &format!("basic_auth_users:\n  scraper: '{hash}'\n  other: '{hash}'\n"),
+    );
+    let exporter = Served::start(&db, &cfg).await;
+    let client = reqwest::Client::new();
+    let login = |user: &'static str, pw: &'static str| {
+        let client = client.clone();
+        let url = exporter.url("http", "/healthz");
+        async move {
+            let started = Instant::now();
+            let r = client.get(url).basic_auth(user, Some(pw)).send().await.unwrap();
+            (r.status().as_u16(), started.elapsed())
+        }
+    };
+    let (status, quiet) = login("scraper", "s3cret").await;
+    assert_eq!(status, 200);
+
+    let flood: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(login("scraper", "wrong")))
+        .collect();
+    // Wait until the flood is queued: the first wrong answers are arriving.
+    harness::eventually(Duration::from_secs(10), || async {
+        flood.iter().any(|f| f.is_finished()).then_some(())
+    })
+    .await;
+    let (status, cached) = login("scraper", "s3cret").await;
+    assert_eq!(status, 200);
+    // A first login of another user during the flood: answered within a
+    // bounded queue's worth of checks, allowed or 429.
+    let (first_status, first) = login("other", "s3cret").await;
+    let mut answers = std::collections::BTreeMap::new();
+    for f in flood {
+        let (s, _) = f.await.unwrap();
+        *answers.entry(s).or_insert(0) += 1;
+    }
+    eprintln!(
+        "quiet {quiet:?}, cached during flood {cached:?}, first login during flood {first:?} ({first_status}), flood answers {answers:?}"
+    );
+    assert!(
+        cached < Duration::from_millis(500),
+        "cached login took {cached:?}"
+    );
+    assert!(
+        first_status == 200 || first_status == 429,
+        "first login: {first_status}"
+    );
+    assert!(first < Duration::from_secs(3), "first login took {first:?}");
+    assert!(
+        answers.get(&429).copied().unwrap_or(0) > 0,
+        "the queue is bounded: {answers:?}"
+    );
+    assert_eq!(
+        answers.keys().copied().filter(|s| *s != 401 && *s != 429).count(),
+        0,
+        "{answers:?}"
+    );
 }

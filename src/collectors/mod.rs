@@ -250,6 +250,12 @@ pub trait Collector: Send + Sync {
     fn statement_timeout(&self, _config: &Config) -> Option<Duration> {
         None
     }
+    /// Text from outside the exporter (custom queries): each background run
+    /// is wrapped in `BEGIN READ ONLY … ROLLBACK`, so nothing it does to the
+    /// session (`set_config(…, false)`, a `SET` inside a function) outlives it.
+    fn isolated(&self) -> bool {
+        false
+    }
 }
 
 /// Reads an optional numeric column as f64 whatever its SQL type
