@@ -148,7 +148,16 @@ impl Drop for TempDir {
 /// `pg_dump -Fc` (PostgreSQL 15, on the host) of `db` into `path`.
 fn pg_dump(port: u16, db: &str, path: &Path) {
     let out = Command::new("/usr/lib/postgresql/15/bin/pg_dump")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-Fc", "-f"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-Fc",
+            "-f",
+        ])
         .arg(path)
         .arg(db)
         .output()
@@ -186,7 +195,10 @@ async fn image_builds_runs_as_10001_is_healthy_and_verifies_a_backup() {
         "scripts/container-bases.sh:\n{}",
         text(&bases)
     );
-    eprintln!("container: base images ready in {:.0} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "container: base images ready in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // The real Dockerfile, unchanged; at low priority (a shared machine).
     let t = Instant::now();
@@ -289,7 +301,11 @@ async fn image_builds_runs_as_10001_is_healthy_and_verifies_a_backup() {
     assert_eq!(
         m.value(
             "pg_backup_newest_info",
-            &[("dir", "/backups"), ("format", "custom"), ("datname", db.name.as_str())]
+            &[
+                ("dir", "/backups"),
+                ("format", "custom"),
+                ("datname", db.name.as_str())
+            ]
         ),
         Some(1.0)
     );
@@ -311,7 +327,12 @@ async fn image_builds_runs_as_10001_is_healthy_and_verifies_a_backup() {
         if h == "healthy" {
             break;
         }
-        assert_ne!(h, "unhealthy", "{}", docker_ok(&["inspect", "-f", "{{json .State.Health}}", &container.0]));
+        assert_ne!(
+            h,
+            "unhealthy",
+            "{}",
+            docker_ok(&["inspect", "-f", "{{json .State.Health}}", &container.0])
+        );
         assert!(Instant::now() < until, "health still {h} after 120 s");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
