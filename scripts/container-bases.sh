@@ -71,7 +71,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev c
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 RUN mkdir -p /usr/local/rustup/toolchains/stable-x86_64-unknown-linux-gnu /usr/local/cargo/bin
 EOF
-    DOCKER_BUILDKIT=0 nice docker build -q -t pgmaint-bases/rust-gcc "$work/rust" >/dev/null
+    DOCKER_BUILDKIT=0 docker build -q --cpu-shares 256 -t pgmaint-bases/rust-gcc "$work/rust" >/dev/null
     cid=$(docker create pgmaint-bases/rust-gcc true)
     tar -C "$toolchain" --exclude=./share/doc -cf - . \
         | docker cp - "$cid:/usr/local/rustup/toolchains/stable-x86_64-unknown-linux-gnu/"
@@ -118,7 +118,7 @@ LD_LIBRARY_PATH=/build/out/usr/lib/x86_64-linux-gnu /build/out/usr/lib/postgresq
 EOF
     mkdir "$work/build"
     cp "$work/build-pg18.sh" "$work/build/"
-    nice docker run --rm -v "$work/build:/build" debian:bookworm-slim \
+    docker run --rm --cpu-shares 256 -v "$work/build:/build" debian:bookworm-slim \
         bash /build/build-pg18.sh "$mirror" >"$work/pg18.log" 2>&1 \
         || { tail -30 "$work/pg18.log" >&2; exit 1; }
     tail -1 "$work/pg18.log" | grep -q 'pg_restore (PostgreSQL) 18' \
@@ -139,6 +139,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 ADD pg18-client.tar /
 RUN /usr/lib/postgresql/18/bin/pg_restore --version
 EOF
-    DOCKER_BUILDKIT=0 nice docker build -q -t postgres:18-bookworm "$work/pg" >/dev/null
+    DOCKER_BUILDKIT=0 docker build -q --cpu-shares 256 -t postgres:18-bookworm "$work/pg" >/dev/null
 fi
 log "ready: debian:bookworm-slim rust:1-bookworm postgres:18-bookworm"
