@@ -13,9 +13,19 @@
 #                             [/usr/bin/prometheus, prometheus-alertmanager or alertmanager]
 #
 # Everything it starts is stopped on exit (also on Ctrl-C and SIGTERM); data
-# lives in temp dirs that are removed.
+# lives in temp dirs that are removed. What it needs and the machine lacks
+# (PostgreSQL 15, Prometheus, Alertmanager, python3) is installed first by
+# `scripts/install-deps.sh demo` (root or sudo); PGMAINT_NO_INSTALL=1 skips
+# that and runs without Prometheus/Alertmanager if they are absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ -n "${PGMAINT_NO_INSTALL:-}" ]; then
+    scripts/install-deps.sh demo 2>/dev/null \
+        || echo "demo: some tools are missing; scripts/install-deps.sh demo (as root) installs them"
+else
+    scripts/install-deps.sh demo
+fi
 
 cargo build --release --quiet
 

@@ -3,8 +3,13 @@
 # the whole run, runs every test with nextest, and stops the cluster even when
 # tests fail. Extra arguments go to `cargo nextest run`. The version matrix's
 # other servers come from scripts/pg-versions.sh (cached after the first run).
+# First it installs what the tests need and the machine lacks
+# (scripts/install-deps.sh: apt and pip need root, or sudo; nothing is
+# installed when everything is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
 
 cargo build --all-targets --quiet
 # PostgreSQL 14, 16, 17, 18 for the version matrix (tests/versions.rs);

@@ -1,7 +1,9 @@
-//! Packaging: the Dockerfile, docker-compose.yml and deploy/compose/. No Docker
-//! engine runs here, so they are linted and validated, never built or run;
-//! what can run without Docker does: the image's HEALTHCHECK command against
-//! the real exporter, and the compose init scripts against a real cluster.
+//! Packaging: the Dockerfile, docker-compose.yml and deploy/compose/, linted
+//! and validated. The image itself is built and run in tests/container.rs; the
+//! compose stack cannot be (its Prometheus, Alertmanager and Grafana images
+//! cannot be made here), so `docker-compose config` checks it, and what runs
+//! without Docker does: the HEALTHCHECK command against the real exporter, and
+//! the compose init scripts against a real cluster.
 
 mod harness;
 
