@@ -36,6 +36,7 @@ test_apt=(
     "npm npm"              # PostgreSQL 14, 16, 17, 18 for the version matrix (scripts/pg-versions.sh)
     "dockerd docker.io"    # tests/container.rs builds and runs the image
     "debootstrap debootstrap" # its stand-in base images (scripts/container-bases.sh)
+    "/usr/lib/postgresql/15/bin/pg_repack postgresql-15-repack" # the report's online bloat fix, run by tests/report.rs
 )
 # "command  PyPI package"
 test_pip=(
