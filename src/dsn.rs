@@ -524,7 +524,12 @@ mod tests {
     fn malformed_percent_encoding_is_refused() {
         let d = Dsn::parse("postgresql://h/caf%C3%A9%20db").unwrap();
         assert_eq!(d.dbname.as_deref(), Some("café db"));
-        for bad in ["postgresql://h/a%zz", "postgresql://h/a%4", "postgresql://h/a%", "postgresql://h/a%+1"] {
+        for bad in [
+            "postgresql://h/a%zz",
+            "postgresql://h/a%4",
+            "postgresql://h/a%",
+            "postgresql://h/a%+1",
+        ] {
             assert!(Dsn::parse(bad).is_err(), "{bad}");
         }
         assert!(Dsn::parse("postgresql://h/a%FF").is_err());

@@ -53,7 +53,11 @@ fn test_files() -> Vec<String> {
 /// Block scalars folded into one line (their lines trimmed and joined with
 /// spaces), so that checks on a phrase do not depend on where it wraps.
 fn fold(v: &str) -> String {
-    v.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    v.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `alerts/pgmaint.rules.yml` as Prometheus reads it: groups of rules.
@@ -98,7 +102,8 @@ struct Rule {
 }
 
 fn parse_rules(text: &str) -> Vec<Rule> {
-    let file: RulesFile = serde_norway::from_str(text).unwrap_or_else(|e| panic!("alerts/pgmaint.rules.yml: {e}"));
+    let file: RulesFile =
+        serde_norway::from_str(text).unwrap_or_else(|e| panic!("alerts/pgmaint.rules.yml: {e}"));
     let fold_map = |m: BTreeMap<String, String>| m.into_iter().map(|(k, v)| (k, fold(&v))).collect();
     file.groups
         .into_iter()

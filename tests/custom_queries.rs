@@ -105,7 +105,10 @@ queries:
     let exporter = pg
         .spawn_exporter(
             &db.name,
-            &[("PGMAINT_COLLECTORS", "database"), ("PGMAINT_QUERIES_FILE", &file.path())],
+            &[
+                ("PGMAINT_COLLECTORS", "database"),
+                ("PGMAINT_QUERIES_FILE", &file.path()),
+            ],
         )
         .await;
     let d = db.name.as_str();
@@ -114,13 +117,21 @@ queries:
         m.has("num_n").then_some(m)
     })
     .await;
-    for k in ["third", "epoch", "negative", "zero", "tiny", "huge", "integer", "nan"] {
+    for k in [
+        "third", "epoch", "negative", "zero", "tiny", "huge", "integer", "nan",
+    ] {
         let labels = [("datname", d), ("k", k)];
         let (n, f) = (m.value("num_n", &labels), m.value("num_f", &labels));
         let (n, f) = (n.unwrap_or_else(|| panic!("no num_n for {k}")), f.unwrap());
-        assert!(n == f || (n.is_nan() && f.is_nan()), "{k}: numeric read as {n}, ::float8 is {f}");
+        assert!(
+            n == f || (n.is_nan() && f.is_nan()),
+            "{k}: numeric read as {n}, ::float8 is {f}"
+        );
     }
-    assert_eq!(m.value("num_n", &[("datname", d), ("k", "third")]), Some(1.0 / 3.0));
+    assert_eq!(
+        m.value("num_n", &[("datname", d), ("k", "third")]),
+        Some(1.0 / 3.0)
+    );
 }
 
 const RUNTIME: &str = "

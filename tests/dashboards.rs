@@ -922,13 +922,18 @@ fn resolve_link(url: &str, column: Option<&str>, series: &Json, vars: &Resolved)
 
 /// Grafana's `percentencode`: everything but RFC 3986's unreserved characters.
 fn percent_encode(v: &str) -> String {
-    const RESERVED: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
     percent_encoding::utf8_percent_encode(v, RESERVED).to_string()
 }
 
 fn percent_decode(v: &str) -> String {
-    percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A child process killed (and its directory removed) on drop.
@@ -1104,7 +1109,10 @@ fn repo_rule_files() -> Vec<PathBuf> {
 fn declared_rules(path: &Path) -> usize {
     let text = std::fs::read_to_string(path).unwrap();
     let file: serde_norway::Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let groups = file["groups"].as_sequence().map(Vec::as_slice).unwrap_or_default();
+    let groups = file["groups"]
+        .as_sequence()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     groups
         .iter()
         .map(|g| g["rules"].as_sequence().map_or(0, Vec::len))

@@ -123,7 +123,10 @@ async fn every_registry_family_is_documented() {
     // scrapes, collector failures, /probe targets and /probe connections.
     assert!(registry.len() >= 4, "registry families seen: {registry:?}");
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
-    let missing: Vec<&&String> = registry.iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect();
+    let missing: Vec<&&String> = registry
+        .iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")))
+        .collect();
     assert!(missing.is_empty(), "not in docs/metrics.md: {missing:?}");
     assert_eq!(harness::promtool_check(&m.raw), "", "promtool check metrics");
 }
