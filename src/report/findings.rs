@@ -467,12 +467,8 @@ fn wraparound(snap: &Snapshot, out: &mut Out) {
             // would fail. Autovacuum freezes it on its own; by hand, allow
             // connections for the freeze and forbid them again.
             fix.push(sql("ALTER DATABASE template0 ALLOW_CONNECTIONS true;".to_string()));
-            fix.push(shell(
-                "vacuumdb --freeze --verbose --dbname template0".to_string(),
-            ));
-            fix.push(sql(
-                "ALTER DATABASE template0 ALLOW_CONNECTIONS false;".to_string()
-            ));
+            fix.push(shell("vacuumdb --freeze --verbose --dbname template0".to_string()));
+            fix.push(sql("ALTER DATABASE template0 ALLOW_CONNECTIONS false;".to_string()));
         } else if fix.is_empty() {
             fix.push(shell(format!(
                 "vacuumdb --freeze --verbose --dbname {}",
@@ -836,7 +832,9 @@ fn indexes(snap: &Snapshot, out: &mut Out) {
         let big = bytes_.is_some_and(|b| b > t::UNUSED_INDEX_MIN_BYTES);
         // Info level only from a size worth a DBA's time (a partitioned
         // index has no storage of its own: its size says nothing).
-        if !f.partitioned && !(big && stats_old) && bytes_.is_some_and(|b| b < t::UNUSED_INDEX_INFO_MIN_BYTES)
+        if !f.partitioned
+            && !(big && stats_old)
+            && bytes_.is_some_and(|b| b < t::UNUSED_INDEX_INFO_MIN_BYTES)
         {
             continue;
         }
