@@ -32,6 +32,18 @@ impl Drop for File {
     }
 }
 
+/// An exporter on `db` with only the `database` collector and these queries.
+async fn with_queries(pg: &harness::Cluster, db: &str, queries: &str) -> harness::Exporter {
+    pg.spawn_exporter(
+        db,
+        &[
+            ("PGMAINT_COLLECTORS", "database"),
+            ("PGMAINT_QUERIES_FILE", queries),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn meeting_system_checks_report_exact_values() {
     let pg = harness::cluster();
@@ -45,15 +57,7 @@ async fn meeting_system_checks_report_exact_values() {
          INSERT INTO meetings VALUES (1000, '2026-11-20 10:30:00.25+00');",
     )
     .await;
-    let exporter = pg
-        .spawn_exporter(
-            &db.name,
-            &[
-                ("PGMAINT_COLLECTORS", "database"),
-                ("PGMAINT_QUERIES_FILE", &example()),
-            ],
-        )
-        .await;
+    let exporter = with_queries(&pg, &db.name, &example()).await;
     let d = db.name.as_str();
     let m = harness::eventually(Duration::from_secs(20), || async {
         let m = exporter.scrape().await;
@@ -102,15 +106,7 @@ queries:
     values: [n, f]
 ",
     );
-    let exporter = pg
-        .spawn_exporter(
-            &db.name,
-            &[
-                ("PGMAINT_COLLECTORS", "database"),
-                ("PGMAINT_QUERIES_FILE", &file.path()),
-            ],
-        )
-        .await;
+    let exporter = with_queries(&pg, &db.name, &file.path()).await;
     let d = db.name.as_str();
     let m = harness::eventually(Duration::from_secs(20), || async {
         let m = exporter.scrape().await;
@@ -171,15 +167,7 @@ async fn failing_entries_fail_alone() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     let file = File::new("runtime", RUNTIME);
-    let exporter = pg
-        .spawn_exporter(
-            &db.name,
-            &[
-                ("PGMAINT_COLLECTORS", "database"),
-                ("PGMAINT_QUERIES_FILE", &file.path()),
-            ],
-        )
-        .await;
+    let exporter = with_queries(&pg, &db.name, &file.path()).await;
     let d = db.name.as_str();
     let success = |m: &harness::Samples, c: &str| {
         m.value(
