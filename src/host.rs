@@ -636,16 +636,20 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("backup_*", "backup_20261125_010000"));
-        assert!(glob_match("*.dump", "app.dump"));
-        assert!(!glob_match("*.dump", "app.dump.tmp"));
-        assert!(glob_match("b?ckup*", "backup"));
-        assert!(!glob_match("backup_*", "xbackup_1"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a*b*c", "aXXbYYc"));
-        assert!(!glob_match("a*b*c", "aXXbYY"));
-        assert!(glob_match("backup_[0-9]*", "backup_2026"));
-        assert!(!glob_match("backup_[0-9]*", "backup_latest"));
+        for (pattern, name, matches) in [
+            ("backup_*", "backup_20261125_010000", true),
+            ("*.dump", "app.dump", true),
+            ("*.dump", "app.dump.tmp", false),
+            ("b?ckup*", "backup", true),
+            ("backup_*", "xbackup_1", false),
+            ("*", "", true),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("backup_[0-9]*", "backup_2026", true),
+            ("backup_[0-9]*", "backup_latest", false),
+        ] {
+            assert_eq!(glob_match(pattern, name), matches, "{pattern} on {name}");
+        }
     }
 
     #[test]

@@ -85,18 +85,13 @@ async fn every_registry_family_is_documented() {
     let db = pg.fresh_db().await;
     let dir = std::env::temp_dir().join(format!("pgmaint-lint-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.yml");
-    std::fs::write(
-        &config,
-        "auth_modules:\n  plain:\n    user: postgres\n    sslmode: disable\n    allowed_targets: [127.0.0.1/32]\n",
-    )
-    .unwrap();
-    let queries = dir.join("queries.yml");
-    std::fs::write(
-        &queries,
-        "queries:\n  - name: lint_failing\n    help: Always fails.\n    sql: SELECT count(*) AS v FROM no_such_table\n    values: [v]\n",
-    )
-    .unwrap();
+    let (config, queries) = (dir.join("config.yml"), dir.join("queries.yml"));
+    for (path, text) in [
+        (&config, "auth_modules: {plain: {user: postgres, sslmode: disable, allowed_targets: [127.0.0.1/32]}}"),
+        (&queries, "queries: [{name: lint_failing, help: Always fails., sql: SELECT count(*) AS v FROM no_such_table, values: [v]}]"),
+    ] {
+        std::fs::write(path, text).unwrap();
+    }
     let exporter = pg
         .spawn_exporter(
             &db.name,
