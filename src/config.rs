@@ -848,6 +848,8 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("PGMAINT_BACKUP_DIRS: \"backups\" is not an absolute directory"));
+        let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_DIRS", "/b:backup_[0-9")])).unwrap_err();
+        assert!(e.to_string().contains("file-name globs made of text"), "{e}");
         let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_VERIFY", "maybe")])).unwrap_err();
         assert!(e.to_string().starts_with("PGMAINT_BACKUP_VERIFY:"));
     }
