@@ -648,6 +648,11 @@ fn parse_backup_dirs(v: Option<&str>) -> Result<Vec<BackupDir>, ConfigError> {
                 "a directory followed by file-name globs without '/' (e.g. /backups:backup_*,*.dump)",
             ));
         }
+        if globs.iter().any(|g| glob::Pattern::new(g).is_err()) {
+            return Err(bad(
+                "file-name globs made of text, `*`, `?` and `[...]` classes (an unclosed `[` or a `**` inside a name is not one)",
+            ));
+        }
         if out.iter().any(|d| d.dir == dir) {
             return Err(bad("a directory listed once"));
         }
@@ -843,6 +848,8 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("PGMAINT_BACKUP_DIRS: \"backups\" is not an absolute directory"));
+        let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_DIRS", "/b:backup_[0-9")])).unwrap_err();
+        assert!(e.to_string().contains("file-name globs made of text"), "{e}");
         let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_VERIFY", "maybe")])).unwrap_err();
         assert!(e.to_string().starts_with("PGMAINT_BACKUP_VERIFY:"));
     }

@@ -306,24 +306,21 @@ impl Dsn {
     }
 }
 
+/// Percent-decoding by the `percent-encoding` crate. It passes a malformed
+/// `%` through unchanged; libpq refuses one ("invalid percent-encoded
+/// token"), and so do we, before decoding.
 fn decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("bad percent-encoding in connection URL")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = s.match_indices('%').all(|(i, _)| {
+        s.get(i + 1..i + 3)
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if !well_formed {
+        return Err("bad percent-encoding in connection URL".to_string());
     }
-    String::from_utf8(out).map_err(|_| "connection URL is not valid UTF-8".to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|d| d.into_owned())
+        .map_err(|_| "connection URL is not valid UTF-8".to_string())
 }
 
 /// Redacted, libpq key=value style.
@@ -521,6 +518,21 @@ mod tests {
         assert_eq!(d.sslmode, SslMode::VerifyFull);
         assert_eq!(d.sslrootcert.as_deref(), Some("/ca.pem"));
         assert_eq!(d.sslkey.as_deref(), Some("/k.pem"));
+    }
+
+    #[test]
+    fn malformed_percent_encoding_is_refused() {
+        let d = Dsn::parse("postgresql://h/caf%C3%A9%20db").unwrap();
+        assert_eq!(d.dbname.as_deref(), Some("café db"));
+        for bad in [
+            "postgresql://h/a%zz",
+            "postgresql://h/a%4",
+            "postgresql://h/a%",
+            "postgresql://h/a%+1",
+        ] {
+            assert!(Dsn::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Dsn::parse("postgresql://h/a%FF").is_err());
     }
 
     #[test]

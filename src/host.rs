@@ -153,48 +153,23 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `*` and `?` globs on a file name.
+/// Shell globs (`*`, `?`, `[abc]`) on a file name, by the `glob` crate;
+/// `PGMAINT_BACKUP_DIRS` is checked to compile at start-up, so a pattern that
+/// does not compile here matches nothing.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// Unix time of a UTC date and time, if the fields are a real time.
+/// Unix time of a UTC date and time, if the fields are a real time (the
+/// `time` crate rejects 31 February and the like; years before 1970 are not
+/// backup times).
 fn utc(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<f64> {
-    let valid = (1970..=9999).contains(&y)
-        && (1..=12).contains(&mo)
-        && (1..=31).contains(&d)
-        && (0..=23).contains(&h)
-        && (0..=59).contains(&mi)
-        && (0..=60).contains(&s);
-    valid.then(|| (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) as f64)
+    let small = |v: i64| u8::try_from(v).ok();
+    let year = i32::try_from(y).ok().filter(|y| (1970..=9999).contains(y))?;
+    let month = time::Month::try_from(small(mo)?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, small(d)?).ok()?;
+    let clock = time::Time::from_hms(small(h)?, small(mi)?, small(s)?).ok()?;
+    Some(date.with_time(clock).assume_utc().unix_timestamp() as f64)
 }
 
 /// The `YYYYmmdd_HHMMSS` timestamp in a backup's name, read as UTC.
@@ -360,12 +335,10 @@ impl HostState {
     }
 }
 
+/// An executable named `program` on PATH (the `which` crate: unlike a plain
+/// `is_file` test it skips a non-executable file of that name).
 fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
+    which::which(program).ok()
 }
 
 /// `PGMAINT_PG_RESTORE` (a path, or a name looked up on PATH), else
@@ -663,14 +636,20 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("backup_*", "backup_20261125_010000"));
-        assert!(glob_match("*.dump", "app.dump"));
-        assert!(!glob_match("*.dump", "app.dump.tmp"));
-        assert!(glob_match("b?ckup*", "backup"));
-        assert!(!glob_match("backup_*", "xbackup_1"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a*b*c", "aXXbYYc"));
-        assert!(!glob_match("a*b*c", "aXXbYY"));
+        for (pattern, name, matches) in [
+            ("backup_*", "backup_20261125_010000", true),
+            ("*.dump", "app.dump", true),
+            ("*.dump", "app.dump.tmp", false),
+            ("b?ckup*", "backup", true),
+            ("backup_*", "xbackup_1", false),
+            ("*", "", true),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("backup_[0-9]*", "backup_2026", true),
+            ("backup_[0-9]*", "backup_latest", false),
+        ] {
+            assert_eq!(glob_match(pattern, name), matches, "{pattern} on {name}");
+        }
     }
 
     #[test]
@@ -678,6 +657,8 @@ mod tests {
         assert_eq!(name_timestamp("backup_20261125_013000"), Some(1_795_570_200.0));
         assert_eq!(name_timestamp("backup_19700101_000000.dump"), Some(0.0));
         assert_eq!(name_timestamp("backup_20261325_013000"), None);
+        assert_eq!(name_timestamp("backup_20260231_013000"), None);
+        assert_eq!(name_timestamp("backup_20240229_000000"), Some(1_709_164_800.0));
         assert_eq!(name_timestamp("backup_latest.dump"), None);
         // Arabic-Indic and full-width digits are digits to `\\d`, not to `parse`.
         assert_eq!(name_timestamp("backup_٢٠٢٦١١٢٥_٠١٣٠٠٠.dump"), None);

@@ -21,7 +21,28 @@ async fn idle_transaction_lock_wait_and_long_query() {
     let sleeper = db.session().await;
     let cancel = sleeper.cancel_token();
     let sleeping = tokio::spawn(async move { sleeper.batch_execute("SELECT pg_sleep(20)").await });
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Wait until the server shows all three sessions in place for 3 s (the
+    // ages asserted below): idle in transaction, the UPDATE waiting on its
+    // lock, pg_sleep running.
+    let check = db.session().await;
+    harness::eventually(Duration::from_secs(20), || async {
+        let row = check
+            .query_one(
+                "SELECT count(*) FILTER (WHERE state = 'idle in transaction'
+                                           AND clock_timestamp() - state_change > interval '3 s'),
+                        count(*) FILTER (WHERE wait_event_type = 'Lock' AND state = 'active'
+                                           AND clock_timestamp() - query_start > interval '3 s'),
+                        count(*) FILTER (WHERE query = 'SELECT pg_sleep(20)' AND state = 'active'
+                                           AND clock_timestamp() - query_start > interval '3 s')
+                   FROM pg_stat_activity WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap();
+        let counts: [i64; 3] = [row.get(0), row.get(1), row.get(2)];
+        (counts == [1, 1, 1]).then_some(())
+    })
+    .await;
 
     // Only `activity`: the exporter's own background refreshes (sizes,
     // bloat) would otherwise be active sessions in this database too.
@@ -83,7 +104,6 @@ async fn idle_transaction_lock_wait_and_long_query() {
     // idle (PostgreSQL sets the state just before ReadyForQuery): wait for
     // the server to show no other active session, or a loaded machine
     // scrapes in between and counts the cancelled query once more.
-    let check = db.session().await;
     harness::eventually(Duration::from_secs(10), || async {
         let row = check
             .query_one(

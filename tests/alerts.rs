@@ -4,15 +4,15 @@
 //! labels and annotations, a runbook section, and uses only documented
 //! metrics and labels.
 //!
-//! The YAML files are read with a small line scanner (there is no YAML crate):
-//! it relies on the layout of `alerts/`, and cross-checks its counts with
-//! promtool's so that a layout change cannot make it silently see less.
+//! The YAML files are read with serde_norway into the shapes Prometheus and
+//! promtool read; the rule count is cross-checked with promtool's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use regex::Regex;
+use serde::Deserialize;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -50,11 +50,43 @@ fn test_files() -> Vec<String> {
     files
 }
 
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
+/// Block scalars folded into one line (their lines trimmed and joined with
+/// spaces), so that checks on a phrase do not depend on where it wraps.
+fn fold(v: &str) -> String {
+    v.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-/// One alerting or recording rule as the scanner sees it.
+/// `alerts/pgmaint.rules.yml` as Prometheus reads it: groups of rules.
+#[derive(Deserialize)]
+struct RulesFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Deserialize)]
+struct RuleGroup {
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+struct RawRule {
+    alert: Option<String>,
+    record: Option<String>,
+    expr: String,
+    #[serde(default, rename = "for")]
+    for_: String,
+    #[serde(default)]
+    keep_firing_for: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// One alerting or recording rule.
 #[derive(Debug, Default)]
 struct Rule {
     name: String,
@@ -69,96 +101,26 @@ struct Rule {
     keep_firing_for: String,
 }
 
-/// Reads the value of `key:` at `lines[i]`: inline, or a `|` / `>-` block of
-/// the following, deeper indented lines (joined with spaces).
-fn value_at(lines: &[&str], i: usize) -> (String, usize) {
-    let line = lines[i];
-    let rest = line
-        .trim_start()
-        .split_once(':')
-        .map(|x| x.1.trim())
-        .unwrap_or("");
-    if !matches!(rest, "|" | ">-" | ">" | "|-") {
-        return (rest.trim_matches('\'').trim_matches('"').to_string(), i + 1);
-    }
-    let base = indent(line);
-    let mut j = i + 1;
-    let mut parts = vec![];
-    while j < lines.len() && (lines[j].trim().is_empty() || indent(lines[j]) > base) {
-        if !lines[j].trim().is_empty() {
-            parts.push(lines[j].trim());
-        }
-        j += 1;
-    }
-    (parts.join(" "), j)
-}
-
 fn parse_rules(text: &str) -> Vec<Rule> {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = Regex::new(r"^\s*- (alert|record): (\S+)\s*$").unwrap();
-    let mut rules: Vec<Rule> = vec![];
-    let mut section = "";
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        if let Some(c) = start.captures(line) {
-            rules.push(Rule {
-                name: c[2].to_string(),
-                alert: &c[1] == "alert",
-                ..Rule::default()
-            });
-            section = "";
-            i += 1;
-            continue;
-        }
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("- name:") || trimmed.starts_with('#') || trimmed.is_empty() {
-            i += 1;
-            continue;
-        }
-        let Some(rule) = rules.last_mut() else {
-            i += 1;
-            continue;
-        };
-        let key = trimmed.split(':').next().unwrap_or("");
-        match (indent(line), key) {
-            (8, "expr") => {
-                let (v, next) = value_at(&lines, i);
-                rule.expr = v;
-                i = next;
-                continue;
-            }
-            (8, "labels") | (8, "annotations") => {
-                section = if key == "labels" { "labels" } else { "annotations" }
-            }
-            (8, "for") | (8, "keep_firing_for") => {
-                let (v, next) = value_at(&lines, i);
-                if key == "for" {
-                    rule.for_ = v;
-                } else {
-                    rule.keep_firing_for = v;
-                }
-                section = "";
-                i = next;
-                continue;
-            }
-            (8, _) => section = "",
-            (10, k) if !section.is_empty() => {
-                let (v, next) = value_at(&lines, i);
-                let map = if section == "labels" {
-                    &mut rule.labels
-                } else {
-                    &mut rule.annotations
-                };
-                map.insert(k.to_string(), v);
-                i = next;
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    rules
+    let file: RulesFile =
+        serde_norway::from_str(text).unwrap_or_else(|e| panic!("alerts/pgmaint.rules.yml: {e}"));
+    let fold_map = |m: BTreeMap<String, String>| m.into_iter().map(|(k, v)| (k, fold(&v))).collect();
+    file.groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .map(|r| Rule {
+            alert: r.alert.is_some(),
+            name: r
+                .alert
+                .or(r.record)
+                .unwrap_or_else(|| panic!("a rule with neither alert nor record: {}", r.expr)),
+            expr: fold(&r.expr),
+            labels: fold_map(r.labels),
+            annotations: fold_map(r.annotations),
+            for_: r.for_,
+            keep_firing_for: r.keep_firing_for,
+        })
+        .collect()
 }
 
 /// One `alert_rule_test` item: the alert and whether it expects alerts.
@@ -173,53 +135,54 @@ struct Case {
     complete: bool,
 }
 
+/// A promtool unit-test file (`promtool test rules`), the parts checked here.
+#[derive(Deserialize)]
+struct TestFile {
+    tests: Vec<TestGroup>,
+}
+
+#[derive(Deserialize)]
+struct TestGroup {
+    #[serde(default)]
+    alert_rule_test: Vec<AlertTest>,
+}
+
+#[derive(Deserialize)]
+struct AlertTest {
+    eval_time: String,
+    alertname: String,
+    #[serde(default)]
+    exp_alerts: Vec<ExpAlert>,
+}
+
+#[derive(Deserialize)]
+struct ExpAlert {
+    #[serde(default)]
+    exp_labels: BTreeMap<String, serde_norway::Value>,
+    #[serde(default)]
+    exp_annotations: BTreeMap<String, serde_norway::Value>,
+}
+
 fn parse_cases(file: &str, text: &str) -> Vec<Case> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut cases = vec![];
-    let mut i = 0;
-    while i < lines.len() {
-        let t = lines[i].trim_start();
-        if !t.starts_with("- eval_time:") {
-            i += 1;
-            continue;
-        }
-        let base = indent(lines[i]);
-        let eval_time = t["- eval_time:".len()..].trim().to_string();
-        let mut j = i + 1;
-        while j < lines.len() && (lines[j].trim().is_empty() || indent(lines[j]) > base) {
-            j += 1;
-        }
-        let body: Vec<&str> = lines[i + 1..j].iter().map(|l| l.trim()).collect();
-        let alertname = body
-            .iter()
-            .find_map(|l| l.strip_prefix("alertname:"))
-            .map(|s| s.trim().to_string());
-        if let Some(alertname) = alertname {
-            let expected = body.iter().filter(|l| l.starts_with("- exp_labels:")).count();
-            let count = |key: &str| body.iter().filter(|l| l.starts_with(key)).count();
-            let complete = expected > 0
-                && count("exp_annotations:") == expected
-                && count("severity:") == expected
-                && count("summary:") == expected
-                && count("description:") == expected
-                && count("runbook_url:") == expected;
-            let empty =
-                body.contains(&"exp_alerts: []") || !body.iter().any(|l| l.starts_with("exp_alerts:"));
-            assert!(
-                (expected > 0) != empty,
-                "{file}: case at {eval_time} for {alertname} is neither clearly firing nor clearly silent"
-            );
-            cases.push(Case {
-                file: file.to_string(),
-                alertname,
-                eval_time,
-                firing: expected > 0,
-                complete,
-            });
-        }
-        i = j;
-    }
-    cases
+    let tests: TestFile = serde_norway::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    tests
+        .tests
+        .into_iter()
+        .flat_map(|g| g.alert_rule_test)
+        .map(|t| Case {
+            file: file.to_string(),
+            complete: !t.exp_alerts.is_empty()
+                && t.exp_alerts.iter().all(|a| {
+                    a.exp_labels.contains_key("severity")
+                        && ["summary", "description", "runbook_url"]
+                            .iter()
+                            .all(|k| a.exp_annotations.contains_key(*k))
+                }),
+            firing: !t.exp_alerts.is_empty(),
+            alertname: t.alertname,
+            eval_time: t.eval_time,
+        })
+        .collect()
 }
 
 /// The runbook links' base: the one setting in scripts/gen-prometheusrule.sh.
@@ -234,7 +197,7 @@ fn runbook_base() -> String {
 
 fn rules() -> Vec<Rule> {
     let rules = parse_rules(&read("alerts/pgmaint.rules.yml"));
-    // Cross-check the scanner with promtool's count.
+    // Cross-check the parse with promtool's count.
     let (ok, out) = run("promtool", &["check", "rules", "alerts/pgmaint.rules.yml"]);
     assert!(ok, "promtool check rules:\n{out}");
     let n: usize = Regex::new(r"SUCCESS: (\d+) rules found")
@@ -246,7 +209,7 @@ fn rules() -> Vec<Rule> {
     assert_eq!(
         rules.len(),
         n,
-        "the scanner found {} rules, promtool {n}",
+        "serde_norway found {} rules, promtool {n}",
         rules.len()
     );
     assert!(
@@ -428,16 +391,6 @@ fn every_alert_has_a_firing_and_a_silent_unit_test() {
     for file in test_files() {
         let text = read(&file);
         let parsed = parse_cases(&file, &text);
-        // Cross-check: every alert_rule_test item was understood.
-        let items = text
-            .lines()
-            .filter(|l| l.trim_start().starts_with("- eval_time:"))
-            .count();
-        assert_eq!(
-            parsed.len(),
-            items,
-            "{file}: some alert_rule_test items were not understood"
-        );
         cases.extend(parsed);
     }
     for case in &cases {

@@ -32,6 +32,18 @@ impl Drop for File {
     }
 }
 
+/// An exporter on `db` with only the `database` collector and these queries.
+async fn with_queries(pg: &harness::Cluster, db: &str, queries: &str) -> harness::Exporter {
+    pg.spawn_exporter(
+        db,
+        &[
+            ("PGMAINT_COLLECTORS", "database"),
+            ("PGMAINT_QUERIES_FILE", queries),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn meeting_system_checks_report_exact_values() {
     let pg = harness::cluster();
@@ -45,15 +57,7 @@ async fn meeting_system_checks_report_exact_values() {
          INSERT INTO meetings VALUES (1000, '2026-11-20 10:30:00.25+00');",
     )
     .await;
-    let exporter = pg
-        .spawn_exporter(
-            &db.name,
-            &[
-                ("PGMAINT_COLLECTORS", "database"),
-                ("PGMAINT_QUERIES_FILE", &example()),
-            ],
-        )
-        .await;
+    let exporter = with_queries(&pg, &db.name, &example()).await;
     let d = db.name.as_str();
     let m = harness::eventually(Duration::from_secs(20), || async {
         let m = exporter.scrape().await;
@@ -77,6 +81,53 @@ async fn meeting_system_checks_report_exact_values() {
     assert_eq!(m.types["app_users"], "gauge");
     assert!(m.raw.contains("# HELP app_users Rows in the users table (count(*)). Custom query from PGMAINT_QUERIES_FILE, cached 300s.\n"));
     assert_eq!(harness::promtool_check(&m.raw), "");
+}
+
+/// A numeric value column gives the same f64 as PostgreSQL's `::float8` of
+/// it, also where summing base-10000 digits in floating point does not
+/// (1/3, an epoch with microseconds), and NaN, huge and tiny values are
+/// read too.
+#[tokio::test]
+async fn numeric_columns_equal_postgresqls_float8_cast() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let file = File::new(
+        "numeric",
+        "
+queries:
+  - name: num
+    help: Numeric values and their float8 casts.
+    sql: >-
+      SELECT k, v AS n, v::float8 AS f FROM (VALUES
+        ('third', 1::numeric / 3), ('epoch', 594707488.797792), ('negative', -123456789.987654321),
+        ('zero', 0::numeric), ('tiny', 1e-300::numeric), ('huge', 1e300::numeric),
+        ('integer', 12345678901234567890::numeric), ('nan', 'NaN'::numeric)) t(k, v)
+    labels: [k]
+    values: [n, f]
+",
+    );
+    let exporter = with_queries(&pg, &db.name, &file.path()).await;
+    let d = db.name.as_str();
+    let m = harness::eventually(Duration::from_secs(20), || async {
+        let m = exporter.scrape().await;
+        m.has("num_n").then_some(m)
+    })
+    .await;
+    for k in [
+        "third", "epoch", "negative", "zero", "tiny", "huge", "integer", "nan",
+    ] {
+        let labels = [("datname", d), ("k", k)];
+        let (n, f) = (m.value("num_n", &labels), m.value("num_f", &labels));
+        let (n, f) = (n.unwrap_or_else(|| panic!("no num_n for {k}")), f.unwrap());
+        assert!(
+            n == f || (n.is_nan() && f.is_nan()),
+            "{k}: numeric read as {n}, ::float8 is {f}"
+        );
+    }
+    assert_eq!(
+        m.value("num_n", &[("datname", d), ("k", "third")]),
+        Some(1.0 / 3.0)
+    );
 }
 
 const RUNTIME: &str = "
@@ -116,15 +167,7 @@ async fn failing_entries_fail_alone() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     let file = File::new("runtime", RUNTIME);
-    let exporter = pg
-        .spawn_exporter(
-            &db.name,
-            &[
-                ("PGMAINT_COLLECTORS", "database"),
-                ("PGMAINT_QUERIES_FILE", &file.path()),
-            ],
-        )
-        .await;
+    let exporter = with_queries(&pg, &db.name, &file.path()).await;
     let d = db.name.as_str();
     let success = |m: &harness::Samples, c: &str| {
         m.value(

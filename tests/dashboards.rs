@@ -8,8 +8,9 @@
 //! values or to a /report page the exporter serves, every rule evaluates
 //! cleanly. The restart/failover annotations are checked with promtool.
 //!
-//! The small JSON parser here is strict where serde_json is not: a duplicate
-//! key in a dashboard (Grafana keeps the last one silently) is an error.
+//! Dashboards are read with serde_json into a small `Json` tree that also
+//! refuses a duplicate key (Grafana, like serde_json's `Value`, keeps the
+//! last one silently).
 
 mod harness;
 
@@ -31,18 +32,11 @@ enum Json {
 }
 
 impl Json {
-    /// Strict RFC 8259 parsing; duplicate object keys are an error too.
+    /// serde_json's strict RFC 8259 parsing, and duplicate object keys are an
+    /// error too (serde_json's own `Value` keeps the last one silently, as
+    /// Grafana does, which would hide a panel setting written twice).
     fn parse(text: &str) -> Result<Json, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value(0)?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing characters at byte {}", p.i));
-        }
-        Ok(v)
+        serde_json::from_str(text).map_err(|e| e.to_string())
     }
 
     fn get(&self, key: &str) -> Option<&Json> {
@@ -86,184 +80,64 @@ impl Json {
     }
 }
 
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
+/// Builds a `Json` from serde_json's tokens, refusing a key seen twice in
+/// one object.
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+        Ok(Json::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
+        Ok(Json::Num(n as f64))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
+        Ok(Json::Num(n as f64))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
+        Ok(Json::Num(n))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+        Ok(Json::Str(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Json, E> {
+        Ok(Json::Str(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut out = vec![];
+        while let Some(v) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Json::Arr(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut out: Vec<(String, Json)> = vec![];
+        while let Some((k, v)) = map.next_entry::<String, Json>()? {
+            if out.iter().any(|(seen, _)| *seen == k) {
+                return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+            }
+            out.push((k, v));
+        }
+        Ok(Json::Obj(out))
+    }
 }
 
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
-    }
-
-    fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("{what} at byte {}", self.i))
-    }
-
-    fn eat(&mut self, lit: &str) -> bool {
-        if self.s[self.i..].starts_with(lit.as_bytes()) {
-            self.i += lit.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Json, String> {
-        if depth > 200 {
-            return self.err("nested too deeply");
-        }
-        self.ws();
-        match self.s.get(self.i) {
-            None => self.err("unexpected end"),
-            Some(b'{') => {
-                self.i += 1;
-                let mut m: Vec<(String, Json)> = Vec::new();
-                self.ws();
-                if self.eat("}") {
-                    return Ok(Json::Obj(m));
-                }
-                loop {
-                    self.ws();
-                    if self.s.get(self.i) != Some(&b'"') {
-                        return self.err("expected a key");
-                    }
-                    let k = self.string()?;
-                    if m.iter().any(|(x, _)| *x == k) {
-                        return self.err(&format!("duplicate key {k:?}"));
-                    }
-                    self.ws();
-                    if !self.eat(":") {
-                        return self.err("expected ':'");
-                    }
-                    let v = self.value(depth + 1)?;
-                    m.push((k, v));
-                    self.ws();
-                    if self.eat("}") {
-                        return Ok(Json::Obj(m));
-                    }
-                    if !self.eat(",") {
-                        return self.err("expected ',' or '}'");
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut a = Vec::new();
-                self.ws();
-                if self.eat("]") {
-                    return Ok(Json::Arr(a));
-                }
-                loop {
-                    a.push(self.value(depth + 1)?);
-                    self.ws();
-                    if self.eat("]") {
-                        return Ok(Json::Arr(a));
-                    }
-                    if !self.eat(",") {
-                        return self.err("expected ',' or ']'");
-                    }
-                }
-            }
-            Some(b'"') => Ok(Json::Str(self.string()?)),
-            Some(b't') if self.eat("true") => Ok(Json::Bool(true)),
-            Some(b'f') if self.eat("false") => Ok(Json::Bool(false)),
-            Some(b'n') if self.eat("null") => Ok(Json::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => self.err("unexpected character"),
-        }
-    }
-
-    fn number(&mut self) -> Result<Json, String> {
-        let start = self.i;
-        let digits = |p: &mut Self| {
-            let s = p.i;
-            while p.i < p.s.len() && p.s[p.i].is_ascii_digit() {
-                p.i += 1;
-            }
-            p.i - s
-        };
-        self.eat("-");
-        let n = digits(self);
-        if n == 0 || (n > 1 && self.s[self.i - n] == b'0') {
-            return self.err("bad number");
-        }
-        if self.eat(".") && digits(self) == 0 {
-            return self.err("bad fraction");
-        }
-        if self.eat("e") || self.eat("E") {
-            let _ = self.eat("+") || self.eat("-");
-            if digits(self) == 0 {
-                return self.err("bad exponent");
-            }
-        }
-        let text = std::str::from_utf8(&self.s[start..self.i]).unwrap();
-        text.parse().map(Json::Num).map_err(|e| format!("{text}: {e}"))
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let h = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-        let v = u32::from_str_radix(std::str::from_utf8(h).map_err(|e| e.to_string())?, 16)
-            .map_err(|e| format!("\\u escape: {e}"))?;
-        self.i += 4;
-        Ok(v)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.i += 1; // opening quote
-        let mut out = String::new();
-        loop {
-            let start = self.i;
-            while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\' | 0..=0x1f) {
-                self.i += 1;
-            }
-            out.push_str(std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?);
-            match self.s.get(self.i) {
-                None => return self.err("unterminated string"),
-                Some(b'"') => {
-                    self.i += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.i += 1;
-                    let c = *self.s.get(self.i).ok_or("unterminated escape")?;
-                    self.i += 1;
-                    match c {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let mut cp = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&cp) {
-                                if !self.eat("\\u") {
-                                    return self.err("lone high surrogate");
-                                }
-                                let lo = self.hex4()?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return self.err("bad low surrogate");
-                                }
-                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                            }
-                            out.push(char::from_u32(cp).ok_or("bad code point")?);
-                        }
-                        _ => return self.err("bad escape"),
-                    }
-                }
-                Some(_) => return self.err("control character in string"),
-            }
-        }
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(JsonVisitor)
     }
 }
 
 #[test]
-fn json_parser_is_strict_and_decodes_escapes() {
+fn json_is_read_strictly_and_escapes_decoded() {
     let v = Json::parse(r#" {"a": [1, -2.5e3, true, null], "b": "x\"\\\/\n\u00e9\ud83d\ude00"} "#).unwrap();
     assert_eq!(v.arr("a")[1], Json::Num(-2500.0));
     assert_eq!(v.str("b"), Some("x\"\\/\né😀"));
@@ -1046,31 +920,20 @@ fn resolve_link(url: &str, column: Option<&str>, series: &Json, vars: &Resolved)
     Ok(out)
 }
 
+/// Grafana's `percentencode`: everything but RFC 3986's unreserved characters.
 fn percent_encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(v, RESERVED).to_string()
 }
 
 fn percent_decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(x) = v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(x);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A child process killed (and its directory removed) on drop.
@@ -1242,17 +1105,18 @@ fn repo_rule_files() -> Vec<PathBuf> {
     files
 }
 
-/// Rules a file declares: lines `- alert: X` / `- record: X` (or without the dash).
+/// Rules a file declares (`groups[].rules[]`, read with serde_norway).
 fn declared_rules(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim_start().trim_start_matches("- ").trim_start())
-        .filter(|l| {
-            (l.starts_with("alert:") || l.starts_with("record:"))
-                && l.split_once(':').is_some_and(|(_, v)| !v.trim().is_empty())
-        })
-        .count()
+    let text = std::fs::read_to_string(path).unwrap();
+    let file: serde_norway::Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let groups = file["groups"]
+        .as_sequence()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    groups
+        .iter()
+        .map(|g| g["rules"].as_sequence().map_or(0, Vec::len))
+        .sum()
 }
 
 /// Tables, indexes and sessions every dashboard has something to show for.

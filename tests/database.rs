@@ -92,7 +92,20 @@ async fn a_real_deadlock_is_counted_once() {
         let r = s1.batch_execute("UPDATE a SET v = 1 WHERE id = 2").await;
         (s1, r)
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // s1 must be waiting on s2's row lock before s2 closes the cycle.
+    let check = db.session().await;
+    harness::eventually(Duration::from_secs(10), || async {
+        let row = check
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, i64>(0) == 1).then_some(())
+    })
+    .await;
     let r2 = s2.batch_execute("UPDATE a SET v = 2 WHERE id = 1").await;
     let (s1, r1) = t1.await.unwrap();
     let failures: Vec<_> = [&r1, &r2].into_iter().filter_map(|r| r.as_ref().err()).collect();

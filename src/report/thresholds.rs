@@ -234,27 +234,38 @@ mod tests {
             .product()
     }
 
-    /// The expression of `alert` in the rules file (up to its `for:`/`labels:`).
-    fn expr(rules: &str, alert: &str) -> String {
-        let start = rules
-            .find(&format!("- alert: {alert}\n"))
+    #[derive(serde::Deserialize)]
+    struct RulesFile {
+        groups: Vec<RuleGroup>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct RuleGroup {
+        rules: Vec<Rule>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Rule {
+        alert: Option<String>,
+        expr: String,
+    }
+
+    /// The expression of `alert` in the rules file, white space folded.
+    fn expr(rules: &RulesFile, alert: &str) -> String {
+        let rule = rules
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .find(|r| r.alert.as_deref() == Some(alert))
             .unwrap_or_else(|| panic!("no alert {alert} in alerts/pgmaint.rules.yml"));
-        let body = &rules[start..];
-        let expr_at = body.find("expr:").expect("expr");
-        let end = body[expr_at..]
-            .find("\n        for:")
-            .or_else(|| body[expr_at..].find("\n        labels:"))
-            .unwrap();
-        body[expr_at + 5..expr_at + end]
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+        rule.expr.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     #[test]
     fn thresholds_match_the_alert_rules() {
-        let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/pgmaint.rules.yml"))
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/pgmaint.rules.yml"))
             .unwrap();
+        let rules: RulesFile = serde_norway::from_str(&text).unwrap();
         let num = regex::Regex::new(r"[0-9.]+(?:\^[0-9]+)?(?: \* [0-9.]+(?:\^[0-9]+)?)*").unwrap();
         for (alert, value, fragment) in IN_ALERTS {
             let e = expr(&rules, alert);
