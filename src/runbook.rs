@@ -3,13 +3,13 @@
 //! name in lower case>` (scripts/gen-prometheusrule.sh), so the link resolves
 //! wherever the exporter runs, without access to the repository.
 //!
-//! The renderer knows only the Markdown the runbook uses: headings, fenced
-//! code blocks, paragraphs, `-`/`1.` list items, `code`, **bold** and
-//! [links](target). Heading ids follow GitHub's rule (lower case, spaces to
-//! dashes, other punctuation dropped), so the same `#anchor` works on GitHub
-//! and here. Everything is HTML-escaped; nothing from a request is used.
+//! Rendered with pulldown-cmark (CommonMark and tables). Heading ids follow
+//! GitHub's rule (lower case, spaces to dashes, other punctuation dropped), so
+//! the same `#anchor` works on GitHub and here. Text is HTML-escaped, raw HTML
+//! shown as text; nothing from a request is used.
 
 use axum::response::Html;
+use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
 
 /// The runbook as shipped.
 pub const MARKDOWN: &str = include_str!("../docs/runbook.md");
@@ -34,159 +34,73 @@ pub fn anchor(heading: &str) -> String {
         .collect()
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Inline markup of one paragraph: `code` first (its content is literal),
-/// then **bold** and [text](target) outside code.
-fn inline(text: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in text.split('`').enumerate() {
-        if i % 2 == 1 {
-            out.push_str("<code>");
-            out.push_str(&escape(part));
-            out.push_str("</code>");
-        } else {
-            out.push_str(&links_and_bold(part));
-        }
-    }
-    out
-}
-
-fn links_and_bold(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find("](") else { break };
-        let Some(end) = after[close + 2..].find(')') else {
-            break;
-        };
-        out.push_str(&bold(&rest[..open]));
-        let label = &after[..close];
-        let target = &after[close + 2..close + 2 + end];
-        // Links to the other docs lead nowhere on the exporter: show them as
-        // text with the file named, keep in-page anchors and absolute URLs.
-        if target.starts_with('#') || target.starts_with("http://") || target.starts_with("https://") {
-            out.push_str(&format!("<a href=\"{}\">{}</a>", escape(target), bold(label)));
-        } else {
-            out.push_str(&format!("{} (docs: {})", bold(label), escape(target)));
-        }
-        rest = &after[close + 2 + end + 1..];
-    }
-    out.push_str(&bold(rest));
-    out
-}
-
-fn bold(text: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in text.split("**").enumerate() {
-        if i % 2 == 1 {
-            out.push_str("<strong>");
-            out.push_str(&escape(part));
-            out.push_str("</strong>");
-        } else {
-            out.push_str(&escape(part));
-        }
-    }
-    out
-}
-
-/// The whole page.
+/// The whole page: pulldown-cmark's HTML with GitHub's heading ids. Links to
+/// the other docs lead nowhere on the exporter: they become their text with
+/// the file named; in-page anchors and absolute URLs stay links. Raw HTML in
+/// the Markdown is shown as text.
 pub fn render(markdown: &str) -> String {
+    let mut events: Vec<Event> = Parser::new_ext(markdown, Options::ENABLE_TABLES).collect();
+    let mut i = 0;
+    while i < events.len() {
+        if matches!(events[i], Event::Start(Tag::Heading { .. })) {
+            let mut text = String::new();
+            let mut j = i + 1;
+            while j < events.len() && !matches!(events[j], Event::End(TagEnd::Heading(_))) {
+                if let Event::Text(t) | Event::Code(t) = &events[j] {
+                    text.push_str(t);
+                }
+                j += 1;
+            }
+            if let Event::Start(Tag::Heading { id, .. }) = &mut events[i] {
+                *id = Some(CowStr::from(anchor(&text)));
+            }
+            i = j;
+        }
+        i += 1;
+    }
+    let mut shown = Vec::with_capacity(events.len());
+    // For each open link: the target of one shown as text, None for a link.
+    let mut links: Vec<Option<CowStr>> = vec![];
+    for event in events {
+        match event {
+            Event::Start(Tag::Link {
+                dest_url,
+                title,
+                id,
+                link_type,
+            }) => {
+                let keep = dest_url.starts_with('#')
+                    || dest_url.starts_with("http://")
+                    || dest_url.starts_with("https://");
+                if keep {
+                    links.push(None);
+                    shown.push(Event::Start(Tag::Link {
+                        dest_url,
+                        title,
+                        id,
+                        link_type,
+                    }));
+                } else {
+                    links.push(Some(dest_url));
+                }
+            }
+            Event::End(TagEnd::Link) => match links.pop().flatten() {
+                Some(target) => shown.push(Event::Text(format!(" (docs: {target})").into())),
+                None => shown.push(Event::End(TagEnd::Link)),
+            },
+            Event::Html(h) | Event::InlineHtml(h) => shown.push(Event::Text(h)),
+            e => shown.push(e),
+        }
+    }
     let mut out = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>pgmaint-exporter runbook</title>\
          <style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}\
          pre{background:#f4f4f4;padding:.6rem;overflow-x:auto}code{background:#f4f4f4}\
+         table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .4rem}\
          h2{border-top:1px solid #ccc;padding-top:1rem}</style></head><body>\n",
     );
-    let mut paragraph: Vec<&str> = vec![];
-    let mut in_list = false;
-    let mut lines = markdown.lines();
-    let flush = |out: &mut String, paragraph: &mut Vec<&str>, in_list: &mut bool| {
-        if !paragraph.is_empty() {
-            let text = paragraph.join(" ");
-            if *in_list {
-                out.push_str(&format!("<li>{}</li>\n", inline(&text)));
-            } else {
-                out.push_str(&format!("<p>{}</p>\n", inline(&text)));
-            }
-            paragraph.clear();
-        }
-    };
-    while let Some(line) = lines.next() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") {
-            flush(&mut out, &mut paragraph, &mut in_list);
-            out.push_str("<pre><code>");
-            for code in lines.by_ref() {
-                if code.trim_start().starts_with("```") {
-                    break;
-                }
-                out.push_str(&escape(code));
-                out.push('\n');
-            }
-            out.push_str("</code></pre>\n");
-            continue;
-        }
-        let heading = ["### ", "## ", "# "]
-            .iter()
-            .find_map(|p| line.strip_prefix(p).map(|h| (p.len() - 1, h)));
-        if let Some((level, text)) = heading {
-            flush(&mut out, &mut paragraph, &mut in_list);
-            if in_list {
-                out.push_str("</ul>\n");
-                in_list = false;
-            }
-            out.push_str(&format!(
-                "<h{level} id=\"{}\">{}</h{level}>\n",
-                escape(&anchor(text)),
-                inline(text)
-            ));
-            continue;
-        }
-        if trimmed.is_empty() {
-            flush(&mut out, &mut paragraph, &mut in_list);
-            if in_list {
-                out.push_str("</ul>\n");
-                in_list = false;
-            }
-            continue;
-        }
-        let item = trimmed.strip_prefix("- ").or_else(|| {
-            let digits = trimmed.chars().take_while(|c| c.is_ascii_digit()).count();
-            (digits > 0)
-                .then(|| trimmed[digits..].strip_prefix(". "))
-                .flatten()
-        });
-        if let Some(item) = item {
-            flush(&mut out, &mut paragraph, &mut in_list);
-            if !in_list {
-                out.push_str("<ul>\n");
-                in_list = true;
-            }
-            paragraph.push(item);
-            continue;
-        }
-        paragraph.push(trimmed);
-    }
-    flush(&mut out, &mut paragraph, &mut in_list);
-    if in_list {
-        out.push_str("</ul>\n");
-    }
+    html::push_html(&mut out, shown.into_iter());
     out.push_str("</body></html>\n");
     out
 }
@@ -220,9 +134,10 @@ mod tests {
         );
         assert!(html.contains("<li>two doc (docs: metrics.md)</li>"), "{html}");
         assert!(
-            html.contains("<pre><code>SELECT 1 &lt; 2;\n</code></pre>"),
+            html.contains("<pre><code class=\"language-sql\">SELECT 1 &lt; 2;\n</code></pre>"),
             "{html}"
         );
+        assert!(render("<script>x</script>\n").contains("&lt;script&gt;"));
     }
 
     #[test]
