@@ -25,8 +25,10 @@ RUN mkdir src \
     && cargo build --release --locked \
     && rm -rf src
 
-# The real source. COPY keeps the files' old mtimes, so touch them, or cargo
+# The real source, and docs/runbook.md that GET /runbook compiles in
+# (include_str!). COPY keeps the files' old mtimes, so touch them, or cargo
 # would consider the dummy build up to date.
+COPY docs/runbook.md ./docs/runbook.md
 COPY src ./src
 # build.rs reads the revision from git, which is not in the build context.
 ARG PGMAINT_REVISION=unknown
