@@ -139,15 +139,6 @@ impl Drop for Container {
     }
 }
 
-/// A temp directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `pg_dump -Fc` (PostgreSQL 15, on the host) of `db` into `path`.
 fn pg_dump(port: u16, db: &str, path: &Path) {
     let out = Command::new("/usr/lib/postgresql/15/bin/pg_dump")
@@ -233,8 +224,7 @@ async fn image_builds_runs_as_10001_is_healthy_and_verifies_a_backup() {
          INSERT INTO meetings SELECT g, 'm' || g FROM generate_series(1, 1000) g;",
     )
     .await;
-    let dir = TempDir(std::env::temp_dir().join(format!("pgmaint-container-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = harness::Dir::new("container");
     let dump = dir.0.join("backup_20261201_020000.dump");
     pg_dump(pg.port, &db.name, &dump);
     let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(&dir.0).status();

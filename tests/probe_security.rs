@@ -7,46 +7,16 @@
 //! server's error text cannot forge a log line.
 mod harness;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{Exporter, Samples};
+use harness::{Dir, Exporter, Samples};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// A directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "pgmaint-{tag}-{}-{}",
-            std::process::id(),
-            harness::free_port()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path.to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What a fake server does after the start-up packet.
 #[derive(Clone)]
@@ -201,7 +171,7 @@ fn tls_acceptor(signed: bool) -> (tokio_rustls::TlsAcceptor, String) {
 /// An exporter whose `/probe` uses `config` (the auth modules); its own
 /// `/metrics` points at a port nobody listens on.
 async fn exporter(dir: &Dir, config: &str) -> Exporter {
-    let file = dir.write("config.yml", config);
+    let file = dir.write("config.yml", config, 0o600);
     let nowhere = format!("postgresql://mon@127.0.0.1:{}/postgres", harness::free_port());
     Exporter::spawn(&[
         ("PGMAINT_DATABASE_URL", nowhere.as_str()),
@@ -239,7 +209,7 @@ fn got_secret(f: &Fake, secret: &str) -> bool {
 async fn a_target_outside_allowed_targets_gets_no_connection() {
     let dir = Dir::new("allow");
     let secret = harness::unique_secret("fleet");
-    let pw = dir.write("pw", &format!("{secret}\n"));
+    let pw = dir.write("pw", &format!("{secret}\n"), 0o600);
     let evil = fake(Script::Auth(3), None).await;
     let other = harness::free_port();
     let e = exporter(
@@ -291,7 +261,7 @@ async fn a_target_outside_allowed_targets_gets_no_connection() {
 async fn an_unverified_server_gets_no_password_unless_the_module_opts_in() {
     let dir = Dir::new("unverified");
     let secret = harness::unique_secret("pw");
-    let pw = dir.write("pw", &format!("{secret}\n"));
+    let pw = dir.write("pw", &format!("{secret}\n"), 0o600);
     let cleartext = fake(Script::Auth(3), None).await;
     let md5 = fake(Script::Auth(5), None).await;
     let (self_signed, _) = tls_acceptor(false);
@@ -377,7 +347,7 @@ async fn a_verified_server_gets_the_password() {
     let dir = Dir::new("verified");
     let secret = harness::unique_secret("pw");
     let (acceptor, ca) = tls_acceptor(true);
-    let ca = dir.write("ca.crt", &ca);
+    let ca = dir.write("ca.crt", &ca, 0o600);
     let server = fake(Script::Auth(3), Some(acceptor)).await;
     let (stranger, _) = tls_acceptor(true);
     let impostor = fake(Script::Auth(3), Some(stranger)).await;
