@@ -432,15 +432,29 @@ fn failsafe(failsafe_age: f64, freeze_max_age: f64) -> f64 {
     failsafe_age.max(t::FAILSAFE_FREEZE_FACTOR * freeze_max_age)
 }
 
+/// The server's `freeze_setting` (PostgreSQL's default when the settings
+/// collector gave none) and the effective failsafe age the alerts use:
+/// `failsafe_setting`, never below 1.05 × the freeze setting; PostgreSQL's
+/// default failsafe age without the settings.
+fn freeze_limits(
+    snap: &Snapshot,
+    freeze_setting: &str,
+    failsafe_setting: &str,
+    default_freeze: f64,
+) -> (f64, f64) {
+    match scalar(snap, freeze_setting) {
+        Some(fma) => (fma, failsafe(scalar(snap, failsafe_setting).unwrap_or(0.0), fma)),
+        None => (default_freeze, t::DEFAULT_FAILSAFE_AGE),
+    }
+}
+
 fn wraparound(snap: &Snapshot, out: &mut Out) {
-    let setting = scalar(snap, "pg_settings_autovacuum_freeze_max_age").unwrap_or(t::DEFAULT_FREEZE_MAX_AGE);
-    let failsafe_age = match scalar(snap, "pg_settings_autovacuum_freeze_max_age") {
-        Some(fma) => failsafe(
-            scalar(snap, "pg_settings_vacuum_failsafe_age").unwrap_or(0.0),
-            fma,
-        ),
-        None => t::DEFAULT_FAILSAFE_AGE,
-    };
+    let (setting, failsafe_age) = freeze_limits(
+        snap,
+        "pg_settings_autovacuum_freeze_max_age",
+        "pg_settings_vacuum_failsafe_age",
+        t::DEFAULT_FREEZE_MAX_AGE,
+    );
     let limit = xid_limit(setting);
     let tables = rows(snap, "pg_table_frozen_xid_age");
     let mut flagged = Vec::new();
@@ -1510,15 +1524,12 @@ fn prepared(snap: &Snapshot, out: &mut Out) {
 }
 
 fn multixact(snap: &Snapshot, out: &mut Out) {
-    let setting = scalar(snap, "pg_settings_autovacuum_multixact_freeze_max_age")
-        .unwrap_or(t::DEFAULT_MULTIXACT_FREEZE_MAX_AGE);
-    let failsafe_age = match scalar(snap, "pg_settings_autovacuum_multixact_freeze_max_age") {
-        Some(fma) => failsafe(
-            scalar(snap, "pg_settings_vacuum_multixact_failsafe_age").unwrap_or(0.0),
-            fma,
-        ),
-        None => t::DEFAULT_FAILSAFE_AGE,
-    };
+    let (setting, failsafe_age) = freeze_limits(
+        snap,
+        "pg_settings_autovacuum_multixact_freeze_max_age",
+        "pg_settings_vacuum_multixact_failsafe_age",
+        t::DEFAULT_MULTIXACT_FREEZE_MAX_AGE,
+    );
     let limit = xid_limit(setting);
     for r in rows(snap, "pg_database_min_mxid_age") {
         // Past the setting anti-wraparound autovacuum is due (info: it should
