@@ -10,7 +10,9 @@
 //! not exported at all rather than silently low (see
 //! `pgmaint_exporter_role_privilege`). No query text is ever used as a label.
 
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Param, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -207,20 +209,21 @@ static FAMILIES: &[&Family] = &[
     &PREPARED_AGE,
 ];
 
+/// What `activity` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "activity",
+    description: "Sessions by state, long queries, idle transactions, lock waits, xmin horizon holders.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Activity;
 
 impl Collector for Activity {
-    fn name(&self) -> &'static str {
-        "activity"
-    }
-    fn description(&self) -> &'static str {
-        "Sessions by state, long queries, idle transactions, lock waits, xmin horizon holders."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         Source::Sql(vec![

@@ -7,7 +7,9 @@
 //! queries, so an unprivileged role still gets the archiver counters and the
 //! directory families are simply absent.
 
-use crate::collectors::{num, num0, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -95,20 +97,21 @@ static FAMILIES: &[&Family] = &[
     &WALDIR_SEGMENTS,
 ];
 
+/// What `archiver` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "archiver",
+    description: "WAL archiving successes, failures and backlog; size of pg_wal.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Archiver;
 
 impl Collector for Archiver {
-    fn name(&self) -> &'static str {
-        "archiver"
-    }
-    fn description(&self) -> &'static str {
-        "WAL archiving successes, failures and backlog; size of pg_wal."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![

@@ -8,7 +8,7 @@
 //! (read as UTC) when there is one, else from its mtime: copying a dump to
 //! another disk changes its mtime, not its name.
 
-use crate::collectors::{Collector, Ctx, Fetched, Scope, Source};
+use crate::collectors::{Collector, Ctx, Fetched, Meta, Scope, Source, MIN_SUPPORTED_MAJOR};
 use crate::error::CollectError;
 use crate::host::{HostRequest, HostResult, Outcome};
 use crate::metrics::{Family, Sink};
@@ -87,24 +87,22 @@ static FAMILIES: &[&Family] = &[
 /// `*.backup`: in a WAL archive that names backup-history files.
 pub const DEFAULT_GLOBS: &[&str] = &["backup_*", "*.dump", "*.sql", "*.tar"];
 
+/// What `backup` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "backup",
+    description: "pg_dump backups in PGMAINT_BACKUP_DIRS: count, size, age, and verification of the newest.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    // Switched on by PGMAINT_BACKUP_DIRS (config.rs).
+    default_enabled: false,
+};
+
 pub struct Backup;
 
 impl Collector for Backup {
-    fn name(&self) -> &'static str {
-        "backup"
-    }
-    fn description(&self) -> &'static str {
-        "pg_dump backups in PGMAINT_BACKUP_DIRS: count, size, age, and verification of the newest."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn default_enabled(&self) -> bool {
-        // Switched on by PGMAINT_BACKUP_DIRS (config.rs).
-        false
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         Source::Host(

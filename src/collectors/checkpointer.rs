@@ -8,7 +8,7 @@
 //! meaning across versions. Restartpoint counters exist from 17 and
 //! `checkpoints_done` from 18; on older servers they have no sample.
 
-use crate::collectors::{num, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{num, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -120,20 +120,22 @@ static FAMILIES: &[&Family] = &[
     &BUFFERS_ALLOC,
 ];
 
+/// What `checkpointer` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "checkpointer",
+    description:
+        "Checkpoints timed and requested, their write/sync time and buffers; background writer cleaning.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Checkpointer;
 
 impl Collector for Checkpointer {
-    fn name(&self) -> &'static str {
-        "checkpointer"
-    }
-    fn description(&self) -> &'static str {
-        "Checkpoints timed and requested, their write/sync time and buffers; background writer cleaning."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let sql = match ctx.server.major() {

@@ -22,7 +22,9 @@
 //! pg_stat_file granted to the exporter's role: without, those families are
 //! absent.
 
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -225,20 +227,21 @@ static COUNTERS: &[&Family] = &[
     &CHECKSUM_FAILURES,
 ];
 
+/// What `database` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "database",
+    description: "Database sizes, wraparound ages, pg_stat_database counters and WAL volume.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Database;
 
 impl Collector for Database {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-    fn description(&self) -> &'static str {
-        "Database sizes, wraparound ages, pg_stat_database counters and WAL volume."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![

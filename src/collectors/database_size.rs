@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use crate::collectors::{num, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -35,20 +37,21 @@ static SIZE: Family = Family::gauge(
 
 static FAMILIES: &[&Family] = &[&SIZE];
 
+/// What `database_size` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "database_size",
+    description: "Disk space of each database in bytes (cached, refreshed in the background).",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct DatabaseSize;
 
 impl Collector for DatabaseSize {
-    fn name(&self) -> &'static str {
-        "database_size"
-    }
-    fn description(&self) -> &'static str {
-        "Disk space of each database in bytes (cached, refreshed in the background)."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn cache_ttl(&self, config: &Config) -> Duration {
         config.size_cache

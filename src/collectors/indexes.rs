@@ -20,7 +20,9 @@ use std::collections::HashSet;
 use rustc_hash::FxHashMap;
 
 use crate::collectors::selection;
-use crate::collectors::{num, num0, text_ref, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -291,20 +293,21 @@ fn duplicates_of(defs: &[IndexDef<'_>]) -> FxHashMap<u32, u32> {
     dups
 }
 
+/// What `indexes` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "indexes",
+    description: "Per-index scans; unused, invalid, duplicate and foreign-key indexes.",
+    scope: Scope::PerDatabase,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Indexes;
 
 impl Collector for Indexes {
-    fn name(&self) -> &'static str {
-        "indexes"
-    }
-    fn description(&self) -> &'static str {
-        "Per-index scans; unused, invalid, duplicate and foreign-key indexes."
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerDatabase
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let mut queries = vec![

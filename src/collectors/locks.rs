@@ -12,7 +12,9 @@
 //! modes × granted, 0 when absent, so `rate()` and alerts see stable series;
 //! other modes (SIReadLock) appear when present.
 
-use crate::collectors::{num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -45,20 +47,21 @@ static LOCKS: Family = Family::gauge(
 
 static FAMILIES: &[&Family] = &[&LOCKS];
 
+/// What `locks` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "locks",
+    description: "Heavyweight locks held and awaited, by database, mode and granted.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Locks;
 
 impl Collector for Locks {
-    fn name(&self) -> &'static str {
-        "locks"
-    }
-    fn description(&self) -> &'static str {
-        "Heavyweight locks held and awaited, by database, mode and granted."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![Query::new("locks", LOCKS_SQL)])

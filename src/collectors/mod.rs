@@ -218,22 +218,67 @@ impl Fetched {
     }
 }
 
+/// What a collector is, declared once as a `const` in its file: the facts
+/// the landing page, `PGMAINT_COLLECTORS`, the docs tests and the scrape
+/// planner read.
+#[derive(Debug)]
+pub struct Meta {
+    /// Name used in `PGMAINT_COLLECTORS` and the `collector` label; matches the file.
+    pub name: &'static str,
+    /// One line for the landing page.
+    pub description: &'static str,
+    pub scope: Scope,
+    /// Every family this collector can emit (docs and lint tests walk these).
+    pub families: &'static [&'static Family],
+    /// Oldest major version the collector applies to; older servers skip it
+    /// without error (usually `MIN_SUPPORTED_MAJOR`).
+    pub min_major: i32,
+    /// Runs unless `PGMAINT_COLLECTORS` says otherwise (false: switched on by
+    /// its own setting).
+    pub default_enabled: bool,
+}
+
+/// Placeholder `Meta` of collectors defined at run time (custom queries),
+/// which override `name()`, `description()`, `scope()` and `families()`
+/// instead. Every collector in `ALL` declares its own (a unit test checks).
+pub const RUNTIME_META: Meta = Meta {
+    name: "",
+    description: "",
+    scope: Scope::PerDatabase,
+    families: &[],
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 /// A collector: declarations plus a pure row → sample mapping.
 pub trait Collector: Send + Sync {
+    /// The collector's declared facts. The accessors below read it; a
+    /// collector built at run time may override them instead.
+    fn meta(&self) -> &'static Meta {
+        &RUNTIME_META
+    }
     /// Name used in `PGMAINT_COLLECTORS` and the `collector` label.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.meta().name
+    }
     /// One line for the landing page.
-    fn description(&self) -> &'static str;
-    fn scope(&self) -> Scope;
+    fn description(&self) -> &'static str {
+        self.meta().description
+    }
+    fn scope(&self) -> Scope {
+        self.meta().scope
+    }
     fn default_enabled(&self) -> bool {
-        true
+        self.meta().default_enabled
     }
     /// Every family this collector can emit (docs and lint tests walk these).
-    fn families(&self) -> &'static [&'static Family];
+    fn families(&self) -> &'static [&'static Family] {
+        self.meta().families
+    }
     /// Oldest major version the collector applies to; older servers skip it
     /// without error.
     fn min_major(&self) -> i32 {
-        MIN_SUPPORTED_MAJOR
+        self.meta().min_major
     }
     /// The queries for this server (already known to be ≥ `min_major`), or
     /// `NotApplicable`.
@@ -330,5 +375,14 @@ mod tests {
             plan_for(150004).iter().all(|sql| *sql),
             "every collector applies to 15"
         );
+    }
+
+    #[test]
+    fn every_collector_declares_its_own_meta() {
+        for c in ALL {
+            let meta = c.meta();
+            assert!(!meta.name.is_empty() && !meta.families.is_empty(), "{meta:?}");
+            assert_eq!(by_name(meta.name).map(|c| c.meta().name), Some(meta.name));
+        }
     }
 }

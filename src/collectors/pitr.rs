@@ -5,7 +5,7 @@
 //! Source: current_setting('archive_command'/'archive_library').
 //! Scope: cluster. PostgreSQL ≥ 14 (archive_library from 15).
 
-use crate::collectors::{num0, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{num0, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -22,20 +22,21 @@ static CONFIGURED: Family = Family::gauge(
 
 static FAMILIES: &[&Family] = &[&CONFIGURED];
 
+/// What `pitr` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "pitr",
+    description: "Point-in-time recovery prerequisites: archive_command/archive_library set or not.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Pitr;
 
 impl Collector for Pitr {
-    fn name(&self) -> &'static str {
-        "pitr"
-    }
-    fn description(&self) -> &'static str {
-        "Point-in-time recovery prerequisites: archive_command/archive_library set or not."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![Query::new("pitr", SQL)])

@@ -20,7 +20,9 @@
 //! Without pg_read_all_stats PostgreSQL shows only the pid of other roles'
 //! WAL senders: their state is "" and positions and lags are absent.
 
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -249,20 +251,21 @@ static FAMILIES: &[&Family] = &[
     &LAST_REPLAY,
 ];
 
+/// What `replication` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "replication",
+    description: "Recovery state, standby lag, replication slots and retained WAL, timeline.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Replication;
 
 impl Collector for Replication {
-    fn name(&self) -> &'static str {
-        "replication"
-    }
-    fn description(&self) -> &'static str {
-        "Recovery state, standby lag, replication slots and retained WAL, timeline."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let standby = ctx.server.in_recovery;

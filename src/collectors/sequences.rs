@@ -25,7 +25,9 @@
 //! `pg_sequences.last_value` says: absent until the next `nextval()`.
 
 use crate::collectors::selection::wanted;
-use crate::collectors::{num, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -143,20 +145,21 @@ static COLUMN_USED: Family = Family::gauge(
 
 static FAMILIES: &[&Family] = &[&USED, &LAST_VALUE, &MIN_VALUE, &MAX_VALUE, &COLUMN_USED];
 
+/// What `sequences` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "sequences",
+    description: "Used share of each sequence's range and of the integer column type each sequence feeds.",
+    scope: Scope::PerDatabase,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Sequences;
 
 impl Collector for Sequences {
-    fn name(&self) -> &'static str {
-        "sequences"
-    }
-    fn description(&self) -> &'static str {
-        "Used share of each sequence's range and of the integer column type each sequence feeds."
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerDatabase
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![

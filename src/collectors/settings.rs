@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use crate::collectors::{text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR};
 use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -398,20 +398,22 @@ pub fn convert(setting: &str, unit: &str, vartype: &str, want: Dim) -> Result<f6
     }
 }
 
+/// What `settings` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "settings",
+    description:
+        "Autovacuum, memory, WAL, checkpoint and timeout settings in base units; settings pending a restart.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Settings;
 
 impl Collector for Settings {
-    fn name(&self) -> &'static str {
-        "settings"
-    }
-    fn description(&self) -> &'static str {
-        "Autovacuum, memory, WAL, checkpoint and timeout settings in base units; settings pending a restart."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     /// Settings change by a reload or restart, rarely: cached
     /// (`PGMAINT_SETTINGS_CACHE_SECONDS`, default 60 s; 0 reads them every scrape).

@@ -14,7 +14,9 @@
 use std::time::Duration;
 
 use crate::collectors::selection;
-use crate::collectors::{num, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -76,20 +78,21 @@ static INDEX_BYTES: Family = Family::gauge(
 
 static FAMILIES: &[&Family] = &[&HEAP_BYTES, &TOAST_BYTES, &INDEXES_BYTES, &INDEX_BYTES];
 
+/// What `sizes` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "sizes",
+    description: "Table, TOAST and index sizes in bytes (cached, refreshed in the background).",
+    scope: Scope::PerDatabase,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Sizes;
 
 impl Collector for Sizes {
-    fn name(&self) -> &'static str {
-        "sizes"
-    }
-    fn description(&self) -> &'static str {
-        "Table, TOAST and index sizes in bytes (cached, refreshed in the background)."
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerDatabase
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn cache_ttl(&self, config: &Config) -> Duration {
         config.size_cache

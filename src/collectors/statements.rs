@@ -17,7 +17,9 @@
 //! (`shared_preload_libraries`); without it the collector fails with an error
 //! that says what to run.
 
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Param, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -157,23 +159,21 @@ static FAMILIES: &[&Family] = &[
     &DEALLOC,
 ];
 
+/// What `statements` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "statements",
+    description: "Top statements per database by total execution time (pg_stat_statements; off by default).",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: false,
+};
+
 pub struct Statements;
 
 impl Collector for Statements {
-    fn name(&self) -> &'static str {
-        "statements"
-    }
-    fn description(&self) -> &'static str {
-        "Top statements per database by total execution time (pg_stat_statements; off by default)."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn default_enabled(&self) -> bool {
-        false
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let major = ctx.server.major();

@@ -11,7 +11,9 @@
 //! so the cap's "needs attention" and these series never disagree.
 
 use crate::collectors::selection;
-use crate::collectors::{num, num0, text_ref, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -233,20 +235,21 @@ static FAMILIES: &[&Family] = &[
     &OMITTED,
 ];
 
+/// What `tables` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "tables",
+    description: "Per-table tuples, vacuum/analyze history, frozen-xid age and autovacuum trigger points.",
+    scope: Scope::PerDatabase,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Tables;
 
 impl Collector for Tables {
-    fn name(&self) -> &'static str {
-        "tables"
-    }
-    fn description(&self) -> &'static str {
-        "Per-table tuples, vacuum/analyze history, frozen-xid age and autovacuum trigger points."
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerDatabase
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let sql = if ctx.server.major() >= 18 { SQL_18 } else { SQL_14 };

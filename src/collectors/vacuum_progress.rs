@@ -12,7 +12,9 @@
 //! exporter role's own VACUUMs are visible (others have no relid and are left
 //! out).
 
-use crate::collectors::{num, num0, text, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -132,20 +134,21 @@ static FAMILIES: &[&Family] = &[
     &WORKERS_BUSY,
 ];
 
+/// What `vacuum_progress` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "vacuum_progress",
+    description: "Running VACUUMs per table (phase, blocks, duration) and busy autovacuum workers.",
+    scope: Scope::PerDatabase,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct VacuumProgress;
 
 impl Collector for VacuumProgress {
-    fn name(&self) -> &'static str {
-        "vacuum_progress"
-    }
-    fn description(&self) -> &'static str {
-        "Running VACUUMs per table (phase, blocks, duration) and busy autovacuum workers."
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerDatabase
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let progress = match ctx.server.major() {

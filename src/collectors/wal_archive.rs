@@ -24,7 +24,7 @@
 //! uncompressed segment that is a power of two of at least 1 MiB; 16 MiB when
 //! there is none).
 
-use crate::collectors::{Collector, Ctx, Fetched, Scope, Source};
+use crate::collectors::{Collector, Ctx, Fetched, Meta, Scope, Source, MIN_SUPPORTED_MAJOR};
 use crate::error::CollectError;
 use crate::host::{HostRequest, HostResult, WalSegment};
 use crate::metrics::{Family, Sink};
@@ -162,24 +162,23 @@ pub fn missing_segments(segments: &[WalSegment], start: &str) -> u64 {
     chain(segments, start, archive_segment_size(segments), |_| false).missing
 }
 
+/// What `wal_archive` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "wal_archive",
+    description:
+        "PITR readiness from PGMAINT_WAL_ARCHIVE_DIR: newest base backup and WAL continuity since it.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    // Switched on by PGMAINT_WAL_ARCHIVE_DIR (config.rs).
+    default_enabled: false,
+};
+
 pub struct WalArchive;
 
 impl Collector for WalArchive {
-    fn name(&self) -> &'static str {
-        "wal_archive"
-    }
-    fn description(&self) -> &'static str {
-        "PITR readiness from PGMAINT_WAL_ARCHIVE_DIR: newest base backup and WAL continuity since it."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn default_enabled(&self) -> bool {
-        // Switched on by PGMAINT_WAL_ARCHIVE_DIR (config.rs).
-        false
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         Source::Host(

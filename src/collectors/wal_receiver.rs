@@ -17,7 +17,9 @@
 //! known to exist but not whether it streams, so `pg_wal_receiver_streaming`
 //! and the detail families are absent rather than guessed.
 
-use crate::collectors::{num, text_ref, Collector, Ctx, Fetched, Query, Scope, Source};
+use crate::collectors::{
+    num, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -88,20 +90,21 @@ static FAMILIES: &[&Family] = &[
     &FLUSHED_LSN,
 ];
 
+/// What `wal_receiver` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "wal_receiver",
+    description: "Standby: whether the WAL receiver streams, and when it last heard from upstream.",
+    scope: Scope::Cluster,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct WalReceiver;
 
 impl Collector for WalReceiver {
-    fn name(&self) -> &'static str {
-        "wal_receiver"
-    }
-    fn description(&self) -> &'static str {
-        "Standby: whether the WAL receiver streams, and when it last heard from upstream."
-    }
-    fn scope(&self) -> Scope {
-        Scope::Cluster
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, _ctx: &Ctx) -> Source {
         // Also on a primary (the view is empty there): the query is cheap, and

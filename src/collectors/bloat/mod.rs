@@ -27,7 +27,10 @@
 
 use std::time::Duration;
 
-use crate::collectors::{num, num0, selection, text, Collector, Ctx, Fetched, Param, Query, Scope, Source};
+use crate::collectors::{
+    num, num0, selection, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source,
+    MIN_SUPPORTED_MAJOR,
+};
 use crate::config::Config;
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -119,20 +122,21 @@ fn input(row: crate::rows::Row<'_>, first: usize, pages: f64, tuples: f64) -> Re
     })
 }
 
+/// What `bloat` is, once (see `Meta`).
+const META: Meta = Meta {
+    name: "bloat",
+    description: "Estimated wasted bytes and bloat ratio per table heap and btree index (from statistics; optional pgstattuple exact mode).",
+    scope: Scope::PerDatabase,
+    families: FAMILIES,
+    min_major: MIN_SUPPORTED_MAJOR,
+    default_enabled: true,
+};
+
 pub struct Bloat;
 
 impl Collector for Bloat {
-    fn name(&self) -> &'static str {
-        "bloat"
-    }
-    fn description(&self) -> &'static str {
-        "Estimated wasted bytes and bloat ratio per table heap and btree index (from statistics; optional pgstattuple exact mode)."
-    }
-    fn scope(&self) -> Scope {
-        Scope::PerDatabase
-    }
-    fn families(&self) -> &'static [&'static Family] {
-        FAMILIES
+    fn meta(&self) -> &'static Meta {
+        &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let mut queries = vec![
