@@ -121,4 +121,32 @@ async fn slow_autovacuum_counts_as_busy_worker() {
         .await;
     assert_eq!(m.value("pg_vacuum_progress_heap_blocks", &d), Some(pages));
     assert_eq!(harness::promtool_check(&m.raw), "");
+
+    // A role without pg_read_all_stats sees the worker with a NULL
+    // backend_type: it gets no count at all rather than a 0 while one works.
+    let role = format!("avmon_{}", db.name);
+    db.batch(&format!("CREATE ROLE {role} LOGIN")).await;
+    let url = format!("postgresql://{role}@127.0.0.1:{}/{}", pg.port, db.name);
+    let unprivileged = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_DATABASE_URL", url.as_str())])
+        .await;
+    let m = unprivileged.scrape().await;
+    drop(unprivileged);
+    let still_busy = exporter.scrape().await;
+    db.batch(&format!("DROP ROLE {role}")).await;
+    assert_eq!(
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", "vacuum_progress"), d[0]]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        still_busy
+            .value("pg_autovacuum_workers_busy", &[d[0]])
+            .unwrap_or(0.0)
+            >= 1.0,
+        "the worker still runs"
+    );
+    assert_eq!(m.value("pg_autovacuum_workers_busy", &[d[0]]), None);
 }

@@ -11,7 +11,7 @@
 //! `pgmaint_exporter_role_privilege`). No query text is ever used as a label.
 
 use crate::collectors::{
-    num, num0, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -105,7 +105,9 @@ const PREPARED_LIST_SQL: &str = "SELECT database::text, gid, owner::text,
  ORDER BY prepared
  LIMIT 50";
 
-/// One row: the connection limits.
+/// One row: the connection limits. reserved_connections exists from
+/// PostgreSQL 16; before that no slots are reserved for
+/// pg_use_reserved_connections, so its coalesce to 0 is a true 0.
 const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::float8,
        current_setting('superuser_reserved_connections')::float8
          + coalesce(current_setting('reserved_connections', true), '0')::float8";
@@ -247,14 +249,14 @@ impl Collector for Activity {
         let sees_all = ctx.server.read_all_stats;
         for row in input.rows("connections")? {
             let (db, state, kind) = (text(row, 0)?, text(row, 1)?, text(row, 2)?);
-            out.gauge(&CONNECTIONS, &[&db, &state, &kind], num0(row, 3)?);
+            out.gauge(&CONNECTIONS, &[&db, &state, &kind], num_req(row, 3)?);
         }
         for row in input.rows("sessions")?.iter().filter(|_| sees_all) {
             let db = text(row, 0)?;
-            out.gauge(&LOCK_WAITING, &[&db], num0(row, 1)?);
+            out.gauge(&LOCK_WAITING, &[&db], num_req(row, 1)?);
             out.gauge_opt(&OLDEST_QUERY, &[&db], num(row, 2)?);
             out.gauge_opt(&IDLE_IN_XACT, &[&db], num(row, 3)?);
-            out.gauge(&LONG_QUERIES, &[&db], num0(row, 4)?);
+            out.gauge(&LONG_QUERIES, &[&db], num_req(row, 4)?);
         }
         for row in input.rows("xacts")?.iter().filter(|_| sees_all) {
             out.gauge_opt(&OLDEST_XACT, &[&text(row, 0)?, &text(row, 1)?], num(row, 2)?);
@@ -270,7 +272,7 @@ impl Collector for Activity {
             out.gauge_opt(&HORIZON, &[&holder], num(row, 1)?);
         }
         for row in input.rows("prepared")? {
-            out.gauge(&PREPARED, &[], num0(row, 0)?);
+            out.gauge(&PREPARED, &[], num_req(row, 0)?);
             out.gauge_opt(&PREPARED_AGE, &[], num(row, 1)?);
         }
         for row in input
@@ -279,7 +281,7 @@ impl Collector for Activity {
             .iter()
             .filter(|_| sees_all)
         {
-            let pid = format!("{}", num0(row, 1)? as i64);
+            let pid = format!("{}", num_req(row, 1)? as i64);
             let l = [
                 text(row, 0)?,
                 pid,
@@ -289,16 +291,16 @@ impl Collector for Activity {
                 text(row, 5)?,
             ];
             let l: Vec<&str> = l.iter().map(String::as_str).collect();
-            out.detail(&LONG_SESSION, &l, num0(row, 6)?);
+            out.detail(&LONG_SESSION, &l, num_req(row, 6)?);
         }
         for row in input.optional("prepared_list").unwrap_or_default().iter() {
             let l = [text(row, 0)?, text(row, 1)?, text(row, 2)?, text(row, 3)?];
             let l: Vec<&str> = l.iter().map(String::as_str).collect();
-            out.detail(&PREPARED_XACT, &l, num0(row, 4)?);
+            out.detail(&PREPARED_XACT, &l, num_req(row, 4)?);
         }
         for row in input.rows("limits")? {
-            out.gauge(&MAX_CONNECTIONS, &[], num0(row, 0)?);
-            out.gauge(&RESERVED_CONNECTIONS, &[], num0(row, 1)?);
+            out.gauge(&MAX_CONNECTIONS, &[], num_req(row, 0)?);
+            out.gauge(&RESERVED_CONNECTIONS, &[], num_req(row, 1)?);
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! directory families are simply absent.
 
 use crate::collectors::{
-    num, num0, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -24,7 +24,8 @@ const ARCHIVER_SQL: &str = "SELECT archived_count::float8, failed_count::float8,
   FROM pg_stat_archiver";
 
 /// One row: total size of pg_wal (segments, history and backup files) and
-/// the number of WAL segment files in it (24 hex digits).
+/// the number of WAL segment files in it (24 hex digits). sum() is NULL only
+/// when the directory lists no file: then it holds 0 bytes (coalesce).
 const WALDIR_SQL: &str = "SELECT coalesce(sum(size), 0)::float8,
        count(*) FILTER (WHERE name ~ '^[0-9A-F]{24}$')::float8
   FROM pg_ls_waldir()";
@@ -122,8 +123,8 @@ impl Collector for Archiver {
     }
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         for row in input.rows("archiver")? {
-            out.counter(&ARCHIVED, &[], num0(row, 0)?);
-            out.counter(&FAILED, &[], num0(row, 1)?);
+            out.counter(&ARCHIVED, &[], num_req(row, 0)?);
+            out.counter(&FAILED, &[], num_req(row, 1)?);
             out.gauge_opt(&LAST_ARCHIVED, &[], num(row, 2)?);
             out.gauge_opt(&LAST_ARCHIVED_AGE, &[], num(row, 3)?);
             out.gauge_opt(&LAST_FAILED, &[], num(row, 4)?);
@@ -131,11 +132,11 @@ impl Collector for Archiver {
             out.gauge_opt(&STATS_RESET, &[], num(row, 6)?);
         }
         for row in input.optional("waldir").unwrap_or_default() {
-            out.gauge(&WALDIR_SIZE, &[], num0(row, 0)?);
-            out.gauge(&WALDIR_SEGMENTS, &[], num0(row, 1)?);
+            out.gauge(&WALDIR_SIZE, &[], num_req(row, 0)?);
+            out.gauge(&WALDIR_SEGMENTS, &[], num_req(row, 1)?);
         }
         for row in input.optional("ready").unwrap_or_default() {
-            out.gauge(&READY, &[], num0(row, 0)?);
+            out.gauge(&READY, &[], num_req(row, 0)?);
         }
         Ok(())
     }

@@ -23,7 +23,7 @@
 //! absent.
 
 use crate::collectors::{
-    num, num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -50,7 +50,9 @@ const STAT_SQL: &str = "SELECT s.datname::text,
 /// One row: bytes in pg_multixact/members, the multixacts in use (the
 /// oldest datminmxid's age, as ReadMultiXactCounts() counts them),
 /// autovacuum_multixact_freeze_max_age and the block size. Fails without
-/// the privilege to list the directory (optional).
+/// the privilege to list the directory (optional). The sum is coalesced to
+/// 0 because no member file (or a missing directory: pg_ls_dir's
+/// missing_ok) means no member space in use, a true 0.
 const MEMBERS_SQL: &str =
     "SELECT (SELECT coalesce(sum((pg_stat_file('pg_multixact/members/' || f, true)).size), 0)
           FROM pg_ls_dir('pg_multixact/members', true, false) f)::float8,
@@ -267,8 +269,8 @@ impl Collector for Database {
             out.gauge_opt(&STATS_RESET, &[&db], num(row, COUNTERS.len() + 1)?);
         }
         for row in input.optional("members").unwrap_or_default() {
-            let (bytes, multixacts) = (num0(row, 0)?, num0(row, 1)?);
-            let (setting, block_size) = (num0(row, 2)?, num0(row, 3)?);
+            let (bytes, multixacts) = (num_req(row, 0)?, num_req(row, 1)?);
+            let (setting, block_size) = (num_req(row, 2)?, num_req(row, 3)?);
             let members = members_in_use(bytes, block_size);
             out.gauge(&MEMBERS_SIZE, &[], bytes);
             out.gauge(&MEMBERS_USED, &[], members / MEMBER_SLOTS);
@@ -279,9 +281,9 @@ impl Collector for Database {
             );
         }
         for row in input.rows("wal")? {
-            out.counter(&WAL_RECORDS, &[], num0(row, 0)?);
-            out.counter(&WAL_FPI, &[], num0(row, 1)?);
-            out.counter(&WAL_BYTES, &[], num0(row, 2)?);
+            out.counter(&WAL_RECORDS, &[], num_req(row, 0)?);
+            out.counter(&WAL_FPI, &[], num_req(row, 1)?);
+            out.counter(&WAL_BYTES, &[], num_req(row, 2)?);
         }
         Ok(())
     }

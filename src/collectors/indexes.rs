@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::collectors::selection;
 use crate::collectors::{
-    num, num0, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -341,7 +341,7 @@ impl Collector for Indexes {
             if root != 0 {
                 let e = roots.entry(root).or_insert((false, 0.0));
                 e.0 |= kept.contains(text_ref(row, 0)?, text_ref(row, 1)?);
-                e.1 += num0(row, 3)?;
+                e.1 += num_req(row, 3)?;
             }
             defs.push(IndexDef {
                 oid,
@@ -402,10 +402,10 @@ impl Collector for Indexes {
             let scans = match scans {
                 Some(s) => s,
                 None => {
-                    let s = num0(row, 3)?;
+                    let s = num_req(row, 3)?;
                     out.counter(&SCANS, l, s);
-                    out.counter(&TUP_READ, l, num0(row, 4)?);
-                    out.counter(&TUP_FETCH, l, num0(row, 5)?);
+                    out.counter(&TUP_READ, l, num_req(row, 4)?);
+                    out.counter(&TUP_FETCH, l, num_req(row, 5)?);
                     s
                 }
             };

@@ -13,13 +13,14 @@
 //! other modes (SIReadLock) appear when present.
 
 use crate::collectors::{
-    num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num_req, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
 /// One row per (database, mode, granted) with its lock count; zero rows are
-/// added for the standard modes of every non-template database.
+/// added for the standard modes of every non-template database (the grid:
+/// `coalesce(held.n, 0)` because no lock of that kind is held, a true 0).
 const LOCKS_SQL: &str = "WITH held AS (
   SELECT coalesce(d.datname, a.datname, '')::text AS datname, l.mode::text AS mode, l.granted,
          count(*)::float8 AS n
@@ -69,7 +70,7 @@ impl Collector for Locks {
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         for row in input.rows("locks")? {
             let (db, mode, granted) = (text(row, 0)?, text(row, 1)?, text(row, 2)?);
-            out.gauge(&LOCKS, &[&db, &mode, &granted], num0(row, 3)?);
+            out.gauge(&LOCKS, &[&db, &mode, &granted], num_req(row, 3)?);
         }
         Ok(())
     }

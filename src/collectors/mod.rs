@@ -330,7 +330,17 @@ pub fn num(row: Row<'_>, idx: usize) -> Result<Option<f64>, CollectError> {
     })
 }
 
-/// Reads a numeric column that must not be NULL.
+/// Reads a numeric column that is never NULL: a count, a NOT NULL column, or
+/// a `coalesce(x, 0)` whose comment says why NULL means zero there. NULL is
+/// an error (the collector fails, visibly), never a silent 0. Where NULL
+/// means "unknown" (no privilege, not applicable, no data yet) read the
+/// column with `num` and leave the sample out instead.
+pub fn num_req(row: Row<'_>, idx: usize) -> Result<f64, CollectError> {
+    num(row, idx)?.ok_or_else(|| CollectError::Other(format!("column {} is NULL", row.columns()[idx].name())))
+}
+
+/// Reads a numeric column, NULL as 0.0. Being phased out (a NULL that means
+/// "unknown" must not read as 0): use `num_req` or `num`.
 pub fn num0(row: Row<'_>, idx: usize) -> Result<f64, CollectError> {
     Ok(num(row, idx)?.unwrap_or(0.0))
 }

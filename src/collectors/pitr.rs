@@ -5,7 +5,7 @@
 //! Source: current_setting('archive_command'/'archive_library').
 //! Scope: cluster. PostgreSQL ≥ 14 (archive_library from 15).
 
-use crate::collectors::{num0, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR};
+use crate::collectors::{num_req, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -43,7 +43,7 @@ impl Collector for Pitr {
     }
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         for row in input.rows("pitr")? {
-            out.gauge(&CONFIGURED, &[], num0(row, 0)?);
+            out.gauge(&CONFIGURED, &[], num_req(row, 0)?);
         }
         Ok(())
     }

@@ -21,7 +21,7 @@
 //! WAL senders: their state is "" and positions and lags are absent.
 
 use crate::collectors::{
-    num, num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -321,7 +321,7 @@ impl Collector for Replication {
         for row in input.rows("slots")? {
             let (name, kind, db) = (text(row, 0)?, text(row, 1)?, text(row, 2)?);
             let l = [name.as_str(), &kind, &db];
-            out.gauge(&SLOT_ACTIVE, &l, num0(row, 3)?);
+            out.gauge(&SLOT_ACTIVE, &l, num_req(row, 3)?);
             out.gauge_opt(&SLOT_RETAINED, &l, num(row, 4)?);
             if let Some(status) = row.try_get::<_, Option<String>>(5)? {
                 out.gauge(&SLOT_WAL_STATUS, &[&name, &kind, &db, &status], 1.0);

@@ -18,7 +18,7 @@
 //! that says what to run.
 
 use crate::collectors::{
-    num, num0, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -221,7 +221,7 @@ impl Collector for Statements {
         for row in rows {
             let (db, user, queryid, toplevel) = (text(row, 0)?, text(row, 1)?, text(row, 2)?, text(row, 3)?);
             let labels = [db.as_str(), user.as_str(), queryid.as_str(), toplevel.as_str()];
-            out.counter(&CALLS, &labels, num0(row, 4)?);
+            out.counter(&CALLS, &labels, num_req(row, 4)?);
             out.counter_opt(&EXEC_TIME, &labels, num(row, 5)?);
             out.counter_opt(&ROWS, &labels, num(row, 6)?);
             out.counter_opt(&SHARED_HIT, &labels, num(row, 7)?);

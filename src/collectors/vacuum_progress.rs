@@ -10,10 +10,12 @@
 //! at once, so (datname, schemaname, relname) is unique. VACUUM FULL reports
 //! in pg_stat_progress_cluster, not here. Without pg_read_all_stats only the
 //! exporter role's own VACUUMs are visible (others have no relid and are left
-//! out).
+//! out), and `pg_autovacuum_workers_busy` is absent: PostgreSQL hides other
+//! roles' backend_type (autovacuum workers run as the bootstrap superuser),
+//! so the count would read 0 whatever runs.
 
 use crate::collectors::{
-    num, num0, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -52,7 +54,8 @@ const PROGRESS_17_SQL: &str = "SELECT n.nspname::text, c.relname::text, p.phase:
   LEFT JOIN pg_stat_activity a ON a.pid = p.pid
  WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
 
-/// One row: autovacuum workers working in the current database.
+/// One row: autovacuum workers working in the current database. Only run
+/// with pg_read_all_stats: without it backend_type is NULL for them.
 const WORKERS_SQL: &str = "SELECT count(*)::float8 FROM pg_stat_activity
  WHERE backend_type = 'autovacuum worker' AND datname = current_database()";
 
@@ -115,7 +118,7 @@ static INDEXES_LEFT: Family = Family::gauge(
 );
 static WORKERS_BUSY: Family = Family::gauge(
     "pg_autovacuum_workers_busy",
-    "Autovacuum workers working in this database (pg_stat_activity.backend_type = 'autovacuum worker'); compare with autovacuum_max_workers.",
+    "Autovacuum workers working in this database (pg_stat_activity.backend_type = 'autovacuum worker'); compare with autovacuum_max_workers. Absent without pg_read_all_stats or pg_monitor.",
     &["datname"],
 );
 
@@ -155,10 +158,12 @@ impl Collector for VacuumProgress {
             ..=16 => PROGRESS_SQL,
             _ => PROGRESS_17_SQL,
         };
-        Source::Sql(vec![
-            Query::new("progress", progress),
-            Query::new("workers", WORKERS_SQL),
-        ])
+        let mut queries = vec![Query::new("progress", progress)];
+        // Other roles' sessions hide backend_type: no count rather than 0.
+        if ctx.server.read_all_stats {
+            queries.push(Query::new("workers", WORKERS_SQL));
+        }
+        Source::Sql(queries)
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let db = ctx.datname;
@@ -188,8 +193,10 @@ impl Collector for VacuumProgress {
             out.gauge_opt(&MAX_DEAD_TUPLE_BYTES, &l, num(row, 12)?);
             out.gauge_opt(&INDEXES_LEFT, &l, num(row, 13)?);
         }
-        for row in input.rows("workers")? {
-            out.gauge(&WORKERS_BUSY, &[db], num0(row, 0)?);
+        if ctx.server.read_all_stats {
+            for row in input.rows("workers")? {
+                out.gauge(&WORKERS_BUSY, &[db], num_req(row, 0)?);
+            }
         }
         Ok(())
     }

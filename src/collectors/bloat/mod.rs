@@ -28,7 +28,7 @@
 use std::time::Duration;
 
 use crate::collectors::{
-    num, num0, selection, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source,
+    num, num_req, selection, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source,
     MIN_SUPPORTED_MAJOR,
 };
 use crate::config::Config;
@@ -113,12 +113,12 @@ fn input(row: crate::rows::Row<'_>, first: usize, pages: f64, tuples: f64) -> Re
     Ok(Input {
         pages,
         tuples,
-        fillfactor: num0(row, first)?,
-        columns: num0(row, first + 1)?,
-        columns_with_stats: num0(row, first + 2)?,
-        max_null_frac: num0(row, first + 3)?,
-        width: num0(row, first + 4)?,
-        block_size: num0(row, first + 5)?,
+        fillfactor: num_req(row, first)?,
+        columns: num_req(row, first + 1)?,
+        columns_with_stats: num_req(row, first + 2)?,
+        max_null_frac: num_req(row, first + 3)?,
+        width: num_req(row, first + 4)?,
+        block_size: num_req(row, first + 5)?,
     })
 }
 
@@ -168,8 +168,8 @@ impl Collector for Bloat {
                 continue;
             }
             let labels = [db, schema.as_str(), table.as_str()];
-            let heap = input(row, 5, num0(row, 2)?, num(row, 3)?.unwrap_or(-1.0))?;
-            let toast_pages = num0(row, 4)?;
+            let heap = input(row, 5, num_req(row, 2)?, num(row, 3)?.unwrap_or(-1.0))?;
+            let toast_pages = num_req(row, 4)?;
             if toast_pages > 0.0 {
                 out.gauge(&TOAST_BYTES, &labels, toast_pages * heap.block_size);
             }
@@ -193,7 +193,7 @@ impl Collector for Bloat {
             if !kept.contains(&schema, &table) {
                 continue;
             }
-            let idx = input(row, 5, num0(row, 3)?, num(row, 4)?.unwrap_or(-1.0))?;
+            let idx = input(row, 5, num_req(row, 3)?, num(row, 4)?.unwrap_or(-1.0))?;
             if let Some(Estimate {
                 wasted_bytes,
                 ratio: Some(ratio),
@@ -212,8 +212,8 @@ impl Collector for Bloat {
                     continue;
                 }
                 let labels = [db, schema.as_str(), table.as_str()];
-                let ff = num0(row, 2)?;
-                let heap = heap_exact_ratio(num0(row, 3)?, num0(row, 4)?, num0(row, 5)?, ff);
+                let ff = num_req(row, 2)?;
+                let heap = heap_exact_ratio(num_req(row, 3)?, num_req(row, 4)?, num_req(row, 5)?, ff);
                 out.gauge_opt(&TABLE_EXACT_RATIO, &labels, heap);
                 if let (Some(len), Some(free), Some(dead)) = (num(row, 6)?, num(row, 7)?, num(row, 8)?) {
                     out.gauge_opt(
@@ -231,12 +231,12 @@ impl Collector for Bloat {
                     continue;
                 }
                 let ratio = btree_exact_ratio(
-                    num0(row, 4)?,
-                    num0(row, 8)?,
-                    num0(row, 5)?,
-                    num0(row, 6)?,
-                    num0(row, 7)?,
-                    num0(row, 3)?,
+                    num_req(row, 4)?,
+                    num_req(row, 8)?,
+                    num_req(row, 5)?,
+                    num_req(row, 6)?,
+                    num_req(row, 7)?,
+                    num_req(row, 3)?,
                 );
                 out.gauge_opt(
                     &INDEX_EXACT_RATIO,

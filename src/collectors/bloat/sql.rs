@@ -1,6 +1,14 @@
 //! The `bloat` collector's queries: raw catalog inputs per heap and btree
 //! index, and the pgstattuple measurements of exact mode. The arithmetic
 //! that turns them into estimates is in `estimate.rs`.
+//!
+//! Every `coalesce(…, 0)` here is a true zero, not an unknown read as 0: a
+//! column without a (visible) pg_stats row adds nothing to `nstats`, and the
+//! estimate is then refused (`Input::has_statistics`, exported as
+//! `pg_table_bloat_statistics_missing` 1), so its 0 null fraction and width
+//! are never used; a relation without columns has 0 of them; a table without
+//! a TOAST table has 0 TOAST pages. An unset fillfactor is the access
+//! method's default (heap 100, btree 90), not 0.
 
 /// One row per user table or materialized view: schema, name, heap pages,
 /// reltuples (-1: never analyzed or vacuumed), TOAST pages, fillfactor, then
