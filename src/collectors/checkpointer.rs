@@ -9,6 +9,8 @@
 //! `checkpoints_done` from 18; on older servers they have no sample.
 
 use crate::collectors::{num, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR};
+use const_format::concatcp;
+
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -22,21 +24,24 @@ const SQL_14: &str = "SELECT checkpoints_timed::float8, checkpoints_req::float8,
        NULL::float8, NULL::float8, NULL::float8
   FROM pg_stat_bgwriter";
 
-/// One row, PostgreSQL 17: same columns as SQL_14.
-const SQL_17: &str = "SELECT c.num_timed::float8, c.num_requested::float8, NULL::float8,
+/// From PostgreSQL 17 the checkpointer has its own view; columns as SQL_14.
+/// The third column (num_done) comes in 18: `SQL_17` and `SQL_18` differ
+/// only there.
+const CHECKPOINTER_HEAD: &str = "SELECT c.num_timed::float8, c.num_requested::float8, ";
+
+/// The columns after num_done, and the views.
+const CHECKPOINTER_TAIL: &str = ",
        c.write_time / 1000, c.sync_time / 1000, c.buffers_written::float8,
        extract(epoch FROM c.stats_reset)::float8,
        b.buffers_clean::float8, b.maxwritten_clean::float8, b.buffers_alloc::float8,
        c.restartpoints_timed::float8, c.restartpoints_req::float8, c.restartpoints_done::float8
   FROM pg_stat_checkpointer c, pg_stat_bgwriter b";
 
-/// One row, PostgreSQL 18+: same columns as SQL_14, with num_done.
-const SQL_18: &str = "SELECT c.num_timed::float8, c.num_requested::float8, c.num_done::float8,
-       c.write_time / 1000, c.sync_time / 1000, c.buffers_written::float8,
-       extract(epoch FROM c.stats_reset)::float8,
-       b.buffers_clean::float8, b.maxwritten_clean::float8, b.buffers_alloc::float8,
-       c.restartpoints_timed::float8, c.restartpoints_req::float8, c.restartpoints_done::float8
-  FROM pg_stat_checkpointer c, pg_stat_bgwriter b";
+/// One row, PostgreSQL 17: no num_done yet.
+const SQL_17: &str = concatcp!(CHECKPOINTER_HEAD, "NULL::float8", CHECKPOINTER_TAIL);
+
+/// One row, PostgreSQL 18+: with num_done.
+const SQL_18: &str = concatcp!(CHECKPOINTER_HEAD, "c.num_done::float8", CHECKPOINTER_TAIL);
 
 static TIMED: Family = Family::counter(
     "pg_checkpointer_checkpoints_timed_total",
@@ -162,5 +167,28 @@ impl Collector for Checkpointer {
             out.counter_opt(&RESTARTPOINTS_DONE, &[], num(row, 12)?);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod old_sql_check {
+    pub const OLD_SQL_17: &str = "SELECT c.num_timed::float8, c.num_requested::float8, NULL::float8,
+       c.write_time / 1000, c.sync_time / 1000, c.buffers_written::float8,
+       extract(epoch FROM c.stats_reset)::float8,
+       b.buffers_clean::float8, b.maxwritten_clean::float8, b.buffers_alloc::float8,
+       c.restartpoints_timed::float8, c.restartpoints_req::float8, c.restartpoints_done::float8
+  FROM pg_stat_checkpointer c, pg_stat_bgwriter b";
+
+    pub const OLD_SQL_18: &str = "SELECT c.num_timed::float8, c.num_requested::float8, c.num_done::float8,
+       c.write_time / 1000, c.sync_time / 1000, c.buffers_written::float8,
+       extract(epoch FROM c.stats_reset)::float8,
+       b.buffers_clean::float8, b.maxwritten_clean::float8, b.buffers_alloc::float8,
+       c.restartpoints_timed::float8, c.restartpoints_req::float8, c.restartpoints_done::float8
+  FROM pg_stat_checkpointer c, pg_stat_bgwriter b";
+
+    #[test]
+    fn fragments_build_the_old_sql() {
+        assert_eq!(super::SQL_17, OLD_SQL_17);
+        assert_eq!(super::SQL_18, OLD_SQL_18);
     }
 }

@@ -23,78 +23,81 @@
 use crate::collectors::{
     num, num_req, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
+use const_format::concatcp;
+
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per WAL sender (standby, pg_basebackup, pg_receivewal) on a
-/// primary: its slot (via `active_pid`), state, and how far each position
-/// reported by the standby trails the current WAL insert position. Lags are
-/// intervals PostgreSQL computes from the standby's replies; NULL when the
-/// standby is caught up and idle.
-const STANDBYS_PRIMARY_SQL: &str = "SELECT r.pid, coalesce(r.application_name, '')::text,
+/// One row per WAL sender (standby, pg_basebackup, pg_receivewal): its slot
+/// (via `active_pid`), state, lags, and how far each position reported by
+/// the standby trails the newest WAL this server has (`STANDBYS_PRIMARY_SQL`
+/// and `STANDBYS_STANDBY_SQL` differ only in that).
+/// Lags are intervals PostgreSQL computes from the standby's replies; NULL
+/// when the standby is caught up and idle.
+const STANDBYS_HEAD: &str = "SELECT r.pid, coalesce(r.application_name, '')::text,
        coalesce(host(r.client_addr), '')::text, coalesce(s.slot_name::text, ''),
        coalesce(r.state, '')::text, coalesce(r.sync_state, '')::text,
        extract(epoch FROM r.write_lag)::float8,
        extract(epoch FROM r.flush_lag)::float8,
        extract(epoch FROM r.replay_lag)::float8,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), r.sent_lsn)::float8,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), r.write_lsn)::float8,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), r.flush_lsn)::float8,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::float8
+       ";
+
+/// The WAL senders and their slots.
+const STANDBYS_FROM: &str = "
   FROM pg_stat_replication r
   LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid";
 
-/// The same on a standby feeding cascading standbys: positions are measured
-/// against the newest WAL this standby has.
-const STANDBYS_STANDBY_SQL: &str = "SELECT r.pid, coalesce(r.application_name, '')::text,
-       coalesce(host(r.client_addr), '')::text, coalesce(s.slot_name::text, ''),
-       coalesce(r.state, '')::text, coalesce(r.sync_state, '')::text,
-       extract(epoch FROM r.write_lag)::float8,
-       extract(epoch FROM r.flush_lag)::float8,
-       extract(epoch FROM r.replay_lag)::float8,
-       pg_wal_lsn_diff(w.lsn, r.sent_lsn)::float8,
+/// On a primary: positions against the current WAL insert position.
+const STANDBYS_PRIMARY_SQL: &str = concatcp!(
+    STANDBYS_HEAD,
+    "pg_wal_lsn_diff(pg_current_wal_lsn(), r.sent_lsn)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), r.write_lsn)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), r.flush_lsn)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::float8",
+    STANDBYS_FROM
+);
+
+/// On a standby feeding cascading standbys: positions against the newest
+/// WAL this standby has.
+const STANDBYS_STANDBY_SQL: &str = concatcp!(
+    STANDBYS_HEAD,
+    "pg_wal_lsn_diff(w.lsn, r.sent_lsn)::float8,
        pg_wal_lsn_diff(w.lsn, r.write_lsn)::float8,
        pg_wal_lsn_diff(w.lsn, r.flush_lsn)::float8,
-       pg_wal_lsn_diff(w.lsn, r.replay_lsn)::float8
-  FROM pg_stat_replication r
-  LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
- CROSS JOIN (SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS lsn) w";
+       pg_wal_lsn_diff(w.lsn, r.replay_lsn)::float8",
+    STANDBYS_FROM,
+    "
+ CROSS JOIN (SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS lsn) w"
+);
 
 /// One row per replication slot: whether something is connected, the WAL it
 /// holds back from removal (NULL restart_lsn: nothing reserved yet, or the
 /// slot was invalidated), wal_status, how much more WAL may be written before
-/// the slot is lost (NULL without max_slot_wal_keep_size), and the age of the
-/// xmin/catalog_xmin it holds. PG 14–16: no inactive_since.
-const SLOTS_PRIMARY_SQL: &str = "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
-       active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8,
+/// the slot is lost (NULL without max_slot_wal_keep_size), the age of the
+/// xmin/catalog_xmin it holds, and from PG 17 inactive_since (when the slot
+/// was last released). Four variants: retained WAL is measured against the
+/// current insert position on a primary (`SLOTS_RETAINED_PRIMARY`) or the
+/// newest WAL a standby has (`SLOTS_RETAINED_STANDBY`).
+const SLOTS_HEAD: &str = "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
+       active, ";
+const SLOTS_RETAINED_PRIMARY: &str = "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8";
+const SLOTS_RETAINED_STANDBY: &str =
+    "pg_wal_lsn_diff(greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), restart_lsn)::float8";
+/// The columns every version has after the retained WAL.
+const SLOTS_MIDDLE: &str = ",
        wal_status::text, safe_wal_size::float8,
        age(xmin)::float8, age(catalog_xmin)::float8,
-       NULL::float8
+       ";
+/// PG 14–16 have no inactive_since.
+const SLOTS_TAIL_14: &str = "NULL::float8
+  FROM pg_replication_slots";
+const SLOTS_TAIL_17: &str = "extract(epoch FROM inactive_since)::float8
   FROM pg_replication_slots";
 
-/// Slots on a standby: retained WAL measured against the newest WAL it has.
-const SLOTS_STANDBY_SQL: &str = "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
-       active, pg_wal_lsn_diff(greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), restart_lsn)::float8,
-       wal_status::text, safe_wal_size::float8,
-       age(xmin)::float8, age(catalog_xmin)::float8,
-       NULL::float8
-  FROM pg_replication_slots";
-
-/// PG ≥ 17 on a primary: adds inactive_since (when the slot was last released).
-const SLOTS_PRIMARY_17_SQL: &str = "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
-       active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8,
-       wal_status::text, safe_wal_size::float8,
-       age(xmin)::float8, age(catalog_xmin)::float8,
-       extract(epoch FROM inactive_since)::float8
-  FROM pg_replication_slots";
-
-/// PG ≥ 17 on a standby.
-const SLOTS_STANDBY_17_SQL: &str = "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
-       active, pg_wal_lsn_diff(greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), restart_lsn)::float8,
-       wal_status::text, safe_wal_size::float8,
-       age(xmin)::float8, age(catalog_xmin)::float8,
-       extract(epoch FROM inactive_since)::float8
-  FROM pg_replication_slots";
+const SLOTS_PRIMARY_SQL: &str = concatcp!(SLOTS_HEAD, SLOTS_RETAINED_PRIMARY, SLOTS_MIDDLE, SLOTS_TAIL_14);
+const SLOTS_STANDBY_SQL: &str = concatcp!(SLOTS_HEAD, SLOTS_RETAINED_STANDBY, SLOTS_MIDDLE, SLOTS_TAIL_14);
+const SLOTS_PRIMARY_17_SQL: &str = concatcp!(SLOTS_HEAD, SLOTS_RETAINED_PRIMARY, SLOTS_MIDDLE, SLOTS_TAIL_17);
+const SLOTS_STANDBY_17_SQL: &str = concatcp!(SLOTS_HEAD, SLOTS_RETAINED_STANDBY, SLOTS_MIDDLE, SLOTS_TAIL_17);
 
 /// One row on a standby: seconds since the last replayed transaction
 /// committed on the primary (grows while the primary is idle too), WAL
@@ -339,5 +342,75 @@ impl Collector for Replication {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod old_sql_check {
+    pub const OLD_SLOTS_PRIMARY_SQL: &str =
+        "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
+       active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8,
+       wal_status::text, safe_wal_size::float8,
+       age(xmin)::float8, age(catalog_xmin)::float8,
+       NULL::float8
+  FROM pg_replication_slots";
+
+    pub const OLD_SLOTS_STANDBY_SQL: &str = "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
+       active, pg_wal_lsn_diff(greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), restart_lsn)::float8,
+       wal_status::text, safe_wal_size::float8,
+       age(xmin)::float8, age(catalog_xmin)::float8,
+       NULL::float8
+  FROM pg_replication_slots";
+
+    pub const OLD_SLOTS_PRIMARY_17_SQL: &str =
+        "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
+       active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8,
+       wal_status::text, safe_wal_size::float8,
+       age(xmin)::float8, age(catalog_xmin)::float8,
+       extract(epoch FROM inactive_since)::float8
+  FROM pg_replication_slots";
+
+    pub const OLD_SLOTS_STANDBY_17_SQL: &str = "SELECT slot_name::text, slot_type::text, coalesce(database::text, ''),
+       active, pg_wal_lsn_diff(greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), restart_lsn)::float8,
+       wal_status::text, safe_wal_size::float8,
+       age(xmin)::float8, age(catalog_xmin)::float8,
+       extract(epoch FROM inactive_since)::float8
+  FROM pg_replication_slots";
+
+    pub const OLD_STANDBYS_PRIMARY_SQL: &str = "SELECT r.pid, coalesce(r.application_name, '')::text,
+       coalesce(host(r.client_addr), '')::text, coalesce(s.slot_name::text, ''),
+       coalesce(r.state, '')::text, coalesce(r.sync_state, '')::text,
+       extract(epoch FROM r.write_lag)::float8,
+       extract(epoch FROM r.flush_lag)::float8,
+       extract(epoch FROM r.replay_lag)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), r.sent_lsn)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), r.write_lsn)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), r.flush_lsn)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::float8
+  FROM pg_stat_replication r
+  LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid";
+
+    pub const OLD_STANDBYS_STANDBY_SQL: &str = "SELECT r.pid, coalesce(r.application_name, '')::text,
+       coalesce(host(r.client_addr), '')::text, coalesce(s.slot_name::text, ''),
+       coalesce(r.state, '')::text, coalesce(r.sync_state, '')::text,
+       extract(epoch FROM r.write_lag)::float8,
+       extract(epoch FROM r.flush_lag)::float8,
+       extract(epoch FROM r.replay_lag)::float8,
+       pg_wal_lsn_diff(w.lsn, r.sent_lsn)::float8,
+       pg_wal_lsn_diff(w.lsn, r.write_lsn)::float8,
+       pg_wal_lsn_diff(w.lsn, r.flush_lsn)::float8,
+       pg_wal_lsn_diff(w.lsn, r.replay_lsn)::float8
+  FROM pg_stat_replication r
+  LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
+ CROSS JOIN (SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS lsn) w";
+
+    #[test]
+    fn fragments_build_the_old_sql() {
+        assert_eq!(super::SLOTS_PRIMARY_SQL, OLD_SLOTS_PRIMARY_SQL);
+        assert_eq!(super::SLOTS_STANDBY_SQL, OLD_SLOTS_STANDBY_SQL);
+        assert_eq!(super::SLOTS_PRIMARY_17_SQL, OLD_SLOTS_PRIMARY_17_SQL);
+        assert_eq!(super::SLOTS_STANDBY_17_SQL, OLD_SLOTS_STANDBY_17_SQL);
+        assert_eq!(super::STANDBYS_PRIMARY_SQL, OLD_STANDBYS_PRIMARY_SQL);
+        assert_eq!(super::STANDBYS_STANDBY_SQL, OLD_STANDBYS_STANDBY_SQL);
     }
 }

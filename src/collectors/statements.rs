@@ -20,6 +20,8 @@
 use crate::collectors::{
     num, num_req, text, Collector, Ctx, Fetched, Meta, Param, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
+use const_format::concatcp;
+
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
@@ -33,12 +35,19 @@ const INSTALLED_SQL: &str = "SELECT to_regclass('pg_stat_statements') IS NOT NUL
 /// toplevel, counters (times converted from ms to seconds), and the query text
 /// (whitespace collapsed, first 200 characters) only when $2 = 1. Entries of
 /// dropped databases are left out, and so are other roles' entries when the
-/// role lacks pg_read_all_stats (their queryid is NULL, so they have no key). PostgreSQL 14–16 (extension 1.9/1.10).
-const STATEMENTS_SQL_14: &str = "SELECT d.datname::text, coalesce(r.rolname::text, s.userid::text), s.queryid::text,
+/// role lacks pg_read_all_stats (their queryid is NULL, so they have no key).
+/// Built from the columns every version has (`STATEMENTS_HEAD`), the two
+/// block I/O times, whose names depend on the version, and the text and
+/// ranking (`STATEMENTS_TAIL`).
+const STATEMENTS_HEAD: &str =
+    "SELECT d.datname::text, coalesce(r.rolname::text, s.userid::text), s.queryid::text,
        s.toplevel::text, s.calls::float8, (s.total_exec_time / 1000)::float8, s.rows::float8,
        s.shared_blks_hit::float8, s.shared_blks_read::float8, s.temp_blks_written::float8,
        s.wal_bytes::float8, (s.mean_exec_time / 1000)::float8,
-       (s.blk_read_time / 1000)::float8, (s.blk_write_time / 1000)::float8,
+       ";
+
+/// The query text column, and the top $1 per database.
+const STATEMENTS_TAIL: &str = ",
        left(regexp_replace(s.query, '\\s+', ' ', 'g'), 200)
   FROM (SELECT p.*, row_number() OVER (PARTITION BY p.dbid ORDER BY p.total_exec_time DESC, p.queryid, p.userid, p.toplevel) AS rank
           FROM pg_stat_statements($2::int8 = 1) p
@@ -47,20 +56,20 @@ const STATEMENTS_SQL_14: &str = "SELECT d.datname::text, coalesce(r.rolname::tex
   LEFT JOIN pg_roles r ON r.oid = s.userid
  WHERE s.rank <= $1";
 
-/// The same for PostgreSQL ≥ 17 (extension ≥ 1.11: shared_blk_read_time,
-/// shared_blk_write_time).
-const STATEMENTS_SQL_17: &str = "SELECT d.datname::text, coalesce(r.rolname::text, s.userid::text), s.queryid::text,
-       s.toplevel::text, s.calls::float8, (s.total_exec_time / 1000)::float8, s.rows::float8,
-       s.shared_blks_hit::float8, s.shared_blks_read::float8, s.temp_blks_written::float8,
-       s.wal_bytes::float8, (s.mean_exec_time / 1000)::float8,
-       (s.shared_blk_read_time / 1000)::float8, (s.shared_blk_write_time / 1000)::float8,
-       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 200)
-  FROM (SELECT p.*, row_number() OVER (PARTITION BY p.dbid ORDER BY p.total_exec_time DESC, p.queryid, p.userid, p.toplevel) AS rank
-          FROM pg_stat_statements($2::int8 = 1) p
-         WHERE p.queryid IS NOT NULL) s
-  JOIN pg_database d ON d.oid = s.dbid
-  LEFT JOIN pg_roles r ON r.oid = s.userid
- WHERE s.rank <= $1";
+/// PostgreSQL 14–16 (extension 1.9/1.10): blk_read_time, blk_write_time.
+const STATEMENTS_SQL_14: &str = concatcp!(
+    STATEMENTS_HEAD,
+    "(s.blk_read_time / 1000)::float8, (s.blk_write_time / 1000)::float8",
+    STATEMENTS_TAIL
+);
+
+/// PostgreSQL ≥ 17 (extension ≥ 1.11): shared_blk_read_time,
+/// shared_blk_write_time.
+const STATEMENTS_SQL_17: &str = concatcp!(
+    STATEMENTS_HEAD,
+    "(s.shared_blk_read_time / 1000)::float8, (s.shared_blk_write_time / 1000)::float8",
+    STATEMENTS_TAIL
+);
 
 /// One row: entries evicted because pg_stat_statements.max was reached.
 const INFO_SQL: &str = "SELECT dealloc::float8 FROM pg_stat_statements_info";
@@ -256,5 +265,40 @@ mod tests {
         assert!(parse_version("1.10").unwrap() > parse_version("1.9").unwrap());
         assert!(parse_version("1.10").unwrap() < needed_version(17));
         assert!(parse_version("1.9").unwrap() >= needed_version(14));
+    }
+}
+
+#[cfg(test)]
+mod old_sql_check {
+    pub const OLD_STATEMENTS_SQL_14: &str = "SELECT d.datname::text, coalesce(r.rolname::text, s.userid::text), s.queryid::text,
+       s.toplevel::text, s.calls::float8, (s.total_exec_time / 1000)::float8, s.rows::float8,
+       s.shared_blks_hit::float8, s.shared_blks_read::float8, s.temp_blks_written::float8,
+       s.wal_bytes::float8, (s.mean_exec_time / 1000)::float8,
+       (s.blk_read_time / 1000)::float8, (s.blk_write_time / 1000)::float8,
+       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 200)
+  FROM (SELECT p.*, row_number() OVER (PARTITION BY p.dbid ORDER BY p.total_exec_time DESC, p.queryid, p.userid, p.toplevel) AS rank
+          FROM pg_stat_statements($2::int8 = 1) p
+         WHERE p.queryid IS NOT NULL) s
+  JOIN pg_database d ON d.oid = s.dbid
+  LEFT JOIN pg_roles r ON r.oid = s.userid
+ WHERE s.rank <= $1";
+
+    pub const OLD_STATEMENTS_SQL_17: &str = "SELECT d.datname::text, coalesce(r.rolname::text, s.userid::text), s.queryid::text,
+       s.toplevel::text, s.calls::float8, (s.total_exec_time / 1000)::float8, s.rows::float8,
+       s.shared_blks_hit::float8, s.shared_blks_read::float8, s.temp_blks_written::float8,
+       s.wal_bytes::float8, (s.mean_exec_time / 1000)::float8,
+       (s.shared_blk_read_time / 1000)::float8, (s.shared_blk_write_time / 1000)::float8,
+       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 200)
+  FROM (SELECT p.*, row_number() OVER (PARTITION BY p.dbid ORDER BY p.total_exec_time DESC, p.queryid, p.userid, p.toplevel) AS rank
+          FROM pg_stat_statements($2::int8 = 1) p
+         WHERE p.queryid IS NOT NULL) s
+  JOIN pg_database d ON d.oid = s.dbid
+  LEFT JOIN pg_roles r ON r.oid = s.userid
+ WHERE s.rank <= $1";
+
+    #[test]
+    fn fragments_build_the_old_sql() {
+        assert_eq!(super::STATEMENTS_SQL_14, OLD_STATEMENTS_SQL_14);
+        assert_eq!(super::STATEMENTS_SQL_17, OLD_STATEMENTS_SQL_17);
     }
 }

@@ -17,42 +17,50 @@
 use crate::collectors::{
     num, num_req, text, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
+use const_format::concatcp;
+
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per VACUUM running in the current database (PG 14–16): table,
-/// phase, block progress, index cycles, dead tuples collected so far and the
-/// room for them, how long it has run (its transaction: VACUUM of several
-/// tables, and autovacuum, use one transaction per table) and whether it is
-/// an autovacuum worker.
-const PROGRESS_SQL: &str = "SELECT n.nspname::text, c.relname::text, p.phase::text,
+/// One row per VACUUM running in the current database: table, phase, whether
+/// it is an autovacuum worker, how long it has run (its transaction: VACUUM
+/// of several tables, and autovacuum, use one transaction per table), block
+/// progress and index cycles (`PROGRESS_HEAD`), then the dead tuples
+/// collected so far and the room for them, whose columns depend on the
+/// version, and the tables (`PROGRESS_FROM`).
+const PROGRESS_HEAD: &str = "SELECT n.nspname::text, c.relname::text, p.phase::text,
        (a.backend_type = 'autovacuum worker' OR a.query LIKE 'autovacuum:%') IS TRUE,
        extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.query_start))::float8,
        p.heap_blks_total::float8, p.heap_blks_scanned::float8, p.heap_blks_vacuumed::float8,
        p.index_vacuum_count::float8,
-       p.num_dead_tuples::float8, p.max_dead_tuples::float8,
-       NULL::float8, NULL::float8, NULL::float8
+       ";
+
+/// The progress rows of this database's VACUUMs, with their table and session.
+const PROGRESS_FROM: &str = "
   FROM pg_stat_progress_vacuum p
   JOIN pg_class c ON c.oid = p.relid
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_activity a ON a.pid = p.pid
  WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
 
-/// The same for PG ≥ 17: dead items are counted in num_dead_item_ids and
-/// their memory in bytes; index progress is reported.
-const PROGRESS_17_SQL: &str = "SELECT n.nspname::text, c.relname::text, p.phase::text,
-       (a.backend_type = 'autovacuum worker' OR a.query LIKE 'autovacuum:%') IS TRUE,
-       extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.query_start))::float8,
-       p.heap_blks_total::float8, p.heap_blks_scanned::float8, p.heap_blks_vacuumed::float8,
-       p.index_vacuum_count::float8,
-       p.num_dead_item_ids::float8, NULL::float8,
+/// PG 14–16: dead tuples counted against max_dead_tuples; no byte or index
+/// progress.
+const PROGRESS_SQL: &str = concatcp!(
+    PROGRESS_HEAD,
+    "p.num_dead_tuples::float8, p.max_dead_tuples::float8,
+       NULL::float8, NULL::float8, NULL::float8",
+    PROGRESS_FROM
+);
+
+/// PG ≥ 17: dead items are counted in num_dead_item_ids and their memory in
+/// bytes; index progress is reported.
+const PROGRESS_17_SQL: &str = concatcp!(
+    PROGRESS_HEAD,
+    "p.num_dead_item_ids::float8, NULL::float8,
        p.dead_tuple_bytes::float8, p.max_dead_tuple_bytes::float8,
-       (p.indexes_total - p.indexes_processed)::float8
-  FROM pg_stat_progress_vacuum p
-  JOIN pg_class c ON c.oid = p.relid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_stat_activity a ON a.pid = p.pid
- WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+       (p.indexes_total - p.indexes_processed)::float8",
+    PROGRESS_FROM
+);
 
 /// One row: autovacuum workers working in the current database. Only run
 /// with pg_read_all_stats: without it backend_type is NULL for them.
@@ -199,5 +207,41 @@ impl Collector for VacuumProgress {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod old_sql_check {
+    pub const OLD_PROGRESS_SQL: &str = "SELECT n.nspname::text, c.relname::text, p.phase::text,
+       (a.backend_type = 'autovacuum worker' OR a.query LIKE 'autovacuum:%') IS TRUE,
+       extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.query_start))::float8,
+       p.heap_blks_total::float8, p.heap_blks_scanned::float8, p.heap_blks_vacuumed::float8,
+       p.index_vacuum_count::float8,
+       p.num_dead_tuples::float8, p.max_dead_tuples::float8,
+       NULL::float8, NULL::float8, NULL::float8
+  FROM pg_stat_progress_vacuum p
+  JOIN pg_class c ON c.oid = p.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+ WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+    pub const OLD_PROGRESS_17_SQL: &str = "SELECT n.nspname::text, c.relname::text, p.phase::text,
+       (a.backend_type = 'autovacuum worker' OR a.query LIKE 'autovacuum:%') IS TRUE,
+       extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.query_start))::float8,
+       p.heap_blks_total::float8, p.heap_blks_scanned::float8, p.heap_blks_vacuumed::float8,
+       p.index_vacuum_count::float8,
+       p.num_dead_item_ids::float8, NULL::float8,
+       p.dead_tuple_bytes::float8, p.max_dead_tuple_bytes::float8,
+       (p.indexes_total - p.indexes_processed)::float8
+  FROM pg_stat_progress_vacuum p
+  JOIN pg_class c ON c.oid = p.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+ WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+    #[test]
+    fn fragments_build_the_old_sql() {
+        assert_eq!(super::PROGRESS_SQL, OLD_PROGRESS_SQL);
+        assert_eq!(super::PROGRESS_17_SQL, OLD_PROGRESS_17_SQL);
     }
 }
