@@ -169,26 +169,3 @@ impl Collector for Checkpointer {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod old_sql_check {
-    pub const OLD_SQL_17: &str = "SELECT c.num_timed::float8, c.num_requested::float8, NULL::float8,
-       c.write_time / 1000, c.sync_time / 1000, c.buffers_written::float8,
-       extract(epoch FROM c.stats_reset)::float8,
-       b.buffers_clean::float8, b.maxwritten_clean::float8, b.buffers_alloc::float8,
-       c.restartpoints_timed::float8, c.restartpoints_req::float8, c.restartpoints_done::float8
-  FROM pg_stat_checkpointer c, pg_stat_bgwriter b";
-
-    pub const OLD_SQL_18: &str = "SELECT c.num_timed::float8, c.num_requested::float8, c.num_done::float8,
-       c.write_time / 1000, c.sync_time / 1000, c.buffers_written::float8,
-       extract(epoch FROM c.stats_reset)::float8,
-       b.buffers_clean::float8, b.maxwritten_clean::float8, b.buffers_alloc::float8,
-       c.restartpoints_timed::float8, c.restartpoints_req::float8, c.restartpoints_done::float8
-  FROM pg_stat_checkpointer c, pg_stat_bgwriter b";
-
-    #[test]
-    fn fragments_build_the_old_sql() {
-        assert_eq!(super::SQL_17, OLD_SQL_17);
-        assert_eq!(super::SQL_18, OLD_SQL_18);
-    }
-}

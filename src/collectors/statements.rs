@@ -267,38 +267,3 @@ mod tests {
         assert!(parse_version("1.9").unwrap() >= needed_version(14));
     }
 }
-
-#[cfg(test)]
-mod old_sql_check {
-    pub const OLD_STATEMENTS_SQL_14: &str = "SELECT d.datname::text, coalesce(r.rolname::text, s.userid::text), s.queryid::text,
-       s.toplevel::text, s.calls::float8, (s.total_exec_time / 1000)::float8, s.rows::float8,
-       s.shared_blks_hit::float8, s.shared_blks_read::float8, s.temp_blks_written::float8,
-       s.wal_bytes::float8, (s.mean_exec_time / 1000)::float8,
-       (s.blk_read_time / 1000)::float8, (s.blk_write_time / 1000)::float8,
-       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 200)
-  FROM (SELECT p.*, row_number() OVER (PARTITION BY p.dbid ORDER BY p.total_exec_time DESC, p.queryid, p.userid, p.toplevel) AS rank
-          FROM pg_stat_statements($2::int8 = 1) p
-         WHERE p.queryid IS NOT NULL) s
-  JOIN pg_database d ON d.oid = s.dbid
-  LEFT JOIN pg_roles r ON r.oid = s.userid
- WHERE s.rank <= $1";
-
-    pub const OLD_STATEMENTS_SQL_17: &str = "SELECT d.datname::text, coalesce(r.rolname::text, s.userid::text), s.queryid::text,
-       s.toplevel::text, s.calls::float8, (s.total_exec_time / 1000)::float8, s.rows::float8,
-       s.shared_blks_hit::float8, s.shared_blks_read::float8, s.temp_blks_written::float8,
-       s.wal_bytes::float8, (s.mean_exec_time / 1000)::float8,
-       (s.shared_blk_read_time / 1000)::float8, (s.shared_blk_write_time / 1000)::float8,
-       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 200)
-  FROM (SELECT p.*, row_number() OVER (PARTITION BY p.dbid ORDER BY p.total_exec_time DESC, p.queryid, p.userid, p.toplevel) AS rank
-          FROM pg_stat_statements($2::int8 = 1) p
-         WHERE p.queryid IS NOT NULL) s
-  JOIN pg_database d ON d.oid = s.dbid
-  LEFT JOIN pg_roles r ON r.oid = s.userid
- WHERE s.rank <= $1";
-
-    #[test]
-    fn fragments_build_the_old_sql() {
-        assert_eq!(super::STATEMENTS_SQL_14, OLD_STATEMENTS_SQL_14);
-        assert_eq!(super::STATEMENTS_SQL_17, OLD_STATEMENTS_SQL_17);
-    }
-}

@@ -209,39 +209,3 @@ impl Collector for VacuumProgress {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod old_sql_check {
-    pub const OLD_PROGRESS_SQL: &str = "SELECT n.nspname::text, c.relname::text, p.phase::text,
-       (a.backend_type = 'autovacuum worker' OR a.query LIKE 'autovacuum:%') IS TRUE,
-       extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.query_start))::float8,
-       p.heap_blks_total::float8, p.heap_blks_scanned::float8, p.heap_blks_vacuumed::float8,
-       p.index_vacuum_count::float8,
-       p.num_dead_tuples::float8, p.max_dead_tuples::float8,
-       NULL::float8, NULL::float8, NULL::float8
-  FROM pg_stat_progress_vacuum p
-  JOIN pg_class c ON c.oid = p.relid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_stat_activity a ON a.pid = p.pid
- WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
-
-    pub const OLD_PROGRESS_17_SQL: &str = "SELECT n.nspname::text, c.relname::text, p.phase::text,
-       (a.backend_type = 'autovacuum worker' OR a.query LIKE 'autovacuum:%') IS TRUE,
-       extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.query_start))::float8,
-       p.heap_blks_total::float8, p.heap_blks_scanned::float8, p.heap_blks_vacuumed::float8,
-       p.index_vacuum_count::float8,
-       p.num_dead_item_ids::float8, NULL::float8,
-       p.dead_tuple_bytes::float8, p.max_dead_tuple_bytes::float8,
-       (p.indexes_total - p.indexes_processed)::float8
-  FROM pg_stat_progress_vacuum p
-  JOIN pg_class c ON c.oid = p.relid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_stat_activity a ON a.pid = p.pid
- WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
-
-    #[test]
-    fn fragments_build_the_old_sql() {
-        assert_eq!(super::PROGRESS_SQL, OLD_PROGRESS_SQL);
-        assert_eq!(super::PROGRESS_17_SQL, OLD_PROGRESS_17_SQL);
-    }
-}
