@@ -7,7 +7,8 @@
 //!   `tls.rs` — libpq's `sslmode` meanings on rustls; `auth_guard.rs` — no password to an unverified server.
 //! - `scrape.rs` — the orchestrator: deadline, discovery, fan-out, caches, self-metrics.
 //! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
-//! - `collectors/` — one file per collector, registered in `collectors::ALL`.
+//! - `collectors/` — one file per collector (`bloat/` a directory), each with a
+//!   `const META`, registered in `collectors::ALL`.
 //! - `custom_queries.rs` — `PGMAINT_QUERIES_FILE` entries as collectors of their own.
 //! - `host.rs` — files and programs on the exporter's host (backups, WAL archive).
 //! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`, `/report`).

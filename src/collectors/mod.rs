@@ -6,9 +6,10 @@
 //! orchestrator (`scrape.rs`) owns connections, fan-out across databases,
 //! deadlines, caches and the `pg_scrape_collector_*` metrics. A query marked
 //! `optional` may fail (e.g. `pg_ls_waldir` without privilege) while the rest
-//! of the collector still works. A new collector is one file plus one line in
-//! `ALL`; its name matches the file, `PGMAINT_COLLECTORS` and the `collector`
-//! label.
+//! of the collector still works. A new collector is one file (a directory
+//! when it is large: `bloat/` keeps its SQL apart from its arithmetic) with
+//! one `const META: Meta` saying what it is, plus one line in `ALL`; its name
+//! matches the file, `PGMAINT_COLLECTORS` and the `collector` label.
 
 use std::sync::Arc;
 use std::time::Duration;
