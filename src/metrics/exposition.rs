@@ -1,16 +1,18 @@
 //! The exposition: a finished scrape written out as Prometheus text, small
 //! ones encoded once and shared, large ones streamed family by family.
+//!
+//! It knows families and sinks only: the scrape layer says what goes in
+//! (`scrape::exposition`), the HTTP layer how it is sent.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::collectors::{self, Collector};
-use crate::config::Config;
-use crate::metrics::{encode_family, Sink};
-use crate::scrape::*;
+use bytes::Bytes;
 
-/// A finished scrape, ready to be written out as Prometheus text: the
-/// exporter's own families (encoded when the scrape finished), then each
-/// collector's families in `ALL` order, then `tail` (process-level families).
+use crate::metrics::{encode_family, Family, Sink};
+
+/// A finished scrape, ready to be written out as Prometheus text: `head`
+/// (the exporter's own families, encoded when the scrape finished), then
+/// each section's families in order, then `tail` (process-level families).
 ///
 /// At 10,000 tables the text is ~40 MB while the samples behind it take
 /// ~15 MB, so the text is never held whole: `chunks()` encodes a few families
@@ -20,13 +22,20 @@ use crate::scrape::*;
 /// and shared instead: there, 50 clients encoding the same text each would
 /// cost more CPU than holding it saves memory.
 pub struct Exposition {
-    pub snap: Snapshot,
     head: String,
     tail: String,
-    /// `ALL`, then the custom queries of `PGMAINT_QUERIES_FILE`.
-    collectors: Vec<&'static dyn Collector>,
+    /// One per collector: `ALL`, then the custom queries of `PGMAINT_QUERIES_FILE`.
+    sections: Vec<Section>,
+    /// Series across all sections.
+    samples: usize,
     /// The whole text, encoded by the first request (small expositions only).
-    whole: std::sync::OnceLock<axum::body::Bytes>,
+    whole: OnceLock<Bytes>,
+}
+
+/// One collector's families and the sinks its runs wrote (one per database).
+pub struct Section {
+    pub families: &'static [&'static Family],
+    pub sinks: Vec<Arc<Sink>>,
 }
 
 /// Series up to which an exposition is encoded once and shared (~5 MB of text).
@@ -37,63 +46,26 @@ const WHOLE_MAX_SAMPLES: usize = 50_000;
 const CHUNK_BYTES: usize = 256 * 1024;
 
 impl Exposition {
-    pub fn new(snap: Snapshot, config: &Config, open_connections: usize, tail: String) -> Exposition {
-        let mut own = Sink::default();
-        own.gauge(&UP, &[], if snap.up { 1.0 } else { 0.0 });
-        for r in &snap.runs {
-            own.gauge(
-                &COLLECTOR_SUCCESS,
-                &[r.collector, &r.datname],
-                if r.success { 1.0 } else { 0.0 },
-            );
-            own.gauge(
-                &COLLECTOR_DURATION,
-                &[r.collector, &r.datname],
-                r.duration.as_secs_f64(),
-            );
-        }
-        own.gauge(
-            &BUILD_INFO,
-            &[env!("CARGO_PKG_VERSION"), env!("PGMAINT_REVISION")],
-            1.0,
-        );
-        if let Some(s) = &snap.server {
-            own.gauge(&SERVER_INFO, &[&s.version, &s.version_num.to_string()], 1.0);
-        }
-        own.gauge_opt(&POSTMASTER_START, &[], snap.postmaster_start);
-        for (p, has) in &snap.privileges {
-            own.gauge(&ROLE_PRIVILEGE, &[p], if *has { 1.0 } else { 0.0 });
-        }
-        own.gauge(&SCRAPE_DURATION, &[], snap.duration.as_secs_f64());
-        if snap.up {
-            own.gauge(&DATABASES, &[], snap.databases.len() as f64);
-        }
-        own.gauge(&CONNECTIONS_OPEN, &[], open_connections as f64);
-        own.gauge(&CONNECTIONS_MAX, &[], config.max_connections as f64);
-        let mut head = String::new();
-        for f in SELF_FAMILIES {
-            encode_family(&mut head, f, std::iter::once(own.get(f.name)));
-        }
-        let custom = config.custom_queries.iter().map(|q| *q as &dyn Collector);
-        let collectors = collectors::ALL.iter().copied().chain(custom).collect();
+    pub fn new(head: String, sections: Vec<Section>, tail: String) -> Exposition {
+        let samples = sections
+            .iter()
+            .flat_map(|s| s.sinks.iter())
+            .map(|s| s.len())
+            .sum();
         Exposition {
-            snap,
             head,
             tail,
-            collectors,
-            whole: std::sync::OnceLock::new(),
+            sections,
+            samples,
+            whole: OnceLock::new(),
         }
     }
 
     /// The whole text, encoded once and shared, if the exposition is small;
     /// `None` for a large one (stream it with `chunks()`).
-    pub fn shared_text(self: &Arc<Self>) -> Option<axum::body::Bytes> {
-        let samples: usize = self.snap.runs.iter().map(|r| r.sink.len()).sum();
-        (samples <= WHOLE_MAX_SAMPLES).then(|| {
-            self.whole
-                .get_or_init(|| axum::body::Bytes::from(self.to_text()))
-                .clone()
-        })
+    pub fn shared_text(self: &Arc<Self>) -> Option<Bytes> {
+        (self.samples <= WHOLE_MAX_SAMPLES)
+            .then(|| self.whole.get_or_init(|| Bytes::from(self.to_text())).clone())
     }
 
     /// The text in chunks of about `CHUNK_BYTES`, encoded as they are taken.
@@ -110,25 +82,17 @@ impl Exposition {
         Arc::clone(self).chunks().collect()
     }
 
-    /// Encodes the `i`-th collector family into `out`; false past the last.
+    /// Encodes the `i`-th section family into `out`; false past the last.
     fn encode(&self, i: usize, out: &mut String) -> bool {
-        let Some((c, f)) = self
-            .collectors
+        let Some((s, f)) = self
+            .sections
             .iter()
-            .flat_map(|c| c.families().iter().map(move |f| (c, f)))
+            .flat_map(|s| s.families.iter().map(move |f| (s, f)))
             .nth(i)
         else {
             return false;
         };
-        encode_family(
-            out,
-            f,
-            self.snap
-                .runs
-                .iter()
-                .filter(|r| r.collector == c.name())
-                .map(|r| r.sink.get(f.name)),
-        );
+        encode_family(out, f, s.sinks.iter().map(|sink| sink.get(f.name)));
         true
     }
 }
@@ -136,7 +100,7 @@ impl Exposition {
 /// Iterator over an exposition's text; see `Exposition::chunks`.
 pub struct Chunks {
     expo: Arc<Exposition>,
-    /// Index of the next collector family to encode.
+    /// Index of the next section family to encode.
     next: usize,
     done: bool,
 }

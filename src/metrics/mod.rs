@@ -15,7 +15,7 @@
 
 mod exposition;
 
-pub use exposition::{Chunks, Exposition};
+pub use exposition::{Chunks, Exposition, Section};
 
 use std::sync::Arc;
 

@@ -42,9 +42,17 @@ impl Scraper {
                 collectors
                     .iter()
                     .filter_map(|c| {
-                        cache
-                            .get(&(c.name(), datname.to_string()))
-                            .map(|e| Run::new(*c, datname, e.success, Duration::ZERO, e.sink.clone()))
+                        cache.get(&(c.name(), datname.to_string())).map(|e| {
+                            Run::new(
+                                *c,
+                                &self.config,
+                                datname,
+                                e.success,
+                                Duration::ZERO,
+                                e.sink.clone(),
+                            )
+                            .cached()
+                        })
                     })
                     .collect()
             };

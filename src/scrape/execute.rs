@@ -123,10 +123,10 @@ impl Scraper {
         let mut runs = Vec::new();
         for (c, duration, outcome) in join_all(work).await {
             let run = match outcome {
-                Ok(sink) => Run::new(c, ctx.datname, true, duration, Arc::new(sink)),
+                Ok(sink) => Run::new(c, &self.config, ctx.datname, true, duration, Arc::new(sink)),
                 Err(e) => {
                     warn!(collector = c.name(), datname = %ctx.datname, error = %e, "collector failed");
-                    Run::new(c, ctx.datname, false, duration, Default::default())
+                    Run::new(c, &self.config, ctx.datname, false, duration, Default::default())
                 }
             };
             if !c.cache_ttl(&self.config).is_zero() {
@@ -167,10 +167,24 @@ impl Scraper {
             }
         };
         match outcome {
-            Ok(sink) => Run::new(c, ctx.datname, true, started.elapsed(), Arc::new(sink)),
+            Ok(sink) => Run::new(
+                c,
+                &self.config,
+                ctx.datname,
+                true,
+                started.elapsed(),
+                Arc::new(sink),
+            ),
             Err(e) => {
                 warn!(collector = c.name(), error = %e, "collector failed");
-                Run::new(c, ctx.datname, false, started.elapsed(), Default::default())
+                Run::new(
+                    c,
+                    &self.config,
+                    ctx.datname,
+                    false,
+                    started.elapsed(),
+                    Default::default(),
+                )
             }
         }
     }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::collectors::{self, Collector, Scope, ServerInfo};
 use crate::config::Config;
-use crate::metrics::Sink;
+use crate::metrics::{Exposition, Sink};
 use crate::pool::Pools;
 
 use cache::Cached;
@@ -42,6 +42,18 @@ pub struct Run {
     pub success: bool,
     pub duration: Duration,
     pub sink: Arc<Sink>,
+    /// True when the sink came from the cache (a fresh or stale hit, or a
+    /// first run finished in the background); false when run in this scrape.
+    pub from_cache: bool,
+    /// The collector's `cache_ttl` (zero: not cached).
+    pub cache_ttl: Duration,
+}
+
+/// A finished scrape: what it learned, and its Prometheus text (which
+/// shares the samples, not a copy).
+pub struct Scraped {
+    pub snap: Snapshot,
+    pub expo: Arc<Exposition>,
 }
 
 /// Everything one scrape learned: the structured data `/metrics` encodes and
@@ -124,7 +136,14 @@ impl Scraper {
 }
 
 impl Run {
-    fn new(c: &dyn Collector, datname: &str, success: bool, duration: Duration, sink: Arc<Sink>) -> Run {
+    fn new(
+        c: &dyn Collector,
+        config: &Config,
+        datname: &str,
+        success: bool,
+        duration: Duration,
+        sink: Arc<Sink>,
+    ) -> Run {
         Run {
             collector: c.name(),
             datname: if c.scope() == Scope::Cluster {
@@ -135,6 +154,16 @@ impl Run {
             success,
             duration,
             sink,
+            from_cache: false,
+            cache_ttl: c.cache_ttl(config),
+        }
+    }
+
+    /// The same run, marked as served from the cache.
+    fn cached(self) -> Run {
+        Run {
+            from_cache: true,
+            ..self
         }
     }
 }

@@ -208,7 +208,14 @@ impl Scraper {
     /// `success 0` for every enabled collector, when the server is unreachable.
     fn all_failed(&self, databases: &[String]) -> Vec<Run> {
         let failed = |c: &'static dyn Collector, datname: &str| {
-            Run::new(c, datname, false, Duration::ZERO, Default::default())
+            Run::new(
+                c,
+                &self.config,
+                datname,
+                false,
+                Duration::ZERO,
+                Default::default(),
+            )
         };
         let mut runs: Vec<Run> = self.enabled(Scope::Cluster).map(|c| failed(c, "")).collect();
         for db in databases {
@@ -259,7 +266,7 @@ impl Scraper {
                     if !fresh {
                         self.refresh_in_background(c, datname.clone(), server.clone());
                     }
-                    runs.push(Run::new(c, &datname, success, Duration::ZERO, sink));
+                    runs.push(Run::new(c, &self.config, &datname, success, Duration::ZERO, sink).cached());
                 }
                 // Cached collectors are slow by nature: even their first run
                 // happens beside the scrape, not in it (see `await_first_runs`).
@@ -287,10 +294,16 @@ impl Scraper {
             Ok(l) => l,
             Err(e) => {
                 warn!(datname = %datname, error = %explain_conn(&e), "cannot reach database; its collectors report failure");
-                runs.extend(
-                    todo.iter()
-                        .map(|(c, _)| Run::new(*c, &datname, false, Duration::ZERO, Default::default())),
-                );
+                runs.extend(todo.iter().map(|(c, _)| {
+                    Run::new(
+                        *c,
+                        &self.config,
+                        &datname,
+                        false,
+                        Duration::ZERO,
+                        Default::default(),
+                    )
+                }));
                 return runs;
             }
         };

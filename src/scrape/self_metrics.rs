@@ -1,7 +1,12 @@
 //! The exporter's own families: `pg_up`, `pg_scrape_collector_*`, build and
-//! server facts, scrape duration and connection counts.
+//! server facts, scrape duration and connection counts; and the exposition
+//! of a finished scrape (these families first, then every collector's).
 
-use crate::metrics::Family;
+use crate::collectors::{self, Collector};
+use crate::config::Config;
+use crate::metrics::{encode_family, Exposition, Family, Section, Sink};
+
+use super::Snapshot;
 
 pub static UP: Family = Family::gauge(
     "pg_up",
@@ -73,3 +78,61 @@ pub const SELF_FAMILIES: &[&Family] = &[
     &CONNECTIONS_OPEN,
     &CONNECTIONS_MAX,
 ];
+
+/// A finished scrape as Prometheus text: the exporter's own families
+/// (encoded now), then each collector's families in `ALL` order, then the
+/// custom queries', then `tail` (process-level families).
+pub fn exposition(snap: &Snapshot, config: &Config, open_connections: usize, tail: String) -> Exposition {
+    let mut own = Sink::default();
+    own.gauge(&UP, &[], if snap.up { 1.0 } else { 0.0 });
+    for r in &snap.runs {
+        own.gauge(
+            &COLLECTOR_SUCCESS,
+            &[r.collector, &r.datname],
+            if r.success { 1.0 } else { 0.0 },
+        );
+        own.gauge(
+            &COLLECTOR_DURATION,
+            &[r.collector, &r.datname],
+            r.duration.as_secs_f64(),
+        );
+    }
+    own.gauge(
+        &BUILD_INFO,
+        &[env!("CARGO_PKG_VERSION"), env!("PGMAINT_REVISION")],
+        1.0,
+    );
+    if let Some(s) = &snap.server {
+        own.gauge(&SERVER_INFO, &[&s.version, &s.version_num.to_string()], 1.0);
+    }
+    own.gauge_opt(&POSTMASTER_START, &[], snap.postmaster_start);
+    for (p, has) in &snap.privileges {
+        own.gauge(&ROLE_PRIVILEGE, &[p], if *has { 1.0 } else { 0.0 });
+    }
+    own.gauge(&SCRAPE_DURATION, &[], snap.duration.as_secs_f64());
+    if snap.up {
+        own.gauge(&DATABASES, &[], snap.databases.len() as f64);
+    }
+    own.gauge(&CONNECTIONS_OPEN, &[], open_connections as f64);
+    own.gauge(&CONNECTIONS_MAX, &[], config.max_connections as f64);
+    let mut head = String::new();
+    for f in SELF_FAMILIES {
+        encode_family(&mut head, f, std::iter::once(own.get(f.name)));
+    }
+    let custom = config.custom_queries.iter().map(|q| *q as &dyn Collector);
+    let sections = collectors::ALL
+        .iter()
+        .copied()
+        .chain(custom)
+        .map(|c| Section {
+            families: c.families(),
+            sinks: snap
+                .runs
+                .iter()
+                .filter(|r| r.collector == c.name())
+                .map(|r| r.sink.clone())
+                .collect(),
+        })
+        .collect();
+    Exposition::new(head, sections, tail)
+}
