@@ -9,16 +9,22 @@
 //! pipelined on one connection. A collector that fails, or does not finish
 //! before the deadline, reports `success 0` and takes nothing else down.
 //!
-//! Layout: `run.rs` (one scrape: server facts, discovery, fan-out),
+//! Layout: `coalesce.rs` (one scrape at a time, results shared and reused),
+//! `deadline.rs` (the scrape timeout of a request),
+//! `run.rs` (one scrape: server facts, discovery, fan-out),
 //! `execute.rs` (queries pipelined on a connection, host collectors),
 //! `cache.rs` (cached collectors refreshed in the background),
 //! `self_metrics.rs` (the exporter's own families).
 
 mod cache;
+mod coalesce;
+mod deadline;
 mod execute;
 mod run;
 mod self_metrics;
 
+pub use coalesce::Coalescer;
+pub use deadline::{scrape_timeout, timeout_from_header, TIMEOUT_HEADER};
 pub use self_metrics::*;
 
 use std::collections::{HashMap, HashSet};
