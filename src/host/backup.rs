@@ -1,15 +1,13 @@
-//! Backup directories: the files that match the globs, oldest first, and the
-//! newest one's verification (run in the background, see `pg_restore.rs`).
+//! Backup directories: the files that match the globs, oldest first, and
+//! the newest one to verify (`pg_restore.rs`; the scrape layer decides when).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use regex::Regex;
-use tracing::{info, warn};
 
-use super::pg_restore::verify;
-use super::{fields, unix, BackupFile, BackupListing, HostState, Outcome, Verification, VerifyKey};
+use super::{fields, unix, BackupFile, BackupListing, NewestBackup};
 use crate::config::Config;
 
 /// Shell globs (`*`, `?`, `[abc]`) on a file name, by the `glob` crate;
@@ -29,7 +27,6 @@ pub fn name_timestamp(name: &str) -> Option<f64> {
 }
 
 pub(super) async fn backup_dir(
-    state: &Arc<HostState>,
     config: &Config,
     dir: &Path,
     globs: &[String],
@@ -74,15 +71,19 @@ pub(super) async fn backup_dir(
             .total_cmp(&b.0.time)
             .then_with(|| a.0.name.cmp(&b.0.name))
     });
-    let newest = match found.last() {
-        Some((f, path, is_dir, mtime)) if config.backup_verify => {
-            state.verification(config, (path.clone(), f.size, *mtime), *is_dir)
-        }
+    let to_verify = match found.last() {
+        Some((f, path, is_dir, mtime)) if config.backup_verify => Some(NewestBackup {
+            path: path.clone(),
+            size: f.size,
+            mtime: *mtime,
+            is_dir: *is_dir,
+        }),
         _ => None,
     };
     Ok(BackupListing {
         files: found.into_iter().map(|f| f.0).collect(),
-        newest,
+        to_verify,
+        newest: None,
     })
 }
 
@@ -96,51 +97,4 @@ async fn dir_size(dir: &Path) -> u64 {
         }
     }
     total
-}
-
-impl HostState {
-    /// The cached verification of this exact file, or `None` after starting
-    /// one in the background (unless one is running already).
-    pub(super) fn verification(
-        self: &Arc<Self>,
-        config: &Config,
-        key: VerifyKey,
-        is_dir: bool,
-    ) -> Option<Verification> {
-        if let Some(v) = self.verified.lock().unwrap().get(&key) {
-            return Some(v.clone());
-        }
-        if !self.running.lock().unwrap().insert(key.clone()) {
-            return None;
-        }
-        let this = self.clone();
-        let tools = self.tools(config).clone();
-        let timeout = config.backup_verify_timeout;
-        tokio::spawn(async move {
-            let result = verify(&tools, &key.0, is_dir, timeout).await;
-            if let Some(v) = result {
-                let file = key.0.display().to_string();
-                match &v.outcome {
-                    Outcome::Verified => {
-                        info!(file, format = v.format, toc_entries = ?v.toc_entries, "backup verified")
-                    }
-                    Outcome::Failed(why) => {
-                        warn!(file, format = v.format, "backup failed verification: {why}")
-                    }
-                    Outcome::Unverifiable(why) => {
-                        warn!(file, format = v.format, "backup cannot be verified here: {why}")
-                    }
-                }
-                let mut cache = this.verified.lock().unwrap();
-                // Only the newest file of each directory matters: drop
-                // results for older versions of this path and for files in
-                // the same directory.
-                let parent = key.0.parent().map(Path::to_path_buf);
-                cache.retain(|k, _| k.0.parent().map(Path::to_path_buf) != parent);
-                cache.insert(key.clone(), v);
-            }
-            this.running.lock().unwrap().remove(&key);
-        });
-        None
-    }
 }

@@ -4,9 +4,11 @@
 //!
 //! Collectors describe `HostRequest`s (`Source::Host`); `scrape/` hands
 //! them to `execute`, which answers with `HostResult`s in the same order.
+//! Everything here is I/O on request; what outlives a scrape (verification
+//! results, when to start one) is the scrape layer's (`scrape/host.rs`).
 //! Listings are cheap and run in every scrape (tokio::fs, bounded by the
-//! scrape deadline). Verification reads a whole archive and can take
-//! minutes, so it never runs in a scrape: it is started in the background
+//! scrape deadline). Verification (`verify_backup`) reads a whole archive
+//! and can take minutes, so the scrape layer runs it in the background
 //! (niced, `ionice -c3` where present, bounded by
 //! `PGMAINT_BACKUP_VERIFY_TIMEOUT`), at most once per newest file — the cache
 //! key is path + size + mtime, so a file still being written is verified
@@ -22,12 +24,12 @@ mod pg_restore;
 mod wal;
 
 pub use backup::{glob_match, name_timestamp};
-pub use pg_restore::{archive_kind, find_pg_restore};
+pub use pg_restore::{archive_kind, find_pg_restore, verify_backup};
 pub use wal::history_stop_time;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
@@ -69,9 +71,22 @@ pub struct BackupFile {
 pub struct BackupListing {
     /// Oldest first.
     pub files: Vec<BackupFile>,
-    /// The newest backup's verification, once it has run; `None` while it
-    /// runs, when verification is off, or for an archive without pg_restore.
+    /// The newest backup, when `PGMAINT_BACKUP_VERIFY` is on.
+    pub to_verify: Option<NewestBackup>,
+    /// The newest backup's verification, once it has run (filled in by the
+    /// scrape layer); `None` while it runs, when verification is off, or for
+    /// an archive without pg_restore.
     pub newest: Option<Verification>,
+}
+
+/// The newest backup of a directory, as `verify_backup` needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NewestBackup {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime: SystemTime,
+    /// A directory-format dump.
+    pub is_dir: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,25 +135,22 @@ pub struct WalListing {
     pub newest_base_backup: Option<BaseBackup>,
 }
 
-type VerifyKey = (PathBuf, u64, SystemTime);
-
-/// Host state that outlives scrapes: verification results and the programs found.
+/// What the host executor remembers: the programs found, and which
+/// directories were unreadable (so that is logged once per change).
 #[derive(Default)]
 pub struct HostState {
-    verified: Mutex<HashMap<VerifyKey, Verification>>,
-    running: Mutex<HashSet<VerifyKey>>,
-    /// Directories unreadable in the last scrape (logged once per change).
+    /// Directories unreadable in the last scrape.
     unreadable: Mutex<HashSet<PathBuf>>,
     tools: OnceLock<Tools>,
 }
 
 /// Runs host requests; results in request order.
-pub async fn execute(state: &Arc<HostState>, config: &Config, requests: Vec<HostRequest>) -> Vec<HostResult> {
+pub async fn execute(state: &HostState, config: &Config, requests: Vec<HostRequest>) -> Vec<HostResult> {
     let mut out = Vec::with_capacity(requests.len());
     for r in requests {
         out.push(match r {
             HostRequest::BackupDir { dir, globs } => {
-                let r = backup_dir(state, config, Path::new(&dir), &globs).await;
+                let r = backup_dir(config, Path::new(&dir), &globs).await;
                 state.log_readability(&dir, r.as_ref().err());
                 HostResult::BackupDir(r)
             }

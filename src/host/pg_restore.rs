@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tracing::{info, warn};
 
-use super::{HostState, Outcome, Verification};
+use super::{HostState, NewestBackup, Outcome, Verification};
 use crate::config::Config;
 
 #[derive(Debug, Clone)]
@@ -20,7 +20,7 @@ pub(super) struct Tools {
 }
 
 impl HostState {
-    pub(super) fn tools(&self, config: &Config) -> &Tools {
+    fn tools(&self, config: &Config) -> &Tools {
         self.tools.get_or_init(|| {
             let pg_restore = find_pg_restore(config.pg_restore.as_deref());
             let pg_restore_version = pg_restore
@@ -109,6 +109,31 @@ pub fn archive_kind(head: &[u8], is_dir: bool) -> Option<(&'static str, Option<S
     let text = String::from_utf8_lossy(&head[..head.len().min(1024)]);
     text.contains("PostgreSQL database dump")
         .then_some(("plain", None))
+}
+
+/// Verifies the newest backup of a directory and logs the outcome; `None`
+/// when it is an archive and no pg_restore exists. Slow (reads the whole
+/// archive): the scrape layer runs it off the scrape path.
+pub async fn verify_backup(
+    state: &HostState,
+    config: &Config,
+    backup: &NewestBackup,
+) -> Option<Verification> {
+    let tools = state.tools(config);
+    let v = verify(tools, &backup.path, backup.is_dir, config.backup_verify_timeout).await?;
+    let file = backup.path.display().to_string();
+    match &v.outcome {
+        Outcome::Verified => {
+            info!(file, format = v.format, toc_entries = ?v.toc_entries, "backup verified")
+        }
+        Outcome::Failed(why) => {
+            warn!(file, format = v.format, "backup failed verification: {why}")
+        }
+        Outcome::Unverifiable(why) => {
+            warn!(file, format = v.format, "backup cannot be verified here: {why}")
+        }
+    }
+    Some(v)
 }
 
 /// Verifies one backup; `None` when it is an archive and no pg_restore exists.

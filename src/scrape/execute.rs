@@ -146,7 +146,7 @@ impl Scraper {
 
     /// Runs a host collector (files, programs) within the deadline.
     pub(super) async fn execute_host(
-        &self,
+        self: &Arc<Self>,
         c: &'static dyn Collector,
         ctx: &Ctx<'_>,
         requests: Vec<crate::host::HostRequest>,
@@ -156,7 +156,8 @@ impl Scraper {
         let work = crate::host::execute(&self.host, &self.config, requests);
         let outcome = match tokio::time::timeout_at(deadline.into(), work).await {
             Err(_) => Err(CollectError::Deadline),
-            Ok(host) => {
+            Ok(mut host) => {
+                self.with_verifications(&mut host);
                 let fetched = Fetched {
                     host,
                     ..Default::default()

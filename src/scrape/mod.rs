@@ -14,12 +14,14 @@
 //! `run.rs` (one scrape: server facts, discovery, fan-out),
 //! `execute.rs` (queries pipelined on a connection, host collectors),
 //! `cache.rs` (cached collectors refreshed in the background),
+//! `host_cache.rs` (backup verifications run in the background and kept),
 //! `self_metrics.rs` (the exporter's own families).
 
 mod cache;
 mod coalesce;
 mod deadline;
 mod execute;
+mod host_cache;
 mod run;
 mod self_metrics;
 
@@ -85,8 +87,10 @@ pub struct Scraper {
     refreshing: Mutex<HashSet<(&'static str, String)>>,
     privilege_warned: AtomicBool,
     was_up: AtomicBool,
-    /// Backup verifications and tools found on the host (`host.rs`).
+    /// Tools found on the host and directories found unreadable (`host/`).
     host: Arc<crate::host::HostState>,
+    /// Backup verifications (`host_cache.rs`).
+    host_cache: host_cache::HostCache,
     /// A `/probe` target: a failed connection is answered at the deadline,
     /// so a closed, filtered or non-PostgreSQL port looks the same to whoever
     /// names it (no port-scan oracle in the timing or the duration metric).
@@ -104,6 +108,7 @@ impl Scraper {
             privilege_warned: AtomicBool::new(false),
             was_up: AtomicBool::new(true),
             host: Default::default(),
+            host_cache: Default::default(),
             pad_failures: false,
         }
     }
