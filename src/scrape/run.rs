@@ -77,7 +77,7 @@ impl Scraper {
         snap.postmaster_start = start_time;
         snap.privileges = privileges;
 
-        let databases = self.databases(&lease, &main_db).await;
+        let databases = self.databases(&lease, &main_db, deadline).await;
         snap.databases = databases.clone();
 
         // The main database: its per-database collectors, then the
@@ -162,8 +162,10 @@ impl Scraper {
     }
 
     /// Discovered databases (cached for `PGMAINT_DATABASE_REFRESH_INTERVAL`),
-    /// filtered by include/exclude rules.
-    async fn databases(&self, lease: &Lease, main_db: &str) -> Vec<String> {
+    /// filtered by include/exclude rules. Bounded by the scrape deadline like
+    /// every other step: a discovery that does not answer in time (a lock on
+    /// pg_database) leaves the last databases found, or the DSN's database.
+    async fn databases(&self, lease: &Lease, main_db: &str, deadline: Instant) -> Vec<String> {
         if !self.enabled(Scope::PerDatabase).any(|_| true) {
             return vec![];
         }
@@ -172,13 +174,18 @@ impl Scraper {
                 return dbs.clone();
             }
         }
-        let found = match lease.conn.query(DATABASES_SQL, &[]).await {
-            Ok(rows) => rows
+        let query = tokio::time::timeout_at(deadline.into(), lease.conn.query(DATABASES_SQL, &[]));
+        let found = match query.await {
+            Err(_) => {
+                warn!("database discovery did not answer before the scrape deadline; using the databases found before");
+                return self.known_databases(main_db);
+            }
+            Ok(Ok(rows)) => rows
                 .iter()
                 .filter_map(|r| r.try_get::<_, String>(0).ok())
                 .filter(|d| self.config.database_wanted(d))
                 .collect::<Vec<_>>(),
-            Err(e) => {
+            Ok(Err(e)) => {
                 warn!(error = %e, "database discovery failed; using the DSN's database only");
                 vec![main_db.to_string()]
             }
