@@ -5,7 +5,7 @@
 //! Collectors describe `HostRequest`s (`Source::Host`); `scrape/` hands
 //! them to `execute`, which answers with `HostResult`s in the same order.
 //! Everything here is I/O on request; what outlives a scrape (verification
-//! results, when to start one) is the scrape layer's (`scrape/host.rs`).
+//! results, when to start one) is the scrape layer's (`scrape/host_cache.rs`).
 //! Listings are cheap and run in every scrape (tokio::fs, bounded by the
 //! scrape deadline). Verification (`verify_backup`) reads a whole archive
 //! and can take minutes, so the scrape layer runs it in the background
