@@ -64,9 +64,9 @@ pub fn router(state: AppState) -> Router {
         .route("/probe", get(probe))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/runbook", get(crate::runbook::page))
+        .merge(report)
         // gzip when the client asks for it, at the fastest level: at 30 MB of
         // text level 6 costs ~10x the time for a ~6 % smaller body.
-        .merge(report)
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .with_state(state);
     // Basic auth (PGMAINT_WEB_CONFIG_FILE) guards every path, /healthz included.
