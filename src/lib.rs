@@ -5,13 +5,15 @@
 //! - `config.rs` — `PGMAINT_*` variables → typed `Config`; `dsn.rs` parses connection strings.
 //! - `pool.rs` — deadpool-postgres pools per database under one connection cap;
 //!   `tls.rs` — libpq's `sslmode` meanings on rustls; `auth_guard.rs` — no password to an unverified server.
-//! - `scrape.rs` — the orchestrator: deadline, discovery, fan-out, caches, self-metrics.
-//! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
-//! - `collectors/` — one file per collector (`bloat/` a directory), each with a
+//! - `scrape/` — the orchestrator: deadline, coalescing, discovery, fan-out, caches
+//!   (backup verifications included), self-metrics.
+//! - `metrics/` — `Family`, the per-scrape `Sink`, the text encoder (`Exposition`).
+//! - `collectors/` — one file per collector (`bloat/`, `indexes/` directories), each with a
 //!   `const META`, registered in `collectors::ALL`.
 //! - `custom_queries.rs` — `PGMAINT_QUERIES_FILE` entries as collectors of their own.
-//! - `host.rs` — files and programs on the exporter's host (backups, WAL archive).
-//! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`, `/report`).
+//! - `host/` — files and programs on the exporter's host (backups, WAL archive), on request.
+//! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`, `/report`): requests
+//!   to scrape calls, scrape results to responses.
 //! - `report/` — the maintenance report: findings from the latest snapshot, HTML and JSON.
 //! - `runbook.rs` — `/runbook`: docs/runbook.md compiled in, the target of the alerts' runbook links.
 //! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.

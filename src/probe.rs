@@ -13,8 +13,9 @@
 //! a query string never carries a user, a password or a DSN with either, and
 //! such a request is refused with 400. Each (target, auth module, database)
 //! gets a `Scraper` of its own — pools, discovery, caches and the same
-//! coalescing as `/metrics` (an `App` per target) — created on first probe,
-//! closed after `PGMAINT_TARGET_IDLE_TIMEOUT` without probes. At most
+//! coalescing as `/metrics` (a `Coalescer` per target) — created on first
+//! probe, closed once idle for `PGMAINT_TARGET_IDLE_TIMEOUT`: checked on
+//! every probe and every `/metrics` scrape (no task of its own). At most
 //! `PGMAINT_MAX_TARGETS` exist at once: a new target past it replaces the
 //! least recently probed target that is not being probed right now, and if
 //! every target is mid-probe the request gets 503. Open connections across
@@ -34,9 +35,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -46,8 +46,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::dsn::Dsn;
 use crate::pool::SharedBound;
-use crate::scrape::Scraper;
-use crate::server::{scrape_timeout, App, AppState};
+use crate::scrape::{scrape_timeout, Coalescer, Scraped, Scraper};
 
 /// `PGMAINT_CONFIG_FILE` as written.
 #[derive(Debug, Deserialize)]
@@ -509,7 +508,7 @@ struct Key {
 }
 
 struct Entry {
-    app: AppState,
+    app: Arc<Coalescer>,
     last_used: Instant,
 }
 
@@ -520,7 +519,6 @@ pub struct Probes {
     base: Config,
     shared: Arc<SharedBound>,
     targets: Mutex<HashMap<Key, Entry>>,
-    reaper: AtomicBool,
 }
 
 impl Probes {
@@ -537,7 +535,6 @@ impl Probes {
             shared: SharedBound::new(config.max_connections_total),
             base,
             targets: Mutex::new(HashMap::new()),
-            reaper: AtomicBool::new(false),
         })
     }
 
@@ -568,9 +565,9 @@ impl Probes {
             .ok_or(ProbeError::UnknownModule { name, known })
     }
 
-    /// The target's `App`, created if new.
-    fn app(self: &Arc<Self>, key: Key, module: &AuthModule) -> Result<AppState, ProbeError> {
-        self.start_reaper();
+    /// The target's `Coalescer`, created if new.
+    fn app(&self, key: Key, module: &AuthModule) -> Result<Arc<Coalescer>, ProbeError> {
+        self.sweep();
         let mut targets = self.targets.lock().unwrap();
         if let Some(e) = targets.get_mut(&key) {
             e.last_used = Instant::now();
@@ -602,7 +599,10 @@ impl Probes {
                 vec![regex::Regex::new(&format!("^{}$", regex::escape(db))).expect("escaped")];
         }
         info!(target = %key.target, auth_module = %key.module, database = key.database.as_deref().unwrap_or(""), "new probe target");
-        let app = App::new(Scraper::with_shared_bound(config, self.shared.clone()));
+        let app = Arc::new(Coalescer::new(Scraper::with_shared_bound(
+            config,
+            self.shared.clone(),
+        )));
         targets.insert(
             key,
             Entry {
@@ -619,7 +619,8 @@ impl Probes {
         }
     }
 
-    /// Closes targets idle for `PGMAINT_TARGET_IDLE_TIMEOUT`.
+    /// Closes targets idle for `PGMAINT_TARGET_IDLE_TIMEOUT`; called on
+    /// every probe and every `/metrics` scrape (`Gauges`).
     fn sweep(&self) {
         let idle = self.base.target_idle_timeout;
         let mut closed = Vec::new();
@@ -638,24 +639,6 @@ impl Probes {
             });
         }
     }
-
-    fn start_reaper(self: &Arc<Self>) {
-        if self.reaper.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let every =
-            (self.base.target_idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
-        let probes: Weak<Probes> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match probes.upgrade() {
-                    Some(p) => p.sweep(),
-                    None => return,
-                }
-            }
-        });
-    }
 }
 
 /// Closes a target's pools now; its connections go as they are dropped.
@@ -663,8 +646,60 @@ fn close(e: Entry) {
     e.app.scraper.pools().retain_databases(&[]);
 }
 
-/// `GET /probe`.
-pub async fn handle(probes: Arc<Probes>, params: Vec<(String, String)>, headers: HeaderMap) -> Response {
+/// `pgmaint_exporter_probe_targets` and `…_probe_connections_open`, read
+/// when the `/metrics` registry is gathered; closes idle targets first, so
+/// they are not counted and their connections go even when nothing probes.
+pub struct Gauges {
+    probes: Arc<Probes>,
+    targets: prometheus::IntGauge,
+    connections: prometheus::IntGauge,
+}
+
+impl Gauges {
+    pub fn new(probes: Arc<Probes>) -> Gauges {
+        // Constant, valid names: the prometheus crate cannot refuse them.
+        let targets = prometheus::IntGauge::new(
+            "pgmaint_exporter_probe_targets",
+            "/probe targets held open right now (PGMAINT_MAX_TARGETS caps them).",
+        )
+        .expect("valid metric");
+        let connections = prometheus::IntGauge::new(
+            "pgmaint_exporter_probe_connections_open",
+            "Database connections open across all /probe targets (PGMAINT_MAX_CONNECTIONS_TOTAL caps them).",
+        )
+        .expect("valid metric");
+        Gauges {
+            probes,
+            targets,
+            connections,
+        }
+    }
+}
+
+impl prometheus::core::Collector for Gauges {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut d = self.targets.desc();
+        d.extend(self.connections.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.probes.sweep();
+        self.targets.set(self.probes.targets() as i64);
+        self.connections.set(self.probes.open_connections() as i64);
+        let mut m = self.targets.collect();
+        m.extend(self.connections.collect());
+        m
+    }
+}
+
+/// `GET /probe`: the target's scrape, or why there is none (the server
+/// writes either as the response).
+pub async fn handle(
+    probes: Arc<Probes>,
+    params: Vec<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Arc<Scraped>, ProbeError> {
     let arrived = Instant::now();
     let (key, app) = match request(&probes, params) {
         Ok(x) => x,
@@ -672,17 +707,17 @@ pub async fn handle(probes: Arc<Probes>, params: Vec<(String, String)>, headers:
             if matches!(e, ProbeError::Full(_) | ProbeError::Module { .. }) {
                 warn!(error = %e, "probe refused");
             }
-            return e.into_response();
+            return Err(e);
         }
     };
     let timeout = scrape_timeout(probes.base.scrape_timeout, &headers);
     let expo = app.shared_scrape(arrived, timeout).await;
     drop(app);
     probes.touch(&key);
-    crate::server::exposition_response(expo)
+    Ok(expo)
 }
 
-fn request(probes: &Arc<Probes>, params: Vec<(String, String)>) -> Result<(Key, AppState), ProbeError> {
+fn request(probes: &Probes, params: Vec<(String, String)>) -> Result<(Key, Arc<Coalescer>), ProbeError> {
     let (mut target, mut module, mut database) = (None, None, None);
     for (k, v) in params {
         let slot = match k.as_str() {
@@ -715,6 +750,7 @@ fn request(probes: &Arc<Probes>, params: Vec<(String, String)>) -> Result<(Key, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn targets() {

@@ -131,3 +131,55 @@ async fn cached_collectors_are_served_from_cache_and_refreshed_in_the_background
     assert!(after < 0.8, "{after}");
     assert!(exporter.logs().contains("background refresh done"));
 }
+
+/// Database discovery gets the scrape deadline like every other step: with
+/// pg_database locked (on a cluster of the test's own, so no other test
+/// waits on the lock) and lock and statement timeouts far away, the scrape
+/// still answers at PGMAINT_SCRAPE_TIMEOUT, with pg_up 1 and the databases
+/// found before.
+#[tokio::test]
+async fn a_hung_discovery_ends_at_the_scrape_deadline() {
+    use std::time::{Duration, Instant};
+    let pg = harness::dedicated();
+    let exporter = pg
+        .spawn_exporter(
+            "postgres",
+            &[
+                ("PGMAINT_SCRAPE_TIMEOUT", "2s"),
+                ("PGMAINT_STATEMENT_TIMEOUT", "60s"),
+                ("PGMAINT_LOCK_TIMEOUT", "60s"),
+                ("PGMAINT_DATABASE_REFRESH_INTERVAL", "0s"),
+                ("PGMAINT_COLLECTORS", "activity,tables"),
+            ],
+        )
+        .await;
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("pg_up", &[]), Some(1.0), "{}", exporter.logs());
+    assert_eq!(m.value("pgmaint_exporter_databases", &[]), Some(1.0));
+
+    let locker = pg.client("postgres").await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE pg_database IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let scrape = tokio::time::timeout(Duration::from_secs(20), exporter.scrape()).await;
+    let took = started.elapsed();
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let m =
+        scrape.unwrap_or_else(|_| panic!("no answer in 20 s with pg_database locked: {}", exporter.logs()));
+    assert!(
+        took < Duration::from_secs(5),
+        "the scrape took {took:?}, past its 2 s deadline: {}",
+        exporter.logs()
+    );
+    assert_eq!(m.value("pg_up", &[]), Some(1.0), "{}", exporter.logs());
+    assert_eq!(m.value("pgmaint_exporter_databases", &[]), Some(1.0));
+    assert!(
+        exporter
+            .logs()
+            .contains("database discovery did not answer before the scrape deadline"),
+        "{}",
+        exporter.logs()
+    );
+}

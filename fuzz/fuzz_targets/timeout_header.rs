@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use pgmaint_exporter::server::timeout_from_header;
+use pgmaint_exporter::scrape::timeout_from_header;
 
 fuzz_target!(|data: (u32, &str)| {
     let configured = Duration::from_millis(u64::from(data.0).max(1));

@@ -16,6 +16,7 @@ pub mod findings;
 pub mod html;
 pub mod thresholds;
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::collectors;
 use crate::config::Config;
 use crate::scrape::Snapshot;
-use crate::server::{scrape_timeout, AppState};
+use crate::scrape::{scrape_timeout, Coalescer};
 
 /// Version of the JSON layout; raised on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -476,7 +477,7 @@ fn for_standby(f: &mut Finding) {
     });
 }
 
-async fn latest(app: &AppState, headers: &HeaderMap, filter: &Filter) -> Report {
+async fn latest(app: &Coalescer, headers: &HeaderMap, filter: &Filter) -> Report {
     let arrived = Instant::now();
     let timeout = scrape_timeout(app.scraper.config().scrape_timeout, headers);
     // The same coalesced, rate-limited scrape /metrics uses: no extra load.
@@ -486,7 +487,7 @@ async fn latest(app: &AppState, headers: &HeaderMap, filter: &Filter) -> Report 
 
 /// `GET /report`
 pub async fn html_page(
-    State(app): State<AppState>,
+    State(app): State<Arc<Coalescer>>,
     headers: HeaderMap,
     Query(filter): Query<Filter>,
 ) -> Html<String> {
@@ -494,7 +495,11 @@ pub async fn html_page(
 }
 
 /// `GET /report.json`
-pub async fn json(State(app): State<AppState>, headers: HeaderMap, Query(filter): Query<Filter>) -> Response {
+pub async fn json(
+    State(app): State<Arc<Coalescer>>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
     let report = latest(&app, &headers, &filter).await;
     // Only plain data: serialization cannot fail.
     let body = serde_json::to_string_pretty(&report).unwrap_or_default();
