@@ -17,8 +17,12 @@
 //! a database's pool is created, so a missing file is a connection error
 //! (`pg_up 0` with the reason) that heals once the file appears, as with libpq.
 
+use std::future::Future;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -27,7 +31,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::auth_guard::{AuthGuard, GuardConnect};
@@ -406,6 +413,65 @@ impl ServerCertVerifier for ChainOnly {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
     }
+}
+
+/// The task that drives a connection's socket.
+pub type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Pg(#[from] tokio_postgres::Error),
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Socket {
+        host: String,
+        port: u16,
+        source: io::Error,
+    },
+}
+
+/// Opens a connection; a guarding connector's goes through `AuthGuard`.
+pub async fn connect(pg: &tokio_postgres::Config, tls: &MakeTls) -> Result<(Client, Driver), ConnectError> {
+    let host = match pg.get_hosts() {
+        [Host::Tcp(h)] if tls.guards() => h.clone(),
+        _ => {
+            let (client, conn) = pg.connect(tls.clone()).await?;
+            return Ok((client, Box::pin(conn)));
+        }
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let timeout = pg
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(5));
+    let socket_error = |source| ConnectError::Socket {
+        host: host.clone(),
+        port,
+        source,
+    };
+    let addrs = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(socket_error)?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
+    let mut socket = None;
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                socket = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+        }
+    }
+    let socket = socket.ok_or_else(|| socket_error(last))?;
+    // Best effort: the protocol works without it.
+    let _ = socket.set_nodelay(true);
+    let connector = MakeTlsConnect::<AuthGuard<TcpStream>>::make_tls_connect(&mut tls.clone(), &host)
+        .map_err(|e| socket_error(io::Error::other(e.to_string())))?;
+    let (client, conn) = pg.connect_raw(AuthGuard::new(socket, true), connector).await?;
+    Ok((client, Box::pin(conn)))
 }
 
 #[cfg(test)]
