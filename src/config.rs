@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::collectors;
 use crate::dsn::{self, Dsn};
 use crate::error::ConfigError;
-use crate::web_config::WebConfig;
+use crate::web::WebConfig;
 
 /// Variables as text, exactly as envy finds them (prefix `PGMAINT_` removed).
 #[derive(Debug, Default, Deserialize)]

@@ -39,4 +39,4 @@ pub mod runbook;
 pub mod scrape;
 pub mod server;
 pub mod tls;
-pub mod web_config;
+pub mod web;

@@ -21,7 +21,7 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
 use crate::scrape::{Exposition, Scraper};
-use crate::web_config;
+use crate::web;
 
 /// Time kept back from Prometheus' own scrape timeout for encoding and transfer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -184,7 +184,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // Basic auth (PGMAINT_WEB_CONFIG_FILE) guards every path, /healthz included.
     match web {
-        Some(web) => web_config::protect(app, &web),
+        Some(web) => web::protect(app, &web),
         None => app,
     }
 }

@@ -1,44 +1,21 @@
-//! `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
-//!
-//! The file has the format of the Prometheus exporter-toolkit's
-//! `web-config.yml`, which Prometheus users already know from node_exporter
-//! and postgres_exporter: `tls_server_config` (certificate, key, minimum TLS
-//! version, client certificates), `http_server_config` (`http2`, extra
-//! response `headers`) and `basic_auth_users` (user → bcrypt hash). It is
-//! read and checked once at start: a bad file stops the exporter with exit
-//! code 2 and one line naming the file, the key and what is accepted.
-//!
-//! TLS runs on rustls (TLS 1.2 and 1.3 only). Basic auth protects every path,
-//! `/healthz` included, as exporter-toolkit does. See `docs/security.md`.
+//! The web config file (`PGMAINT_WEB_CONFIG_FILE`): its keys, read and
+//! checked once at start.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Router;
-use base64::Engine;
-use rustls::crypto::CryptoProvider;
+use axum::http::{HeaderName, HeaderValue};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-/// Verified credentials remembered (digests only); more distinct ones start the cache afresh.
-const CACHE_ENTRIES: usize = 64;
-/// Requests that may wait for the one bcrypt run at a time. More are
-/// answered 429 at once: a flood of wrong passwords then costs a correct,
-/// not yet cached login at most this many bcrypt runs of waiting (or a 429
-/// that the next scrape retries), instead of the whole flood's.
-const BCRYPT_QUEUE: usize = 8;
+use super::tls::{provider, tls_version};
+
 /// Response headers exporter-toolkit lets `http_server_config.headers` set.
 const ALLOWED_HEADERS: &[&str] = &[
     "Strict-Transport-Security",
@@ -173,30 +150,6 @@ impl fmt::Debug for WebConfig {
             .field("users", &self.users.keys().collect::<Vec<_>>())
             .field("headers", &self.headers)
             .finish()
-    }
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    // Explicit, so another crate enabling a second rustls backend cannot make
-    // the process-wide default ambiguous.
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn tls_version(
-    path: &str,
-    key: &str,
-    v: Option<&str>,
-    default: &'static str,
-) -> Result<&'static str, WebConfigError> {
-    match v.unwrap_or(default) {
-        "TLS12" => Ok("TLS12"),
-        "TLS13" => Ok("TLS13"),
-        other => Err(WebConfigError::Invalid {
-            path: path.into(),
-            key: format!("tls_server_config.{key}"),
-            value: other.into(),
-            expected: "one of TLS12, TLS13 (TLS10 and TLS11 are not supported)".into(),
-        }),
     }
 }
 
@@ -477,172 +430,6 @@ fn check_hash(hash: &str) -> Result<(), String> {
     }
 }
 
-/// State of the auth-and-headers middleware.
-pub struct Guard {
-    users: HashMap<String, String>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    /// Digests of recently verified user:password pairs (keyed by `salt`),
-    /// so a scrape every 15 s costs a SHA-256, not a bcrypt run.
-    verified: Mutex<Vec<[u8; 32]>>,
-    salt: [u8; 32],
-    /// One bcrypt run at a time: wrong passwords can burn one core, not all.
-    bcrypt_turn: tokio::sync::Semaphore,
-    /// Requests waiting for or holding `bcrypt_turn` (at most `BCRYPT_QUEUE`).
-    bcrypt_queue: std::sync::atomic::AtomicUsize,
-}
-
-/// The outcome of checking a request's credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Allowed,
-    Denied,
-    /// Too many requests waiting for a bcrypt check: try again shortly.
-    Busy,
-}
-
-/// Gives back a place in the bcrypt queue, however the check ends.
-struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl Drop for QueuePlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-impl Guard {
-    pub fn new(config: &WebConfig) -> Arc<Guard> {
-        let mut salt = [0u8; 32];
-        // ring's system RNG; only fails where the OS has none.
-        let _ = rustls::crypto::ring::default_provider()
-            .secure_random
-            .fill(&mut salt);
-        Arc::new(Guard {
-            users: config.users.iter().map(|(u, h)| (u.clone(), h.clone())).collect(),
-            headers: config.headers.clone(),
-            verified: Mutex::new(Vec::new()),
-            salt,
-            bcrypt_turn: tokio::sync::Semaphore::new(1),
-            bcrypt_queue: std::sync::atomic::AtomicUsize::new(0),
-        })
-    }
-
-    fn digest(&self, user: &str, password: &[u8]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.salt);
-        h.update((user.len() as u64).to_be_bytes());
-        h.update(user.as_bytes());
-        h.update(password);
-        h.finalize().into()
-    }
-
-    /// Whether the request carries the right user and password.
-    pub async fn authorized(&self, headers: &HeaderMap) -> bool {
-        self.check(headers).await == Verdict::Allowed
-    }
-
-    /// Checks the request's credentials: a remembered digest at once, else
-    /// one bcrypt run, waiting behind at most `BCRYPT_QUEUE` others.
-    pub async fn check(&self, headers: &HeaderMap) -> Verdict {
-        use std::sync::atomic::Ordering;
-        let Some((user, password)) = basic_credentials(headers) else {
-            return Verdict::Denied;
-        };
-        let digest = self.digest(&user, &password);
-        let cached = {
-            let verified = self.verified.lock().unwrap();
-            // Every entry is compared, in constant time, so the time taken
-            // says nothing about which entry matched.
-            verified
-                .iter()
-                .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&digest))
-        };
-        if bool::from(cached) {
-            return Verdict::Allowed;
-        }
-        // An unknown user still costs one bcrypt run (against some real hash,
-        // result ignored), so timing does not tell which users exist.
-        let (hash, known) = match self.users.get(&user) {
-            Some(h) => (h.clone(), true),
-            None => match self.users.values().next() {
-                Some(h) => (h.clone(), false),
-                None => return Verdict::Denied,
-            },
-        };
-        let _place = QueuePlace(&self.bcrypt_queue);
-        if self.bcrypt_queue.fetch_add(1, Ordering::AcqRel) >= BCRYPT_QUEUE {
-            return Verdict::Busy;
-        }
-        let Ok(_turn) = self.bcrypt_turn.acquire().await else {
-            return Verdict::Denied;
-        };
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
-        if ok && known {
-            let mut verified = self.verified.lock().unwrap();
-            if verified.len() >= CACHE_ENTRIES {
-                verified.clear();
-            }
-            verified.push(digest);
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        }
-    }
-}
-
-/// `Authorization: Basic base64(user:password)` → (user, password bytes).
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let colon = decoded.iter().position(|b| *b == b':')?;
-    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
-    Some((user, decoded[colon + 1..].to_vec()))
-}
-
-/// Middleware: basic auth on every path when users are configured, and the
-/// configured response headers on every response (401s included).
-pub async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    let verdict = if guard.users.is_empty() {
-        Verdict::Allowed
-    } else {
-        guard.check(req.headers()).await
-    };
-    let mut resp = match verdict {
-        Verdict::Allowed => next.run(req).await,
-        Verdict::Denied => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic")],
-            "Unauthorized\n",
-        )
-            .into_response(),
-        Verdict::Busy => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
-            "Too many password checks waiting; try again\n",
-        )
-            .into_response(),
-    };
-    for (name, value) in &guard.headers {
-        resp.headers_mut().insert(name.clone(), value.clone());
-    }
-    resp
-}
-
-/// `router` behind `guard`, when the web config asks for auth or headers.
-pub fn protect(router: Router, config: &WebConfig) -> Router {
-    if config.users.is_empty() && config.headers.is_empty() {
-        return router;
-    }
-    router.layer(axum::middleware::from_fn_with_state(Guard::new(config), guard))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,39 +540,5 @@ mod tests {
         assert!(e.contains("basic_auth_users.u: is listed twice"), "{e}");
         let c = parse("basic_auth_users:\n").unwrap();
         assert!(c.users.is_empty());
-    }
-
-    #[test]
-    fn credentials_are_decoded() {
-        let mut h = HeaderMap::new();
-        assert_eq!(basic_credentials(&h), None);
-        // "user:pa:ss"
-        h.insert(header::AUTHORIZATION, "Basic dXNlcjpwYTpzcw==".parse().unwrap());
-        assert_eq!(basic_credentials(&h), Some(("user".into(), b"pa:ss".to_vec())));
-        h.insert(header::AUTHORIZATION, "Bearer dXNlcjpwYTpzcw==".parse().unwrap());
-        assert_eq!(basic_credentials(&h), None);
-    }
-
-    #[tokio::test]
-    async fn guard_verifies_and_caches() {
-        let c = parse(&format!("basic_auth_users:\n  u: '{}'\n", hash())).unwrap();
-        let g = Guard::new(&c);
-        let auth = |creds: &str| {
-            let mut h = HeaderMap::new();
-            let v = base64::engine::general_purpose::STANDARD.encode(creds);
-            h.insert(header::AUTHORIZATION, format!("Basic {v}").parse().unwrap());
-            h
-        };
-        assert!(!g.authorized(&auth("u:wrong")).await);
-        assert!(!g.authorized(&auth("nobody:secret")).await);
-        assert!(g.verified.lock().unwrap().is_empty(), "failures are not cached");
-        assert!(g.authorized(&auth("u:secret")).await);
-        assert_eq!(g.verified.lock().unwrap().len(), 1);
-        assert!(g.authorized(&auth("u:secret")).await);
-        assert_eq!(
-            g.verified.lock().unwrap().len(),
-            1,
-            "second check served from the cache"
-        );
     }
 }
