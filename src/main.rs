@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
+use pgmaint_exporter::collectors;
 use pgmaint_exporter::config::{Config, LogFormat};
+use pgmaint_exporter::error::ConfigError;
 use pgmaint_exporter::scrape::Scraper;
 use pgmaint_exporter::server;
 
@@ -82,8 +84,8 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    let config = match Config::from_env() {
-        Ok(c) => c,
+    let (config, collectors) = match start_up() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("pgmaint-exporter: {e}");
             return ExitCode::from(2);
@@ -96,7 +98,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, collectors)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -104,6 +106,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Settings read, then each part checks its own section: a bad one stops
+/// the exporter with exit code 2 and one line naming the setting.
+fn start_up() -> Result<(Config, Vec<&'static str>), ConfigError> {
+    let config = Config::from_env()?;
+    let collectors = collectors::enabled(&config)?;
+    Ok((config, collectors))
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core)
@@ -123,7 +133,7 @@ fn one_malloc_arena() {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config, collectors: Vec<&'static str>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await
         .map_err(|e| {
@@ -135,7 +145,7 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(
         address = %listener.local_addr().map_err(|e| e.to_string())?,
         database = %config.dsn,
-        collectors = %config.collectors.join(","),
+        collectors = %collectors.join(","),
         tls = config.web_config.as_ref().is_some_and(|w| w.tls.is_some()),
         basic_auth = config.web_config.as_ref().is_some_and(|w| !w.users.is_empty()),
         "pgmaint-exporter {} listening",

@@ -531,7 +531,9 @@ impl Probes {
         base.auth_modules = Default::default();
         base.backup_dirs.clear();
         base.wal_archive_dir = None;
-        base.collectors.retain(|c| !["backup", "wal_archive"].contains(c));
+        for host in ["backup", "wal_archive"] {
+            base.collectors.turn_off(host);
+        }
         Arc::new(Probes {
             modules: config.auth_modules.clone(),
             shared: SharedBound::new(config.max_connections_total),

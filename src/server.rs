@@ -292,7 +292,7 @@ async fn landing(State(app): State<AppState>) -> Html<String> {
             Scope::Cluster => "cluster",
             Scope::PerDatabase => "every database",
         };
-        let on = if config.collector_enabled(c.name()) {
+        let on = if collectors::is_enabled(config, *c) {
             "on"
         } else {
             "off"

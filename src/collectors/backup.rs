@@ -83,10 +83,6 @@ static FAMILIES: &[&Family] = &[
     &NEWEST_INFO,
 ];
 
-/// Default globs: design-style names and the usual dump suffixes. Not
-/// `*.backup`: in a WAL archive that names backup-history files.
-pub const DEFAULT_GLOBS: &[&str] = &["backup_*", "*.dump", "*.sql", "*.tar"];
-
 pub struct Backup;
 
 impl Collector for Backup {

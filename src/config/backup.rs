@@ -1,7 +1,11 @@
 //! `PGMAINT_BACKUP_DIRS`: the directories the `backup` collector watches.
 
-use crate::collectors;
 use crate::error::ConfigError;
+
+/// Globs of a directory listed without any: design-style names and the
+/// usual dump suffixes. Not `*.backup`: in a WAL archive that names
+/// backup-history files.
+pub const DEFAULT_GLOBS: &[&str] = &["backup_*", "*.dump", "*.sql", "*.tar"];
 
 /// One entry of `PGMAINT_BACKUP_DIRS`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,10 +58,7 @@ pub(super) fn parse_backup_dirs(v: Option<&str>) -> Result<Vec<BackupDir>, Confi
         out.push(BackupDir {
             dir: dir.to_string(),
             globs: if globs.is_empty() {
-                collectors::backup::DEFAULT_GLOBS
-                    .iter()
-                    .map(|g| g.to_string())
-                    .collect()
+                DEFAULT_GLOBS.iter().map(|g| g.to_string()).collect()
             } else {
                 globs
             },

@@ -12,16 +12,18 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::collectors;
 use crate::dsn::{self, Dsn};
 use crate::error::ConfigError;
 use crate::web::WebConfig;
 
 mod backup;
+mod collectors;
 mod values;
 
 use backup::parse_backup_dirs;
 pub use backup::BackupDir;
+use collectors::parse_collectors;
+pub use collectors::CollectorChoice;
 use values::{boolean, count, count_max, duration, duration_max, number, regexes, MAX_PG_CONNECTIONS};
 pub use values::{describe_max, parse_duration, utf8_vars, MAX_COUNT, MAX_DURATION, MAX_PG_TIMEOUT};
 
@@ -82,8 +84,8 @@ pub enum LogFormat {
 pub struct Config {
     pub dsn: Dsn,
     pub listen_address: SocketAddr,
-    /// Names of enabled collectors, in `collectors::ALL` order.
-    pub collectors: Vec<&'static str>,
+    /// `PGMAINT_COLLECTORS` (names checked by `collectors::enabled`).
+    pub collectors: CollectorChoice,
     pub statement_timeout: Duration,
     /// statement_timeout of cached collectors' refreshes, which run off the scrape path.
     pub background_statement_timeout: Duration,
@@ -273,23 +275,13 @@ impl Config {
             .filter(|d| !d.is_empty())
             .map(String::from);
         let mut collectors = parse_collectors(raw.collectors.as_deref())?;
-        // Host collectors are on once told where to look, unless
-        // PGMAINT_COLLECTORS is a plain list (exactly these).
-        let plain_list = raw
-            .collectors
-            .as_deref()
-            .is_some_and(|s| !s.trim().is_empty() && !s.trim().starts_with(['+', '-']));
-        if !plain_list {
-            for (on, name) in [
-                (!backup_dirs.is_empty(), "backup"),
-                (wal_archive_dir.is_some(), "wal_archive"),
-            ] {
-                if on && !collectors.contains(&name) {
-                    collectors.push(name);
-                }
+        for (on, name) in [
+            (!backup_dirs.is_empty(), "backup"),
+            (wal_archive_dir.is_some(), "wal_archive"),
+        ] {
+            if on {
+                collectors.switch_on_host(name);
             }
-            let order: Vec<&str> = collectors::ALL.iter().map(|c| c.name()).collect();
-            collectors.sort_by_key(|n| order.iter().position(|o| o == n));
         }
         let custom_queries = match raw
             .queries_file
@@ -422,64 +414,11 @@ impl Config {
         self.dsn.dbname_or_default()
     }
 
-    pub fn collector_enabled(&self, name: &str) -> bool {
-        self.collectors.contains(&name)
-    }
-
     /// Include/exclude rules for databases (full-match regexes).
     pub fn database_wanted(&self, datname: &str) -> bool {
         (self.include_databases.is_empty() || self.include_databases.iter().any(|r| r.is_match(datname)))
             && !self.exclude_databases.iter().any(|r| r.is_match(datname))
     }
-}
-
-/// `PGMAINT_COLLECTORS`: either a plain list (exactly these), or `+name`/`-name`
-/// items that change the defaults (e.g. `-bloat,+statements`).
-fn parse_collectors(v: Option<&str>) -> Result<Vec<&'static str>, ConfigError> {
-    let all = collectors::ALL;
-    let defaults = all.iter().filter(|c| c.default_enabled()).map(|c| c.name());
-    let Some(s) = v.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(defaults.collect());
-    };
-    let known: Vec<&'static str> = all.iter().map(|c| c.name()).collect();
-    let items: Vec<&str> = s.split(',').map(str::trim).filter(|i| !i.is_empty()).collect();
-    let signed = items.iter().filter(|i| i.starts_with(['+', '-'])).count();
-    if signed != 0 && signed != items.len() {
-        return Err(ConfigError::Invalid {
-            var: "PGMAINT_COLLECTORS",
-            value: s.into(),
-            expected: "either a plain list of collector names or only +name/-name changes to the defaults"
-                .into(),
-        });
-    }
-    let lookup = |name: &str| {
-        known
-            .iter()
-            .copied()
-            .find(|k| *k == name)
-            .ok_or_else(|| ConfigError::Invalid {
-                var: "PGMAINT_COLLECTORS",
-                value: name.into(),
-                expected: format!("a collector name: one of {}", known.join(", ")),
-            })
-    };
-    let mut enabled: Vec<&'static str> = if signed == 0 { vec![] } else { defaults.collect() };
-    for item in items {
-        match item.split_at(if signed == 0 { 0 } else { 1 }) {
-            ("-", name) => {
-                let n = lookup(name)?;
-                enabled.retain(|e| *e != n);
-            }
-            (_, name) => {
-                let n = lookup(name)?;
-                if !enabled.contains(&n) {
-                    enabled.push(n);
-                }
-            }
-        }
-    }
-    // Keep `ALL` order so output is stable.
-    Ok(known.into_iter().filter(|k| enabled.contains(k)).collect())
 }
 
 #[cfg(test)]
@@ -508,7 +447,7 @@ mod tests {
         assert_eq!(c.lock_timeout, Duration::from_secs(1));
         assert_eq!(c.max_connections, 4);
         assert_eq!(c.main_database(), "db");
-        assert!(c.collector_enabled("activity"));
+        assert_eq!(c.collectors, CollectorChoice::Changes(vec![]));
         assert!(!format!("{c:?}").contains("pw@"));
     }
 
@@ -525,10 +464,6 @@ mod tests {
             e.to_string(),
             "PGMAINT_STATEMENT_TIMEOUT: \"banana\" is not a duration (e.g. 5s, 500ms, 2m, 1h)"
         );
-        let e = Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "activity,nope")])).unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("PGMAINT_COLLECTORS: \"nope\" is not a collector name"));
         let e = Config::from_vars(vars(&[(
             "PGMAINT_DATABASE_URL",
             "postgresql://u:hunter2@h:bad/db",
@@ -563,14 +498,21 @@ mod tests {
                 },
             ]
         );
-        assert!(c.collector_enabled("backup") && !c.collector_enabled("wal_archive"));
+        assert_eq!(
+            c.collectors,
+            CollectorChoice::Changes(vec![(true, "backup".into())])
+        );
         assert!(c.backup_verify);
         let c = Config::from_vars(vars(&[
             ("PGMAINT_WAL_ARCHIVE_DIR", "/archive"),
             ("PGMAINT_COLLECTORS", "activity"),
         ]))
         .unwrap();
-        assert_eq!(c.collectors, ["activity"], "a plain list is exactly these");
+        assert_eq!(
+            c.collectors,
+            CollectorChoice::Exactly(vec!["activity".into()]),
+            "a plain list is exactly these"
+        );
         let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_DIRS", "backups")])).unwrap_err();
         assert!(e
             .to_string()
@@ -579,15 +521,6 @@ mod tests {
         assert!(e.to_string().contains("file-name globs made of text"), "{e}");
         let e = Config::from_vars(vars(&[("PGMAINT_BACKUP_VERIFY", "maybe")])).unwrap_err();
         assert!(e.to_string().starts_with("PGMAINT_BACKUP_VERIFY:"));
-    }
-
-    #[test]
-    fn collector_lists() {
-        let c = Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "locks,activity")])).unwrap();
-        assert_eq!(c.collectors, vec!["activity", "locks"]);
-        let c = Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "-locks")])).unwrap();
-        assert!(c.collector_enabled("activity") && !c.collector_enabled("locks"));
-        assert!(Config::from_vars(vars(&[("PGMAINT_COLLECTORS", "-locks,activity")])).is_err());
     }
 
     #[test]

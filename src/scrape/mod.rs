@@ -124,7 +124,7 @@ impl Scraper {
         collectors::ALL
             .iter()
             .copied()
-            .filter(move |c| c.scope() == scope && self.config.collector_enabled(c.name()))
+            .filter(move |c| c.scope() == scope && collectors::is_enabled(&self.config, *c))
             .chain(
                 self.config
                     .custom_queries
