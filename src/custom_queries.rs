@@ -27,7 +27,7 @@ use tokio_postgres::types::{FromSql, Type};
 
 use crate::collectors::{self, Collector, Ctx, Fetched, Query, Scope, Source};
 use crate::config::{parse_duration, Config};
-use crate::error::CollectError;
+use crate::error::{CollectError, ConfigError};
 use crate::metrics::{Family, Kind, Sink};
 use crate::rows::Row;
 
@@ -84,6 +84,18 @@ pub struct CustomQuery {
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
+}
+
+/// `PGMAINT_QUERIES_FILE`'s entries, read and checked at start (none when
+/// it is not set); a bad file is a start-up error naming the setting.
+pub fn from_config(config: &Config) -> Result<Vec<&'static CustomQuery>, ConfigError> {
+    match &config.queries_file {
+        None => Ok(vec![]),
+        Some(path) => load(path).map_err(|reason| ConfigError::Bad {
+            var: "PGMAINT_QUERIES_FILE",
+            reason,
+        }),
+    }
 }
 
 /// Reads and validates the file; the error names the file, entry and problem.

@@ -1,10 +1,13 @@
 //! Entry point: arguments, configuration, logging, serve until SIGTERM/Ctrl-C.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use pgmaint_exporter::collectors;
+use pgmaint_exporter::collectors::{self, Collector};
 use pgmaint_exporter::config::{Config, LogFormat};
+use pgmaint_exporter::custom_queries;
 use pgmaint_exporter::error::ConfigError;
+use pgmaint_exporter::probe::{self, AuthModule};
 use pgmaint_exporter::scrape::Scraper;
 use pgmaint_exporter::server;
 
@@ -84,7 +87,7 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    let (config, collectors) = match start_up() {
+    let (config, collectors, custom, auth_modules) = match start_up() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("pgmaint-exporter: {e}");
@@ -98,7 +101,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(serve(config, collectors)) {
+    match runtime.block_on(serve(config, collectors, custom, auth_modules)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -110,11 +113,25 @@ fn main() -> ExitCode {
 
 /// Settings read, then each part checks its own section: a bad one stops
 /// the exporter with exit code 2 and one line naming the setting.
-fn start_up() -> Result<(Config, Vec<&'static str>), ConfigError> {
+fn start_up() -> Result<StartUp, ConfigError> {
     let config = Config::from_env()?;
     let collectors = collectors::enabled(&config)?;
-    Ok((config, collectors))
+    let custom = custom_queries::from_config(&config)?
+        .into_iter()
+        .map(|q| q as &'static dyn Collector)
+        .collect();
+    let auth_modules = probe::auth_modules(&config)?;
+    Ok((config, collectors, custom, auth_modules))
 }
+
+/// The settings, the enabled collectors' names, the custom queries and the
+/// auth modules of `/probe`.
+type StartUp = (
+    Config,
+    Vec<&'static str>,
+    Vec<&'static dyn Collector>,
+    BTreeMap<String, AuthModule>,
+);
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core)
 /// and returns little of a freed arena to the system: a scrape's rows and
@@ -133,7 +150,12 @@ fn one_malloc_arena() {
     }
 }
 
-async fn serve(config: Config, collectors: Vec<&'static str>) -> Result<(), String> {
+async fn serve(
+    config: Config,
+    collectors: Vec<&'static str>,
+    custom: Vec<&'static dyn Collector>,
+    auth_modules: BTreeMap<String, AuthModule>,
+) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await
         .map_err(|e| {
@@ -151,7 +173,7 @@ async fn serve(config: Config, collectors: Vec<&'static str>) -> Result<(), Stri
         "pgmaint-exporter {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    let state = server::App::new(Scraper::new(config));
+    let state = server::App::new(Scraper::new(config, custom), auth_modules);
     server::run(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())

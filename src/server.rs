@@ -6,6 +6,7 @@
 //! smaller of `PGMAINT_SCRAPE_TIMEOUT` and Prometheus'
 //! `X-Prometheus-Scrape-Timeout-Seconds` minus a safety margin.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
 use crate::metrics::Exposition;
+use crate::probe::AuthModule;
 use crate::scrape::{Scraped, Scraper};
 use crate::web;
 
@@ -48,7 +50,8 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(scraper: Scraper) -> AppState {
+    /// `auth_modules`: what `/probe` may use (`probe::auth_modules`).
+    pub fn new(scraper: Scraper, auth_modules: BTreeMap<String, AuthModule>) -> AppState {
         let registry = prometheus::Registry::new();
         let scrapes = prometheus::IntCounter::new(
             "pgmaint_exporter_scrapes_total",
@@ -75,8 +78,9 @@ impl App {
             "Database connections open across all /probe targets (PGMAINT_MAX_CONNECTIONS_TOTAL caps them).",
         )
         .expect("valid metric");
-        let probes = crate::probe::Probes::new(scraper.config());
-        if !scraper.config().auth_modules.is_empty() {
+        let probing = !auth_modules.is_empty();
+        let probes = crate::probe::Probes::new(scraper.config(), auth_modules, scraper.custom());
+        if probing {
             registry
                 .register(Box::new(probe_targets.clone()))
                 .expect("unique");
@@ -146,12 +150,7 @@ impl App {
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default();
         let up = snap.up;
-        let expo = Arc::new(crate::scrape::exposition(
-            &snap,
-            self.scraper.config(),
-            self.scraper.pools().open_connections(),
-            tail,
-        ));
+        let expo = Arc::new(crate::scrape::exposition(&snap, &self.scraper, tail));
         let expo = Arc::new(Scraped { snap, expo });
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), up, "scrape done");
         // Dropping the previous scrape here, before anyone encodes this one,

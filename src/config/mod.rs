@@ -126,10 +126,12 @@ pub struct Config {
     pub backup_min_age: Duration,
     /// `PGMAINT_WAL_ARCHIVE_DIR` (`wal_archive` collector).
     pub wal_archive_dir: Option<String>,
-    /// Entries of `PGMAINT_QUERIES_FILE`, validated (loaded once, kept for the process).
-    pub custom_queries: Vec<&'static crate::custom_queries::CustomQuery>,
-    /// `PGMAINT_CONFIG_FILE`: auth modules for `/probe` (see `probe.rs`).
-    pub auth_modules: Arc<std::collections::BTreeMap<String, crate::probe::AuthModule>>,
+    /// `PGMAINT_QUERIES_FILE`, when set: loaded and checked at start by
+    /// `custom_queries::from_config`.
+    pub queries_file: Option<String>,
+    /// `PGMAINT_CONFIG_FILE`, when set: auth modules for `/probe`, loaded
+    /// and checked at start by `probe::auth_modules`.
+    pub config_file: Option<String>,
     /// `PGMAINT_MAX_TARGETS`: `/probe` targets held at once.
     pub max_targets: usize,
     /// `PGMAINT_TARGET_IDLE_TIMEOUT`: a target not probed for this long is closed.
@@ -283,31 +285,14 @@ impl Config {
                 collectors.switch_on_host(name);
             }
         }
-        let custom_queries = match raw
-            .queries_file
-            .as_deref()
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-        {
-            None => vec![],
-            Some(path) => crate::custom_queries::load(path).map_err(|reason| ConfigError::Bad {
-                var: "PGMAINT_QUERIES_FILE",
-                reason,
-            })?,
+        let file = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(String::from)
         };
-
-        let auth_modules = match raw
-            .config_file
-            .as_deref()
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-        {
-            None => Default::default(),
-            Some(path) => crate::probe::load_config_file(path).map_err(|reason| ConfigError::Bad {
-                var: "PGMAINT_CONFIG_FILE",
-                reason,
-            })?,
-        };
+        let queries_file = file(&raw.queries_file);
+        let config_file = file(&raw.config_file);
 
         Ok(Config {
             dsn,
@@ -386,8 +371,8 @@ impl Config {
             )?,
             backup_min_age: duration("PGMAINT_BACKUP_MIN_AGE", &raw.backup_min_age, "60s")?,
             wal_archive_dir,
-            custom_queries,
-            auth_modules: Arc::new(auth_modules),
+            queries_file,
+            config_file,
             max_targets: count("PGMAINT_MAX_TARGETS", &raw.max_targets, 100, 1)?,
             target_idle_timeout: duration("PGMAINT_TARGET_IDLE_TIMEOUT", &raw.target_idle_timeout, "10m")?,
             max_connections_total: count_max(
