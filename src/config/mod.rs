@@ -3,6 +3,17 @@
 //! envy reads every variable as text; each is then parsed here so that a bad
 //! value stops the exporter with one line naming the variable, the value
 //! (passwords redacted) and what is accepted. See `docs/configuration.md`.
+//!
+//! Config is the bottom layer: it reads raw settings and imports none of
+//! the parts that use them. Files that belong to a part are named here and
+//! loaded and checked by that part at start (`PGMAINT_QUERIES_FILE` by
+//! `custom_queries`, `PGMAINT_CONFIG_FILE` by `probe`), and so are the
+//! collector names of `PGMAINT_COLLECTORS` (`collectors::enabled`).
+//!
+//! - `sections.rs` — `from_vars` one section at a time (connection, HTTP,
+//!   timeouts, logging, what is watched, host, collectors, `/probe`).
+//! - `values.rs` — durations, counts, booleans, regex lists.
+//! - `backup.rs` — `PGMAINT_BACKUP_DIRS`; `collectors.rs` — `PGMAINT_COLLECTORS`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,19 +23,17 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::dsn::{self, Dsn};
+use crate::dsn::Dsn;
 use crate::error::ConfigError;
 use crate::web::WebConfig;
 
 mod backup;
 mod collectors;
+mod sections;
 mod values;
 
-use backup::parse_backup_dirs;
 pub use backup::BackupDir;
-use collectors::parse_collectors;
 pub use collectors::CollectorChoice;
-use values::{boolean, count, count_max, duration, duration_max, number, regexes, MAX_PG_CONNECTIONS};
 pub use values::{describe_max, parse_duration, utf8_vars, MAX_COUNT, MAX_DURATION, MAX_PG_TIMEOUT};
 
 /// Variables as text, exactly as envy finds them (prefix `PGMAINT_` removed).
@@ -153,244 +162,63 @@ impl Config {
         Self::from_vars(utf8_vars(std::env::vars_os())?)
     }
 
-    /// Parses the given variables (tests pass their own).
+    /// Parses the given variables (tests pass their own), one section at a
+    /// time (`sections.rs`); the first bad variable is the error.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let raw: Raw = envy::prefixed("PGMAINT_")
             .from_iter(vars.iter().cloned())
             .map_err(|e| ConfigError::Env(e.to_string()))?;
-        let dsn_var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-
-        let (dsn_name, dsn_raw) = match (&raw.database_url, dsn_var("DATA_SOURCE_NAME")) {
-            (Some(u), _) => ("PGMAINT_DATABASE_URL", u.clone()),
-            (None, Some(u)) => ("DATA_SOURCE_NAME", u),
-            (None, None) => return Err(ConfigError::MissingDatabaseUrl),
-        };
-        let mut dsn = Dsn::parse(&dsn_raw).map_err(|reason| ConfigError::Bad {
-            var: dsn_name,
-            reason: match dsn_raw.trim() {
-                "" => reason,
-                _ => format!("{reason} in {}", dsn::redact(&dsn_raw, None)),
-            },
-        })?;
-        if let Some(path) = &raw.database_password_file {
-            let pw = std::fs::read_to_string(path).map_err(|e| ConfigError::Bad {
-                var: "PGMAINT_DATABASE_PASSWORD_FILE",
-                reason: format!("cannot read {path:?}: {e}"),
-            })?;
-            dsn.password = Some(pw.trim_end_matches(['\n', '\r']).to_string());
-        }
-
-        let listen = raw.listen_address.as_deref().unwrap_or("0.0.0.0:9188");
-        let listen_address = listen.parse().map_err(|_| ConfigError::Invalid {
-            var: "PGMAINT_LISTEN_ADDRESS",
-            value: listen.into(),
-            expected: "an address:port such as 0.0.0.0:9188 or 127.0.0.1:9188".into(),
-        })?;
-
-        let statement_timeout = duration_max(
-            "PGMAINT_STATEMENT_TIMEOUT",
-            &raw.statement_timeout,
-            "5s",
-            MAX_PG_TIMEOUT,
-        )?;
-        let lock_timeout = duration_max("PGMAINT_LOCK_TIMEOUT", &raw.lock_timeout, "1s", MAX_PG_TIMEOUT)?;
-        let background_statement_timeout = duration_max(
-            "PGMAINT_BACKGROUND_STATEMENT_TIMEOUT",
-            &raw.background_statement_timeout,
-            "60s",
-            MAX_PG_TIMEOUT,
-        )?;
-        let scrape_timeout = duration("PGMAINT_SCRAPE_TIMEOUT", &raw.scrape_timeout, "10s")?;
-        for (var, d) in [
-            ("PGMAINT_STATEMENT_TIMEOUT", statement_timeout),
-            ("PGMAINT_LOCK_TIMEOUT", lock_timeout),
-            (
-                "PGMAINT_BACKGROUND_STATEMENT_TIMEOUT",
-                background_statement_timeout,
-            ),
-            ("PGMAINT_SCRAPE_TIMEOUT", scrape_timeout),
-        ] {
-            if d < Duration::from_millis(1) {
-                return Err(ConfigError::Bad {
-                    var,
-                    reason: "must be at least 1ms".into(),
-                });
-            }
-        }
-
-        let http_read_header_timeout = duration(
-            "PGMAINT_HTTP_READ_HEADER_TIMEOUT",
-            &raw.http_read_header_timeout,
-            "10s",
-        )?;
-        let http_idle_timeout = duration("PGMAINT_HTTP_IDLE_TIMEOUT", &raw.http_idle_timeout, "2m")?;
-        for (var, d) in [
-            ("PGMAINT_HTTP_READ_HEADER_TIMEOUT", http_read_header_timeout),
-            ("PGMAINT_HTTP_IDLE_TIMEOUT", http_idle_timeout),
-        ] {
-            if d < Duration::from_millis(100) {
-                return Err(ConfigError::Bad {
-                    var,
-                    reason: "must be at least 100ms".into(),
-                });
-            }
-        }
-
-        let log_format = match raw.log_format.as_deref().unwrap_or("text") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(ConfigError::Invalid {
-                    var: "PGMAINT_LOG_FORMAT",
-                    value: other.into(),
-                    expected: "one of text, json".into(),
-                })
-            }
-        };
-        let log_level = raw.log_level.clone().unwrap_or_else(|| "info".into());
-        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-            return Err(ConfigError::Invalid {
-                var: "PGMAINT_LOG_LEVEL",
-                value: log_level,
-                expected: "one of error, warn, info, debug, trace".into(),
-            });
-        }
-
-        let web_config_file = raw
-            .web_config_file
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from);
-        let web_config = match &web_config_file {
-            None => None,
-            Some(path) => Some(Arc::new(WebConfig::load(path).map_err(|e| ConfigError::Bad {
-                var: "PGMAINT_WEB_CONFIG_FILE",
-                reason: e.to_string(),
-            })?)),
-        };
-        let backup_dirs = parse_backup_dirs(raw.backup_dirs.as_deref())?;
-        let wal_archive_dir = raw
-            .wal_archive_dir
-            .as_deref()
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(String::from);
-        let mut collectors = parse_collectors(raw.collectors.as_deref())?;
-        for (on, name) in [
-            (!backup_dirs.is_empty(), "backup"),
-            (wal_archive_dir.is_some(), "wal_archive"),
-        ] {
-            if on {
-                collectors.switch_on_host(name);
-            }
-        }
-        let file = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .map(String::from)
-        };
-        let queries_file = file(&raw.queries_file);
-        let config_file = file(&raw.config_file);
-
+        let dsn = sections::connection(&raw, &vars)?;
+        let http = sections::http(&raw)?;
+        let timeouts = sections::timeouts(&raw)?;
+        let (log_format, log_level) = sections::logging(&raw)?;
+        let watched = sections::watched(&raw)?;
+        let host = sections::host(&raw)?;
+        let collectors = sections::collectors(&raw, &host)?;
+        let probe = sections::probe(&raw)?;
         Ok(Config {
             dsn,
-            listen_address,
-            collectors,
-            statement_timeout,
-            background_statement_timeout,
-            lock_timeout,
-            scrape_timeout,
-            min_scrape_interval: duration("PGMAINT_MIN_SCRAPE_INTERVAL", &raw.min_scrape_interval, "1s")?,
-            long_query_seconds: number("PGMAINT_LONG_QUERY_SECONDS", &raw.long_query_seconds, 300.0)?,
+            listen_address: http.listen_address,
+            collectors: collectors.choice,
+            statement_timeout: timeouts.statement,
+            background_statement_timeout: timeouts.background_statement,
+            lock_timeout: timeouts.lock,
+            scrape_timeout: timeouts.scrape,
+            min_scrape_interval: timeouts.min_scrape_interval,
+            long_query_seconds: collectors.long_query_seconds,
             log_format,
             log_level,
-            max_connections: count_max(
-                "PGMAINT_MAX_CONNECTIONS",
-                &raw.max_connections,
-                4,
-                1,
-                MAX_PG_CONNECTIONS,
-            )?,
-            include_databases: regexes("PGMAINT_INCLUDE_DATABASES", &raw.include_databases)?,
-            exclude_databases: regexes("PGMAINT_EXCLUDE_DATABASES", &raw.exclude_databases)?,
-            database_refresh_interval: duration(
-                "PGMAINT_DATABASE_REFRESH_INTERVAL",
-                &raw.database_refresh_interval,
-                "60s",
-            )?,
-            include_schemas: regexes("PGMAINT_INCLUDE_SCHEMAS", &raw.include_schemas)?,
-            exclude_schemas: regexes("PGMAINT_EXCLUDE_SCHEMAS", &raw.exclude_schemas)?,
-            exclude_tables: regexes("PGMAINT_EXCLUDE_TABLES", &raw.exclude_tables)?,
-            max_tables_per_database: count(
-                "PGMAINT_MAX_TABLES_PER_DATABASE",
-                &raw.max_tables_per_database,
-                1000,
-                1,
-            )?,
-            bloat_cache: Duration::from_secs(count(
-                "PGMAINT_BLOAT_CACHE_SECONDS",
-                &raw.bloat_cache_seconds,
-                300,
-                0,
-            )? as u64),
-            size_cache: Duration::from_secs(count(
-                "PGMAINT_SIZE_CACHE_SECONDS",
-                &raw.size_cache_seconds,
-                60,
-                0,
-            )? as u64),
-            settings_cache: Duration::from_secs(count(
-                "PGMAINT_SETTINGS_CACHE_SECONDS",
-                &raw.settings_cache_seconds,
-                60,
-                0,
-            )? as u64),
-            bloat_exact: boolean("PGMAINT_BLOAT_EXACT", &raw.bloat_exact, false)?,
-            statements_limit: count("PGMAINT_STATEMENTS_LIMIT", &raw.statements_limit, 50, 1)?,
-            statements_query_text: boolean(
-                "PGMAINT_STATEMENTS_QUERY_TEXT",
-                &raw.statements_query_text,
-                false,
-            )?,
-            web_config_file,
-            web_config,
-            backup_dirs,
-            pg_restore: raw
-                .pg_restore
-                .as_deref()
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(String::from),
-            backup_verify: boolean("PGMAINT_BACKUP_VERIFY", &raw.backup_verify, true)?,
-            backup_verify_timeout: duration(
-                "PGMAINT_BACKUP_VERIFY_TIMEOUT",
-                &raw.backup_verify_timeout,
-                "10m",
-            )?,
-            backup_min_age: duration("PGMAINT_BACKUP_MIN_AGE", &raw.backup_min_age, "60s")?,
-            wal_archive_dir,
-            queries_file,
-            config_file,
-            max_targets: count("PGMAINT_MAX_TARGETS", &raw.max_targets, 100, 1)?,
-            target_idle_timeout: duration("PGMAINT_TARGET_IDLE_TIMEOUT", &raw.target_idle_timeout, "10m")?,
-            max_connections_total: count_max(
-                "PGMAINT_MAX_CONNECTIONS_TOTAL",
-                &raw.max_connections_total,
-                32,
-                1,
-                MAX_PG_CONNECTIONS,
-            )?,
-            http_max_connections: count_max(
-                "PGMAINT_HTTP_MAX_CONNECTIONS",
-                &raw.http_max_connections,
-                100,
-                1,
-                100_000,
-            )?,
-            http_read_header_timeout,
-            http_idle_timeout,
+            max_connections: watched.max_connections,
+            include_databases: watched.include_databases,
+            exclude_databases: watched.exclude_databases,
+            database_refresh_interval: watched.database_refresh_interval,
+            include_schemas: watched.include_schemas,
+            exclude_schemas: watched.exclude_schemas,
+            exclude_tables: watched.exclude_tables,
+            max_tables_per_database: watched.max_tables_per_database,
+            bloat_cache: collectors.bloat_cache,
+            size_cache: collectors.size_cache,
+            settings_cache: collectors.settings_cache,
+            bloat_exact: collectors.bloat_exact,
+            statements_limit: collectors.statements_limit,
+            statements_query_text: collectors.statements_query_text,
+            web_config_file: http.web_config_file,
+            web_config: http.web_config,
+            backup_dirs: host.backup_dirs,
+            pg_restore: host.pg_restore,
+            backup_verify: host.backup_verify,
+            backup_verify_timeout: host.backup_verify_timeout,
+            backup_min_age: host.backup_min_age,
+            wal_archive_dir: host.wal_archive_dir,
+            queries_file: collectors.queries_file,
+            config_file: probe.config_file,
+            max_targets: probe.max_targets,
+            target_idle_timeout: probe.target_idle_timeout,
+            max_connections_total: probe.max_connections_total,
+            http_max_connections: http.max_connections,
+            http_read_header_timeout: http.read_header_timeout,
+            http_idle_timeout: http.idle_timeout,
         })
     }
 
