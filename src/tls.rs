@@ -16,6 +16,9 @@
 //! `~/.postgresql/postgresql.crt`/`.key` when both exist). Files are read when
 //! a database's pool is created, so a missing file is a connection error
 //! (`pg_up 0` with the reason) that heals once the file appears, as with libpq.
+//!
+//! `connect` opens one connection through this connector, with
+//! `auth_guard.rs` under it when a password must not reach an unverified server.
 
 use std::future::Future;
 use std::io;
