@@ -7,12 +7,12 @@
 //! - `config/` — `PGMAINT_*` variables → typed `Config`, one section at a time; the bottom
 //!   layer (imports only `dsn`, `error`, `web`); `dsn.rs` parses connection strings.
 //! - `pool.rs` — deadpool-postgres pools per database under one connection cap;
-//!   `tls.rs` — libpq's `sslmode` meanings on rustls, `connect`; `auth_guard.rs` — no password
-//!   to an unverified server (the stream wrapper `tls.rs` puts under each connection).
+//!   `tls/` — libpq's `sslmode` meanings on rustls, `connect`; `auth_guard.rs` — no password
+//!   to an unverified server (the stream wrapper `tls/` puts under each connection).
 //! - `scrape.rs` — the orchestrator: deadline, discovery, fan-out, caches, self-metrics.
 //! - `metrics.rs` — `Family`, the per-scrape `Sink`, the text encoder.
 //! - `collectors/` — one file per collector, registered in `collectors::ALL`.
-//! - `custom_queries.rs` — `PGMAINT_QUERIES_FILE` entries as collectors of their own, handed
+//! - `custom_queries/` — `PGMAINT_QUERIES_FILE` entries as collectors of their own, handed
 //!   to `Scraper::new`.
 //! - `host.rs` — files and programs on the exporter's host (backups, WAL archive).
 //! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`, `/report`).
