@@ -2,10 +2,10 @@
 //!
 //! # Layout
 //! - `main.rs` — thin: arguments, start-up (`Config::from_env`, then each part checks its
-//!   section: `collectors::enabled`, `custom_queries::from_config`, `probe::auth_modules`),
-//!   logging, `server::run`.
+//!   section: `web::from_config`, `collectors::enabled`, `custom_queries::from_config`,
+//!   `probe::auth_modules`), logging, `server::run`.
 //! - `config/` — `PGMAINT_*` variables → typed `Config`, one section at a time; the bottom
-//!   layer (imports only `dsn`, `error`, `web`); `dsn.rs` parses connection strings.
+//!   layer (imports only `dsn` and `error`); `dsn.rs` parses connection strings.
 //! - `pool.rs` — deadpool-postgres pools per database under one connection cap;
 //!   `tls/` — libpq's `sslmode` meanings on rustls, `connect`; `auth_guard.rs` — no password
 //!   to an unverified server (the stream wrapper `tls/` puts under each connection).

@@ -24,7 +24,7 @@ use crate::collectors::{self, Scope};
 use crate::metrics::Exposition;
 use crate::probe::AuthModule;
 use crate::scrape::{Scraped, Scraper};
-use crate::web;
+use crate::web::{self, WebConfig};
 
 /// Time kept back from Prometheus' own scrape timeout for encoding and transfer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -169,8 +169,8 @@ struct Latest {
     expo: Arc<Scraped>,
 }
 
-pub fn router(state: AppState) -> Router {
-    let web = state.scraper.config().web_config.clone();
+/// `web`: the checked `PGMAINT_WEB_CONFIG_FILE` (`web::from_config`).
+pub fn router(state: AppState, web: Option<Arc<WebConfig>>) -> Router {
     let app = Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
@@ -195,10 +195,10 @@ pub fn router(state: AppState) -> Router {
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    web: Option<Arc<WebConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = state.scraper.config();
-    let web = config.web_config.clone();
     let limits = crate::http::Limits {
         max_connections: config.http_max_connections,
         read_header_timeout: config.http_read_header_timeout,
@@ -212,7 +212,7 @@ pub async fn run(
     // HTTP/2 only over TLS, when the web config allows it (ALPN); plain
     // HTTP is HTTP/1.1, as it was with axum::serve.
     let http2 = tls.is_some() && web.as_ref().is_some_and(|w| w.http2);
-    crate::http::serve(listener, router(state), tls, http2, limits, shutdown).await
+    crate::http::serve(listener, router(state, web), tls, http2, limits, shutdown).await
 }
 
 /// The scrape deadline for this request.

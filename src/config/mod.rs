@@ -5,8 +5,9 @@
 //! (passwords redacted) and what is accepted. See `docs/configuration.md`.
 //!
 //! Config is the bottom layer: it reads raw settings and imports none of
-//! the parts that use them. Files that belong to a part are named here and
-//! loaded and checked by that part at start (`PGMAINT_QUERIES_FILE` by
+//! the parts that use them (only `dsn` and `error`). Files that belong to a
+//! part are named here and loaded and checked by that part at start
+//! (`PGMAINT_WEB_CONFIG_FILE` by `web`, `PGMAINT_QUERIES_FILE` by
 //! `custom_queries`, `PGMAINT_CONFIG_FILE` by `probe`), and so are the
 //! collector names of `PGMAINT_COLLECTORS` (`collectors::enabled`).
 //!
@@ -17,7 +18,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -25,7 +25,6 @@ use serde::Deserialize;
 
 use crate::dsn::Dsn;
 use crate::error::ConfigError;
-use crate::web::WebConfig;
 
 mod backup;
 mod collectors;
@@ -121,10 +120,9 @@ pub struct Config {
     pub bloat_exact: bool,
     pub statements_limit: usize,
     pub statements_query_text: bool,
-    /// `PGMAINT_WEB_CONFIG_FILE`, when set.
+    /// `PGMAINT_WEB_CONFIG_FILE`, when set: TLS and basic auth for the
+    /// HTTP endpoint, loaded and checked at start by `web::from_config`.
     pub web_config_file: Option<PathBuf>,
-    /// Its checked content: TLS and basic auth for the HTTP endpoint.
-    pub web_config: Option<Arc<WebConfig>>,
     /// Backup directories with their globs (`backup` collector).
     pub backup_dirs: Vec<BackupDir>,
     /// `PGMAINT_PG_RESTORE`: path or name of pg_restore; `None`: search.
@@ -204,7 +202,6 @@ impl Config {
             statements_limit: collectors.statements_limit,
             statements_query_text: collectors.statements_query_text,
             web_config_file: http.web_config_file,
-            web_config: http.web_config,
             backup_dirs: host.backup_dirs,
             pg_restore: host.pg_restore,
             backup_verify: host.backup_verify,

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -16,7 +15,6 @@ use super::values::{
 use super::{LogFormat, Raw};
 use crate::dsn::{self, Dsn};
 use crate::error::ConfigError;
-use crate::web::WebConfig;
 
 /// `PGMAINT_DATABASE_URL` (or `DATA_SOURCE_NAME`) and `PGMAINT_DATABASE_PASSWORD_FILE`.
 pub(super) fn connection(raw: &Raw, vars: &[(String, String)]) -> Result<Dsn, ConfigError> {
@@ -53,7 +51,6 @@ pub(super) struct Http {
     pub read_header_timeout: Duration,
     pub idle_timeout: Duration,
     pub web_config_file: Option<PathBuf>,
-    pub web_config: Option<Arc<WebConfig>>,
 }
 
 pub(super) fn http(raw: &Raw) -> Result<Http, ConfigError> {
@@ -92,20 +89,12 @@ pub(super) fn http(raw: &Raw) -> Result<Http, ConfigError> {
         .as_deref()
         .filter(|p| !p.is_empty())
         .map(PathBuf::from);
-    let web_config = match &web_config_file {
-        None => None,
-        Some(path) => Some(Arc::new(WebConfig::load(path).map_err(|e| ConfigError::Bad {
-            var: "PGMAINT_WEB_CONFIG_FILE",
-            reason: e.to_string(),
-        })?)),
-    };
     Ok(Http {
         listen_address,
         max_connections,
         read_header_timeout,
         idle_timeout,
         web_config_file,
-        web_config,
     })
 }
 

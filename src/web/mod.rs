@@ -15,9 +15,28 @@
 //! - `tls.rs` — `tls_server_config` → a rustls `ServerConfig`.
 //! - `auth.rs` — the basic-auth and headers middleware.
 
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::ConfigError;
+
 mod auth;
 mod config;
 mod tls;
 
 pub use auth::{guard, protect, Guard, Verdict};
 pub use config::{ClientAuth, WebConfig, WebConfigError};
+
+/// `PGMAINT_WEB_CONFIG_FILE`, read and checked at start (`None` when it is
+/// not set); a bad file is a start-up error naming the setting.
+pub fn from_config(config: &Config) -> Result<Option<Arc<WebConfig>>, ConfigError> {
+    match &config.web_config_file {
+        None => Ok(None),
+        Some(path) => WebConfig::load(path)
+            .map(|w| Some(Arc::new(w)))
+            .map_err(|e| ConfigError::Bad {
+                var: "PGMAINT_WEB_CONFIG_FILE",
+                reason: e.to_string(),
+            }),
+    }
+}
