@@ -13,7 +13,7 @@
 //!
 //! It guards both layers: the socket (for a server that declines TLS) and,
 //! through `GuardConnect`, the TLS stream (whose plaintext the socket guard
-//! cannot see). `connect` opens the socket itself for that reason:
+//! cannot see). `tls::connect` opens the socket itself for that reason:
 //! `tokio_postgres::Config::connect` gives no way to wrap it.
 //!
 //! SCRAM is let through: it never sends the password, though a fake server
@@ -26,15 +26,9 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_postgres::config::Host;
-use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
-use tokio_postgres::Client;
-
-use crate::tls::MakeTls;
+use tokio_postgres::tls::{ChannelBinding, TlsConnect, TlsStream};
 
 /// PostgreSQL's SSLRequest: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -179,65 +173,6 @@ where
         let handshake = self.inner.connect(stream);
         Box::pin(async move { handshake.await.map(|s| AuthGuard::new(s, active)) })
     }
-}
-
-/// The task that drives a connection's socket.
-pub type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
-
-/// Why a connection could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error(transparent)]
-    Pg(#[from] tokio_postgres::Error),
-    #[error("cannot connect to {host}:{port}: {source}")]
-    Socket {
-        host: String,
-        port: u16,
-        source: io::Error,
-    },
-}
-
-/// Opens a connection; a guarding connector's goes through `AuthGuard`.
-pub async fn connect(pg: &tokio_postgres::Config, tls: &MakeTls) -> Result<(Client, Driver), ConnectError> {
-    let host = match pg.get_hosts() {
-        [Host::Tcp(h)] if tls.guards() => h.clone(),
-        _ => {
-            let (client, conn) = pg.connect(tls.clone()).await?;
-            return Ok((client, Box::pin(conn)));
-        }
-    };
-    let port = pg.get_ports().first().copied().unwrap_or(5432);
-    let timeout = pg
-        .get_connect_timeout()
-        .copied()
-        .unwrap_or(Duration::from_secs(5));
-    let socket_error = |source| ConnectError::Socket {
-        host: host.clone(),
-        port,
-        source,
-    };
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(socket_error)?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
-    let mut socket = None;
-    for addr in addrs {
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                socket = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last = e,
-            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
-        }
-    }
-    let socket = socket.ok_or_else(|| socket_error(last))?;
-    // Best effort: the protocol works without it.
-    let _ = socket.set_nodelay(true);
-    let connector = MakeTlsConnect::<AuthGuard<TcpStream>>::make_tls_connect(&mut tls.clone(), &host)
-        .map_err(|e| socket_error(io::Error::other(e.to_string())))?;
-    let (client, conn) = pg.connect_raw(AuthGuard::new(socket, true), connector).await?;
-    Ok((client, Box::pin(conn)))
 }
 
 #[cfg(test)]

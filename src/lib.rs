@@ -1,23 +1,29 @@
 //! pgmaint-exporter: a PostgreSQL maintenance-health exporter for Prometheus.
 //!
 //! # Layout
-//! - `main.rs` — thin: arguments, `Config::from_env`, logging, `server::run`.
-//! - `config.rs` — `PGMAINT_*` variables → typed `Config`; `dsn.rs` parses connection strings.
+//! - `main.rs` — thin: arguments, start-up (`Config::from_env`, then each part checks its
+//!   section: `web::from_config`, `collectors::enabled`, `custom_queries::from_config`,
+//!   `probe::auth_modules`), logging, `server::run`.
+//! - `config/` — `PGMAINT_*` variables → typed `Config`, one section at a time; the bottom
+//!   layer (imports only `dsn` and `error`); `dsn.rs` parses connection strings.
 //! - `pool.rs` — deadpool-postgres pools per database under one connection cap;
-//!   `tls.rs` — libpq's `sslmode` meanings on rustls; `auth_guard.rs` — no password to an unverified server.
+//!   `tls/` — libpq's `sslmode` meanings on rustls, `connect`; `auth_guard.rs` — no password
+//!   to an unverified server (the stream wrapper `tls/` puts under each connection).
 //! - `scrape/` — the orchestrator: deadline, coalescing, discovery, fan-out, caches
 //!   (backup verifications included), self-metrics.
 //! - `metrics/` — `Family`, the per-scrape `Sink`, the text encoder (`Exposition`).
 //! - `collectors/` — one file per collector (`bloat/`, `indexes/` directories), each with a
 //!   `const META`, registered in `collectors::ALL`.
-//! - `custom_queries.rs` — `PGMAINT_QUERIES_FILE` entries as collectors of their own.
+//! - `custom_queries/` — `PGMAINT_QUERIES_FILE` entries as collectors of their own, handed
+//!   to `Scraper::new`.
 //! - `host/` — files and programs on the exporter's host (backups, WAL archive), on request.
 //! - `server.rs` — the axum router (`/metrics`, `/probe`, `/`, `/healthz`, `/report`): requests
 //!   to scrape calls, scrape results to responses.
 //! - `report/` — the maintenance report: findings from the latest snapshot, HTML and JSON.
 //! - `runbook.rs` — `/runbook`: docs/runbook.md compiled in, the target of the alerts' runbook links.
 //! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.
-//! - `web_config.rs` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint.
+//! - `web/` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint
+//!   (`config.rs` the file, `tls.rs` its TLS section, `auth.rs` the middleware).
 //! - `keywords.rs` — PostgreSQL's key words that `quote_ident()` quotes.
 //! - `rows.rs` — query results packed as they stream in (`Rows`, `Row`).
 //! - `error.rs` — thiserror enums.
@@ -42,4 +48,4 @@ pub mod runbook;
 pub mod scrape;
 pub mod server;
 pub mod tls;
-pub mod web_config;
+pub mod web;

@@ -1,10 +1,17 @@
 //! Entry point: arguments, configuration, logging, serve until SIGTERM/Ctrl-C.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use pgmaint_exporter::collectors::{self, Collector};
 use pgmaint_exporter::config::{Config, LogFormat};
+use pgmaint_exporter::custom_queries;
+use pgmaint_exporter::error::ConfigError;
+use pgmaint_exporter::probe::{self, AuthModule};
 use pgmaint_exporter::scrape::Scraper;
 use pgmaint_exporter::server;
+use pgmaint_exporter::web::{self, WebConfig};
 
 const HELP: &str = "\
 pgmaint-exporter — PostgreSQL maintenance-health exporter for Prometheus
@@ -82,21 +89,21 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    let config = match Config::from_env() {
-        Ok(c) => c,
+    let start = match start_up() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("pgmaint-exporter: {e}");
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    init_logging(&start.config);
     one_malloc_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(start)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -104,6 +111,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Settings read, then each part checks its own section: a bad one stops
+/// the exporter with exit code 2 and one line naming the setting.
+fn start_up() -> Result<StartUp, ConfigError> {
+    let config = Config::from_env()?;
+    let web = web::from_config(&config)?;
+    let collectors = collectors::enabled(&config)?;
+    let custom = custom_queries::from_config(&config)?
+        .into_iter()
+        .map(|q| q as &'static dyn Collector)
+        .collect();
+    let auth_modules = probe::auth_modules(&config)?;
+    Ok(StartUp {
+        config,
+        web,
+        collectors,
+        custom,
+        auth_modules,
+    })
+}
+
+/// What start-up read and checked.
+struct StartUp {
+    config: Config,
+    /// `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the endpoint.
+    web: Option<Arc<WebConfig>>,
+    /// Names of the enabled built-in collectors, in `collectors::ALL` order.
+    collectors: Vec<&'static str>,
+    /// `PGMAINT_QUERIES_FILE`'s entries.
+    custom: Vec<&'static dyn Collector>,
+    /// `PGMAINT_CONFIG_FILE`'s auth modules for `/probe`.
+    auth_modules: BTreeMap<String, AuthModule>,
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core)
@@ -123,7 +163,14 @@ fn one_malloc_arena() {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(start: StartUp) -> Result<(), String> {
+    let StartUp {
+        config,
+        web,
+        collectors,
+        custom,
+        auth_modules,
+    } = start;
     let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await
         .map_err(|e| {
@@ -135,14 +182,14 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(
         address = %listener.local_addr().map_err(|e| e.to_string())?,
         database = %config.dsn,
-        collectors = %config.collectors.join(","),
-        tls = config.web_config.as_ref().is_some_and(|w| w.tls.is_some()),
-        basic_auth = config.web_config.as_ref().is_some_and(|w| !w.users.is_empty()),
+        collectors = %collectors.join(","),
+        tls = web.as_ref().is_some_and(|w| w.tls.is_some()),
+        basic_auth = web.as_ref().is_some_and(|w| !w.users.is_empty()),
         "pgmaint-exporter {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    let state = server::App::new(Scraper::new(config));
-    server::run(listener, state, shutdown_signal())
+    let state = server::App::new(Scraper::new(config, custom), auth_modules);
+    server::run(listener, state, web, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

@@ -64,7 +64,7 @@ pub enum ManagerError {
     NoSlot,
     #[error(transparent)]
     Pg(#[from] tokio_postgres::Error),
-    /// The socket of a guarded connection (`auth_guard::connect`).
+    /// The socket of a guarded connection (`tls::connect`).
     #[error("{0}")]
     Socket(String),
 }
@@ -99,13 +99,12 @@ impl managed::Manager for SlotManager {
             None => None,
             Some(s) => Some(s.clone().try_acquire_owned().map_err(|_| ManagerError::NoSlot)?),
         };
-        let (client, connection) =
-            crate::auth_guard::connect(&self.pg, &self.tls)
-                .await
-                .map_err(|e| match e {
-                    crate::auth_guard::ConnectError::Pg(e) => ManagerError::Pg(e),
-                    other => ManagerError::Socket(other.to_string()),
-                })?;
+        let (client, connection) = crate::tls::connect(&self.pg, &self.tls)
+            .await
+            .map_err(|e| match e {
+                crate::tls::ConnectError::Pg(e) => ManagerError::Pg(e),
+                other => ManagerError::Socket(other.to_string()),
+            })?;
         let live = Live {
             connection: Box::pin(connection),
             _slot: slot,

@@ -43,8 +43,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use crate::collectors::Collector;
 use crate::config::Config;
 use crate::dsn::Dsn;
+use crate::error::ConfigError;
 use crate::pool::SharedBound;
 use crate::scrape::{scrape_timeout, Coalescer, Scraped, Scraper};
 
@@ -265,6 +267,18 @@ impl AuthModule {
         };
         dsn.refuse_unverified_password = !self.allow_unverified_password_auth;
         Ok(dsn)
+    }
+}
+
+/// `PGMAINT_CONFIG_FILE`'s auth modules, read and checked at start (none
+/// when it is not set); a bad file is a start-up error naming the setting.
+pub fn auth_modules(config: &Config) -> Result<BTreeMap<String, AuthModule>, ConfigError> {
+    match &config.config_file {
+        None => Ok(BTreeMap::new()),
+        Some(path) => load_config_file(path).map_err(|reason| ConfigError::Bad {
+            var: "PGMAINT_CONFIG_FILE",
+            reason,
+        }),
     }
 }
 
@@ -515,6 +529,7 @@ struct Entry {
 /// The targets of `/probe`, their scrapers and the bound they share.
 pub struct Probes {
     modules: Arc<BTreeMap<String, AuthModule>>,
+    custom: Vec<&'static dyn Collector>,
     /// The exporter's settings, applied to every target.
     base: Config,
     shared: Arc<SharedBound>,
@@ -522,16 +537,24 @@ pub struct Probes {
 }
 
 impl Probes {
-    pub fn new(config: &Config) -> Arc<Probes> {
+    /// `custom`: the custom queries every target runs too.
+    pub fn new(
+        config: &Config,
+        modules: BTreeMap<String, AuthModule>,
+        custom: &[&'static dyn Collector],
+    ) -> Arc<Probes> {
         let mut base = config.clone();
-        // Targets never probe further, and host collectors (backup
-        // directories, WAL archive) describe this host, not the target.
-        base.auth_modules = Default::default();
+        // Targets never probe further (their `App` gets no auth modules),
+        // and host collectors (backup directories, WAL archive) describe
+        // this host, not the target.
         base.backup_dirs.clear();
         base.wal_archive_dir = None;
-        base.collectors.retain(|c| !["backup", "wal_archive"].contains(c));
+        for host in ["backup", "wal_archive"] {
+            base.collectors.turn_off(host);
+        }
         Arc::new(Probes {
-            modules: config.auth_modules.clone(),
+            modules: Arc::new(modules),
+            custom: custom.to_vec(),
             shared: SharedBound::new(config.max_connections_total),
             base,
             targets: Mutex::new(HashMap::new()),
@@ -601,6 +624,7 @@ impl Probes {
         info!(target = %key.target, auth_module = %key.module, database = key.database.as_deref().unwrap_or(""), "new probe target");
         let app = Arc::new(Coalescer::new(Scraper::with_shared_bound(
             config,
+            self.custom.clone(),
             self.shared.clone(),
         )));
         targets.insert(

@@ -6,6 +6,7 @@
 //! scrape results to responses: deadlines, coalescing and caches are the
 //! scrape layer's (`scrape/`).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,9 +22,9 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
 use crate::metrics::Exposition;
-use crate::probe::Probes;
+use crate::probe::{AuthModule, Probes};
 use crate::scrape::{scrape_timeout, Coalescer, Scraper};
-use crate::web_config;
+use crate::web::{self, WebConfig};
 
 /// Shared state: the coalesced scraper of `/metrics` and the `/probe` targets.
 pub struct App {
@@ -35,10 +36,12 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(scraper: Scraper) -> AppState {
-        let probes = Probes::new(scraper.config());
+    /// `auth_modules`: what `/probe` may use (`probe::auth_modules`).
+    pub fn new(scraper: Scraper, auth_modules: BTreeMap<String, AuthModule>) -> AppState {
+        let probing = !auth_modules.is_empty();
+        let probes = Probes::new(scraper.config(), auth_modules, scraper.custom());
         let scrape = Coalescer::new(scraper);
-        if !scrape.scraper.config().auth_modules.is_empty() {
+        if probing {
             // A new registry and two constant, valid names: cannot fail.
             scrape
                 .register(Box::new(crate::probe::Gauges::new(probes.clone())))
@@ -51,8 +54,8 @@ impl App {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let web = state.scrape.scraper.config().web_config.clone();
+/// `web`: the checked `PGMAINT_WEB_CONFIG_FILE` (`web::from_config`).
+pub fn router(state: AppState, web: Option<Arc<WebConfig>>) -> Router {
     // The report reads only the coalesced scrape, not the rest of `App`.
     let report = Router::new()
         .route("/report", get(crate::report::html_page))
@@ -71,7 +74,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // Basic auth (PGMAINT_WEB_CONFIG_FILE) guards every path, /healthz included.
     match web {
-        Some(web) => web_config::protect(app, &web),
+        Some(web) => web::protect(app, &web),
         None => app,
     }
 }
@@ -81,10 +84,10 @@ pub fn router(state: AppState) -> Router {
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    web: Option<Arc<WebConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = state.scrape.scraper.config();
-    let web = config.web_config.clone();
     let limits = crate::http::Limits {
         max_connections: config.http_max_connections,
         read_header_timeout: config.http_read_header_timeout,
@@ -98,7 +101,7 @@ pub async fn run(
     // HTTP/2 only over TLS, when the web config allows it (ALPN); plain
     // HTTP is HTTP/1.1, as it was with axum::serve.
     let http2 = tls.is_some() && web.as_ref().is_some_and(|w| w.http2);
-    crate::http::serve(listener, router(state), tls, http2, limits, shutdown).await
+    crate::http::serve(listener, router(state, web), tls, http2, limits, shutdown).await
 }
 
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -146,7 +149,7 @@ async fn landing(State(app): State<AppState>) -> Html<String> {
             Scope::Cluster => "cluster",
             Scope::PerDatabase => "every database",
         };
-        let on = if config.collector_enabled(c.name()) {
+        let on = if collectors::is_enabled(config, *c) {
             "on"
         } else {
             "off"

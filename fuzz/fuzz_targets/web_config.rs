@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pgmaint_exporter::web_config::WebConfig;
+use pgmaint_exporter::web::WebConfig;
 
 fuzz_target!(|text: &str| {
     let _ = WebConfig::parse(std::path::Path::new("/nonexistent/web.yml"), text);

@@ -83,10 +83,6 @@ static FAMILIES: &[&Family] = &[
     &NEWEST_INFO,
 ];
 
-/// Default globs: design-style names and the usual dump suffixes. Not
-/// `*.backup`: in a WAL archive that names backup-history files.
-pub const DEFAULT_GLOBS: &[&str] = &["backup_*", "*.dump", "*.sql", "*.tar"];
-
 /// What `backup` is, once (see `Meta`).
 const META: Meta = Meta {
     name: "backup",
@@ -94,7 +90,7 @@ const META: Meta = Meta {
     scope: Scope::Cluster,
     families: FAMILIES,
     min_major: MIN_SUPPORTED_MAJOR,
-    // Switched on by PGMAINT_BACKUP_DIRS (config.rs).
+    // Switched on by PGMAINT_BACKUP_DIRS (config/backup.rs).
     default_enabled: false,
 };
 

@@ -26,6 +26,7 @@ pub mod archiver;
 pub mod backup;
 pub mod bloat;
 pub mod checkpointer;
+mod choice;
 pub mod database;
 pub mod database_size;
 pub mod indexes;
@@ -41,6 +42,8 @@ pub mod tables;
 pub mod vacuum_progress;
 pub mod wal_archive;
 pub mod wal_receiver;
+
+pub use choice::{enabled, is_enabled};
 
 /// Every collector, in output order.
 pub const ALL: &[&dyn Collector] = &[

@@ -113,12 +113,7 @@ impl Coalescer {
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default();
         let up = snap.up;
-        let expo = Arc::new(super::exposition(
-            &snap,
-            self.scraper.config(),
-            self.scraper.pools().open_connections(),
-            tail,
-        ));
+        let expo = Arc::new(super::exposition(&snap, &self.scraper, tail));
         let scraped = Arc::new(Scraped { snap, expo });
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), up, "scrape done");
         // Dropping the previous scrape here, before anyone encodes this one,

@@ -95,13 +95,17 @@ pub struct Scraper {
     /// so a closed, filtered or non-PostgreSQL port looks the same to whoever
     /// names it (no port-scan oracle in the timing or the duration metric).
     pad_failures: bool,
+    /// Custom queries (`custom_queries.rs`), run after the built-in collectors.
+    custom: Vec<&'static dyn Collector>,
 }
 
 impl Scraper {
-    pub fn new(config: Config) -> Scraper {
+    /// `custom`: collectors besides `collectors::ALL` (the custom queries).
+    pub fn new(config: Config, custom: Vec<&'static dyn Collector>) -> Scraper {
         Scraper {
             pools: Pools::new(&config),
             config,
+            custom,
             discovered: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashSet::new()),
@@ -116,8 +120,12 @@ impl Scraper {
     /// A scraper whose connections also count against `shared`, a bound
     /// across the servers `/probe` watches (see `probe.rs`).
     /// A `/probe` target: its failures are answered at the deadline too.
-    pub fn with_shared_bound(config: Config, shared: Arc<crate::pool::SharedBound>) -> Scraper {
-        let mut s = Scraper::new(config);
+    pub fn with_shared_bound(
+        config: Config,
+        custom: Vec<&'static dyn Collector>,
+        shared: Arc<crate::pool::SharedBound>,
+    ) -> Scraper {
+        let mut s = Scraper::new(config, custom);
         s.pools = Pools::with_shared_bound(&s.config, shared);
         s.pad_failures = true;
         s
@@ -135,14 +143,13 @@ impl Scraper {
         collectors::ALL
             .iter()
             .copied()
-            .filter(move |c| c.scope() == scope && self.config.collector_enabled(c.name()))
-            .chain(
-                self.config
-                    .custom_queries
-                    .iter()
-                    .map(|q| *q as &'static dyn Collector)
-                    .filter(move |c| c.scope() == scope),
-            )
+            .filter(move |c| c.scope() == scope && collectors::is_enabled(&self.config, *c))
+            .chain(self.custom.iter().copied().filter(move |c| c.scope() == scope))
+    }
+
+    /// The custom queries this scraper runs.
+    pub fn custom(&self) -> &[&'static dyn Collector] {
+        &self.custom
     }
 }
 

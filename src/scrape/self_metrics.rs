@@ -2,11 +2,10 @@
 //! server facts, scrape duration and connection counts; and the exposition
 //! of a finished scrape (these families first, then every collector's).
 
-use crate::collectors::{self, Collector};
-use crate::config::Config;
+use crate::collectors;
 use crate::metrics::{encode_family, Exposition, Family, Section, Sink};
 
-use super::Snapshot;
+use super::{Scraper, Snapshot};
 
 pub static UP: Family = Family::gauge(
     "pg_up",
@@ -82,7 +81,9 @@ pub const SELF_FAMILIES: &[&Family] = &[
 /// A finished scrape as Prometheus text: the exporter's own families
 /// (encoded now), then each collector's families in `ALL` order, then the
 /// custom queries', then `tail` (process-level families).
-pub fn exposition(snap: &Snapshot, config: &Config, open_connections: usize, tail: String) -> Exposition {
+pub fn exposition(snap: &Snapshot, scraper: &Scraper, tail: String) -> Exposition {
+    let config = scraper.config();
+    let open_connections = scraper.pools().open_connections();
     let mut own = Sink::default();
     own.gauge(&UP, &[], if snap.up { 1.0 } else { 0.0 });
     for r in &snap.runs {
@@ -119,11 +120,9 @@ pub fn exposition(snap: &Snapshot, config: &Config, open_connections: usize, tai
     for f in SELF_FAMILIES {
         encode_family(&mut head, f, std::iter::once(own.get(f.name)));
     }
-    let custom = config.custom_queries.iter().map(|q| *q as &dyn Collector);
     let sections = collectors::ALL
         .iter()
-        .copied()
-        .chain(custom)
+        .chain(scraper.custom())
         .map(|c| Section {
             families: c.families(),
             sinks: snap

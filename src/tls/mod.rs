@@ -16,22 +16,35 @@
 //! `~/.postgresql/postgresql.crt`/`.key` when both exist). Files are read when
 //! a database's pool is created, so a missing file is a connection error
 //! (`pg_up 0` with the reason) that heals once the file appears, as with libpq.
+//!
+//! `connect` opens one connection through this connector, with
+//! `auth_guard.rs` under it when a password must not reach an unverified server.
 
+use std::future::Future;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::auth_guard::{AuthGuard, GuardConnect};
 use crate::dsn::{Dsn, SslMode};
+
+mod verify;
+
+use verify::{ChainOnly, NoVerify};
 
 /// The connector handed to deadpool-postgres.
 ///
@@ -320,92 +333,63 @@ fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// `prefer`/`require` without a root certificate: encrypt, trust any
-/// certificate, but still check the handshake signatures with its key.
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+/// The task that drives a connection's socket.
+pub type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
 
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Pg(#[from] tokio_postgres::Error),
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Socket {
+        host: String,
+        port: u16,
+        source: io::Error,
+    },
 }
 
-/// `verify-ca`: the full WebPKI check except the host name. webpki checks
-/// the chain before the name, so a name error means the chain was good.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
+/// Opens a connection; a guarding connector's goes through `AuthGuard`.
+pub async fn connect(pg: &tokio_postgres::Config, tls: &MakeTls) -> Result<(Client, Driver), ConnectError> {
+    let host = match pg.get_hosts() {
+        [Host::Tcp(h)] if tls.guards() => h.clone(),
+        _ => {
+            let (client, conn) = pg.connect(tls.clone()).await?;
+            return Ok((client, Box::pin(conn)));
+        }
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let timeout = pg
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(5));
+    let socket_error = |source| ConnectError::Socket {
+        host: host.clone(),
+        port,
+        source,
+    };
+    let addrs = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(socket_error)?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
+    let mut socket = None;
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                socket = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
         }
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
+    let socket = socket.ok_or_else(|| socket_error(last))?;
+    // Best effort: the protocol works without it.
+    let _ = socket.set_nodelay(true);
+    let connector = MakeTlsConnect::<AuthGuard<TcpStream>>::make_tls_connect(&mut tls.clone(), &host)
+        .map_err(|e| socket_error(io::Error::other(e.to_string())))?;
+    let (client, conn) = pg.connect_raw(AuthGuard::new(socket, true), connector).await?;
+    Ok((client, Box::pin(conn)))
 }
 
 #[cfg(test)]
