@@ -2,8 +2,8 @@
 //! (a real PostgreSQL cluster, the real exporter binary, a parser for what it
 //! serves). One binary to compile and link instead of one per file.
 //!
-//! Run one area with `scripts/test.sh activity::` (or
-//! `-E 'test(/^activity::/)'`); see README.md.
+//! Run one area by its module path: `scripts/test.sh -E 'test(/^activity::/)'`
+//! (README.md).
 
 mod harness;
 
