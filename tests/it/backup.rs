@@ -12,35 +12,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
-/// A temp directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("pgmaint-backup-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn sub(&self, name: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
-        if let Ok(rd) = std::fs::read_dir(&self.0) {
-            for e in rd.flatten() {
-                let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o755));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `pg_dump -F <format>` of `db` into `path`.
 fn pg_dump(port: u16, db: &str, format: &str, path: &Path) {
     let out = Command::new(format!("{BIN}/pg_dump"))
@@ -98,7 +69,7 @@ async fn dumps_are_counted_sized_and_verified() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     db.batch(SCHEMA).await;
-    let tmp = TempDir::new("verify");
+    let tmp = harness::Dir::new("verify");
 
     // a: a plain dump, then a newer custom one.
     let a = tmp.sub("a");
@@ -131,7 +102,7 @@ async fn dumps_are_counted_sized_and_verified() {
     let h = tmp.sub("h");
     let plain = std::fs::read(&a_plain).unwrap();
     std::fs::write(h.join("backup_20261125_080000.sql"), &plain[..plain.len() - 200]).unwrap();
-    let missing = tmp.0.join("missing");
+    let missing = tmp.path().join("missing");
 
     let dirs: Vec<String> = [&a, &b, &c, &d, &e, &f, &g, &h, &missing]
         .iter()
@@ -293,7 +264,7 @@ async fn files_still_being_written_are_ignored() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     db.batch(SCHEMA).await;
-    let tmp = TempDir::new("minage");
+    let tmp = harness::Dir::new("minage");
     let dir = tmp.sub("d");
     let done = dir.join("backup_20261124_010000");
     pg_dump(pg.port, &db.name, "c", &done);
@@ -417,8 +388,8 @@ async fn unreadable_directory_reads_zero_and_others_are_unaffected() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     db.batch(SCHEMA).await;
-    let tmp = TempDir::new("perm");
-    std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = harness::Dir::new("perm");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let open = tmp.sub("open");
     let closed = tmp.sub("closed");
     pg_dump(pg.port, &db.name, "c", &open.join("backup_20261125_010000"));
@@ -478,7 +449,7 @@ fn has(m: &harness::Samples, name: &str, labels: &[(&str, &str)]) -> bool {
 async fn non_ascii_digits_in_a_name_are_not_a_timestamp() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
-    let tmp = TempDir::new("digits");
+    let tmp = harness::Dir::new("digits");
     let dir = tmp.sub("d");
     let odd = dir.join("backup_٢٠٢٦١١٢٥_٠١٣٠٠٠.sql");
     std::fs::write(&odd, b"-- PostgreSQL database dump\n").unwrap();

@@ -225,15 +225,18 @@ async fn image_builds_runs_as_10001_is_healthy_and_verifies_a_backup() {
     )
     .await;
     let dir = harness::Dir::new("container");
-    let dump = dir.0.join("backup_20261201_020000.dump");
+    let dump = dir.path().join("backup_20261201_020000.dump");
     pg_dump(pg.port, &db.name, &dump);
-    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(&dir.0).status();
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir.path())
+        .status();
 
     let port = harness::free_port();
     let addr = format!("127.0.0.1:{port}");
     let name = format!("pgmaint-container-test-{}", std::process::id());
     let _ = docker(&["rm", "-f", &name]);
-    let mount = format!("{}:/backups:ro", dir.0.display());
+    let mount = format!("{}:/backups:ro", dir.path().display());
     docker_ok(&[
         "run",
         "-d",

@@ -6,53 +6,8 @@
 //! so `pg_stat_ssl` rows can be told apart.
 use crate::harness;
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use harness::{Cluster, Exporter};
+use harness::{Cluster, Dir, Exporter};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
-
-/// A directory removed on drop, readable by the cluster's OS user.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "pgmaint-{tag}-{}-{}",
-            std::process::id(),
-            harness::free_port()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-
-    /// Writes a file owned by the cluster's user (PostgreSQL insists on that
-    /// and on mode 0600 for its key).
-    fn write(&self, name: &str, text: &str, mode: u32) -> String {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.file(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        if harness::is_root() {
-            assert!(Command::new("chown")
-                .args(["pgmaint", &path])
-                .status()
-                .unwrap()
-                .success());
-        }
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A test CA that signs server and client certificates.
 struct Ca {
@@ -89,9 +44,9 @@ impl Ca {
 /// and asking clients for certificates signed by `ca` (verified only on `cert` hba lines).
 fn ssl_cluster(dir: &Dir, ca: &Ca, names: &[&str]) -> Cluster {
     let (cert, key) = ca.sign(names[0], names, ExtendedKeyUsagePurpose::ServerAuth);
-    let cert = dir.write("server.crt", &cert, 0o644);
-    let key = dir.write("server.key", &key, 0o600);
-    let ca_file = dir.write("ca.crt", &ca.pem, 0o644);
+    let cert = dir.write_for_postgres("server.crt", &cert, 0o644);
+    let key = dir.write_for_postgres("server.key", &key, 0o600);
+    let ca_file = dir.write_for_postgres("ca.crt", &ca.pem, 0o644);
     let conf = [
         "ssl = on".to_string(),
         format!("ssl_cert_file = '{cert}'"),
@@ -141,7 +96,7 @@ async fn sslmodes_against_an_ssl_server() {
     let other_ca = Ca::new("some other CA");
     let pg = ssl_cluster(&dir, &ca, &["localhost", "127.0.0.1"]);
     let ca_file = dir.file("ca.crt");
-    let wrong_ca = dir.write("wrong-ca.crt", &other_ca.pem, 0o644);
+    let wrong_ca = dir.write_for_postgres("wrong-ca.crt", &other_ca.pem, 0o644);
 
     // require: encrypted, nothing verified.
     let db = pg.fresh_db().await;
@@ -244,8 +199,8 @@ async fn client_certificate_authentication() {
     let pg = ssl_cluster(&dir, &ca, &["localhost", "127.0.0.1"]);
     let ca_file = dir.file("ca.crt");
     let (cert, key) = ca.sign("certuser", &[], ExtendedKeyUsagePurpose::ClientAuth);
-    let cert = dir.write("client.crt", &cert, 0o644);
-    let key = dir.write("client.key", &key, 0o600);
+    let cert = dir.write_for_postgres("client.crt", &cert, 0o644);
+    let key = dir.write_for_postgres("client.key", &key, 0o600);
 
     // certuser may log in only over TLS with a certificate whose CN is its name.
     let hba = format!("{}/data/pg_hba.conf", pg.dir);

@@ -5,52 +5,13 @@
 //! `PGMAINT_MAX_CONNECTIONS_TOTAL`, and idle targets' connections close.
 use crate::harness;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::{Cluster, Exporter, Samples};
+use harness::{Cluster, Dir, Exporter, Samples};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
-
-/// A directory removed on drop; files in it can be handed to the cluster's user.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "pgmaint-{tag}-{}-{}",
-            std::process::id(),
-            harness::free_port()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Dir(p)
-    }
-
-    fn write(&self, name: &str, text: &str, mode: u32, for_postgres: bool) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        let path = path.to_str().unwrap().to_string();
-        if for_postgres && harness::is_root() {
-            assert!(Command::new("chown")
-                .args(["pgmaint", &path])
-                .status()
-                .unwrap()
-                .success());
-        }
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A cluster with `ssl = on` serving a certificate for 127.0.0.1 signed by a
 /// CA made here; returns the cluster and the CA file.
@@ -66,9 +27,9 @@ fn tls_cluster(dir: &Dir) -> (Cluster, String) {
     server.distinguished_name.push(DnType::CommonName, "127.0.0.1");
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = server.signed_by(&key, &issuer).unwrap();
-    let cert = dir.write("server.crt", &cert.pem(), 0o644, true);
-    let key = dir.write("server.key", &key.serialize_pem(), 0o600, true);
-    let ca_file = dir.write("ca.crt", &ca_pem, 0o644, true);
+    let cert = dir.write_for_postgres("server.crt", &cert.pem(), 0o644);
+    let key = dir.write_for_postgres("server.key", &key.serialize_pem(), 0o600);
+    let ca_file = dir.write_for_postgres("ca.crt", &ca_pem, 0o644);
     let conf = [
         "ssl = on".to_string(),
         format!("ssl_cert_file = '{cert}'"),
@@ -111,8 +72,8 @@ async fn three_clusters_through_auth_modules() {
     let pid = std::process::id();
     let password = harness::unique_secret("scram");
     let dir = Dir::new("probe");
-    let pw_file = dir.write("mon.password", &format!("{password}\n"), 0o600, false);
-    let wrong_file = dir.write("wrong.password", "not-it\n", 0o600, false);
+    let pw_file = dir.write("mon.password", &format!("{password}\n"), 0o600);
+    let wrong_file = dir.write("wrong.password", "not-it\n", 0o600);
     let shared = harness::cluster();
     let shared_db = shared.fresh_db().await;
     let (tls, ca_file) = tls_cluster(&dir);
@@ -153,7 +114,6 @@ async fn three_clusters_through_auth_modules() {
 "
         ),
         0o600,
-        false,
     );
     // Include rules apply to every target: the shared cluster's own test
     // database and the dedicated clusters' databases, not `postgres`.
@@ -304,13 +264,11 @@ async fn config_file_errors_stop_the_exporter() {
         "bad.yml",
         "auth_modules:\n  fleet:\n    user: mon\n    pasword: x\n",
         0o600,
-        false,
     );
     let missing = dir.write(
         "missing.yml",
         "auth_modules:\n  fleet:\n    password_file: /nonexistent/pw\n",
         0o600,
-        false,
     );
     for (file, want) in [
         (&bad, "pasword"),
@@ -421,8 +379,7 @@ async fn many_targets_stay_within_the_connection_bound() {
     let config = dir.write(
         "config.yml",
         "auth_modules:\n  plain:\n    user: postgres\n    sslmode: disable\n    allowed_targets: [127.0.0.1/32]\n",
-        0o600,
-        false,
+        0o600
     );
     // /metrics watches a closed port: only /probe connects anywhere.
     let nowhere = format!(

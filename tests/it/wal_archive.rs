@@ -5,26 +5,12 @@
 
 use crate::harness;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A directory removed on drop.
-struct Dir(String);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A directory the unprivileged server user can write to.
-fn shared_dir(tag: &str) -> Dir {
-    let dir = format!("/tmp/pgmaint-walarchive-{}-{tag}", std::process::id());
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    Dir(dir)
+fn shared_dir(tag: &str) -> harness::Dir {
+    harness::Dir::with_mode(&format!("walarchive-{tag}"), 0o777)
 }
 
 /// Runs a PostgreSQL client program as `pgmaint` when we are root.
@@ -67,7 +53,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
     // at all (a plain `cp` lets a scrape see it half written).
     let command = format!(
         "archive_command = 'cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
-        archive.0
+        archive.path_str()
     );
     let pg = harness::start_cluster(None, &["archive_mode = on", &command]);
     let db = pg.fresh_db().await;
@@ -76,7 +62,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
             &db.name,
             &[
                 ("PGMAINT_COLLECTORS", "archiver,pitr"),
-                ("PGMAINT_WAL_ARCHIVE_DIR", &archive.0),
+                ("PGMAINT_WAL_ARCHIVE_DIR", archive.path_str()),
             ],
         )
         .await;
@@ -91,7 +77,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
             &db.name,
             &[
                 ("PGMAINT_COLLECTORS", "-activity"),
-                ("PGMAINT_WAL_ARCHIVE_DIR", &archive.0),
+                ("PGMAINT_WAL_ARCHIVE_DIR", archive.path_str()),
             ],
         )
         .await;
@@ -101,7 +87,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
     assert_eq!(m.value("pg_wal_archive_continuous", &[]), None);
 
     let started = now();
-    let target = format!("{}/data", base.0);
+    let target = format!("{}/data", base.path_str());
     let port = pg.port.to_string();
     let out = as_pg(&[
         "/usr/lib/postgresql/15/bin/pg_basebackup",
@@ -132,7 +118,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
         ))
         .await;
     }
-    let history: Vec<String> = std::fs::read_dir(&archive.0)
+    let history: Vec<String> = std::fs::read_dir(archive.path_str())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".backup"))
@@ -142,15 +128,19 @@ async fn base_backup_and_wal_chain_then_a_gap() {
 
     // Archiving is asynchronous: wait until the three switched segments are there.
     let m = harness::eventually(Duration::from_secs(30), || async {
-        let after: Vec<String> = segments(&archive.0).into_iter().filter(|s| *s >= start).collect();
+        let after: Vec<String> = segments(archive.path_str())
+            .into_iter()
+            .filter(|s| *s >= start)
+            .collect();
         if after.len() < 4 {
             return None;
         }
         let m = exporter.scrape().await;
-        (m.value("pg_wal_archive_segments", &[]) == Some(segments(&archive.0).len() as f64)).then_some(m)
+        (m.value("pg_wal_archive_segments", &[]) == Some(segments(archive.path_str()).len() as f64))
+            .then_some(m)
     })
     .await;
-    let all = segments(&archive.0);
+    let all = segments(archive.path_str());
     assert_eq!(m.value("pg_wal_archive_continuous", &[]), Some(1.0));
     assert_eq!(m.value("pg_wal_archive_missing_segments", &[]), Some(0.0));
     assert_eq!(m.value("pg_wal_archive_segments", &[]), Some(all.len() as f64));
@@ -177,7 +167,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
     let after: Vec<&String> = all.iter().filter(|s| **s > start).collect();
     let middle = after[after.len() / 2 - 1].clone();
     assert!(middle > start && middle < *all.last().unwrap());
-    let path = format!("{}/{middle}", archive.0);
+    let path = format!("{}/{middle}", archive.path_str());
 
     // Truncated, as an interrupted `cp` leaves it: while it is younger than
     // PGMAINT_BACKUP_MIN_AGE (60 s) a copy may still be under way …

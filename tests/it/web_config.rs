@@ -6,11 +6,11 @@
 //! password-protected endpoint refuses; `Served` below waits for the port.
 
 use crate::harness;
+use crate::harness::Dir;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rcgen::{
@@ -19,38 +19,9 @@ use rcgen::{
 };
 use reqwest::tls::Version;
 
-static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "pgmaint-webcfg-{}-{}",
-            std::process::id(),
-            DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A CA that signs a server certificate for 127.0.0.1/localhost and a client certificate.
 struct Pki {
-    dir: TempDir,
+    dir: Dir,
     ca_pem: String,
     ca: PathBuf,
     server_cert: PathBuf,
@@ -80,7 +51,7 @@ fn client_identity(issuer: &Issuer<'static, KeyPair>) -> String {
 
 impl Pki {
     fn new() -> Pki {
-        let dir = TempDir::new();
+        let dir = Dir::new("webcfg");
         let (ca_pem, issuer) = ca("pgmaint test CA");
         let key = KeyPair::generate().unwrap();
         let mut params =
@@ -91,9 +62,9 @@ impl Pki {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &issuer).unwrap();
         Pki {
-            ca: dir.write("ca.crt", &ca_pem),
-            server_cert: dir.write("server.crt", &cert.pem()),
-            server_key: dir.write("server.key", &key.serialize_pem()),
+            ca: dir.write("ca.crt", &ca_pem, 0o644).into(),
+            server_cert: dir.write("server.crt", &cert.pem(), 0o644).into(),
+            server_key: dir.write("server.key", &key.serialize_pem(), 0o644).into(),
             client_identity: client_identity(&issuer),
             ca_pem,
             dir,
@@ -148,7 +119,8 @@ fn exporter_command(vars: &[(&str, &str)], log: &Path) -> Command {
 }
 
 impl Served {
-    async fn start(db: &harness::Db, web_config: &Path) -> Served {
+    async fn start(db: &harness::Db, web_config: impl AsRef<Path>) -> Served {
+        let web_config = web_config.as_ref();
         let port = harness::free_port();
         let addr = format!("127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("pgmaint-webcfg-{}-{port}.log", std::process::id()));
@@ -196,12 +168,13 @@ impl Drop for Served {
 
 /// Runs the exporter with `web_config` and expects it to stop by itself:
 /// (exit code, everything it printed).
-fn refused_at_start(web_config: &Path) -> (Option<i32>, String) {
-    let log = std::env::temp_dir().join(format!(
-        "pgmaint-webcfg-refused-{}-{}.log",
-        std::process::id(),
-        DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+fn refused_at_start(web_config: impl AsRef<Path>) -> (Option<i32>, String) {
+    let web_config = web_config.as_ref();
+    let log = tempfile::Builder::new()
+        .prefix("pgmaint-webcfg-refused-")
+        .suffix(".log")
+        .tempfile()
+        .unwrap();
     let port = harness::free_port().to_string();
     let mut child = exporter_command(
         &[
@@ -212,7 +185,7 @@ fn refused_at_start(web_config: &Path) -> (Option<i32>, String) {
             ("PGMAINT_LISTEN_ADDRESS", &format!("127.0.0.1:{port}")),
             ("PGMAINT_WEB_CONFIG_FILE", web_config.to_str().unwrap()),
         ],
-        &log,
+        log.path(),
     )
     .spawn()
     .unwrap();
@@ -231,8 +204,7 @@ fn refused_at_start(web_config: &Path) -> (Option<i32>, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_file(&log);
+    let out = std::fs::read_to_string(log.path()).unwrap_or_default();
     (status.code(), out)
 }
 
@@ -245,7 +217,7 @@ async fn https_scrape_with_the_test_ca() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     let pki = Pki::new();
-    let cfg = pki.dir.write("web.yml", &pki.tls_section(""));
+    let cfg = pki.dir.write("web.yml", &pki.tls_section(""), 0o644);
     let exporter = Served::start(&db, &cfg).await;
 
     let r = https(&pki, None, None)
@@ -275,7 +247,7 @@ async fn plain_http_to_the_tls_port_is_not_served() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     let pki = Pki::new();
-    let cfg = pki.dir.write("web.yml", &pki.tls_section(""));
+    let cfg = pki.dir.write("web.yml", &pki.tls_section(""), 0o644);
     let exporter = Served::start(&db, &cfg).await;
 
     let e = reqwest::get(exporter.url("http", "/metrics")).await.unwrap_err();
@@ -317,7 +289,7 @@ async fn min_version_tls13_refuses_a_tls12_client() {
     let pki = Pki::new();
     let cfg = pki
         .dir
-        .write("web.yml", &pki.tls_section("  min_version: TLS13\n"));
+        .write("web.yml", &pki.tls_section("  min_version: TLS13\n"), 0o644);
     let exporter = Served::start(&db, &cfg).await;
 
     let e = https(&pki, None, Some(Version::TLS_1_2))
@@ -334,7 +306,7 @@ async fn min_version_tls13_refuses_a_tls12_client() {
     assert_eq!(r.status(), 200);
 
     // Without min_version the same TLS 1.2-only client is served (the default is TLS12).
-    let cfg12 = pki.dir.write("web12.yml", &pki.tls_section(""));
+    let cfg12 = pki.dir.write("web12.yml", &pki.tls_section(""), 0o644);
     let exporter12 = Served::start(&db, &cfg12).await;
     let r = https(&pki, None, Some(Version::TLS_1_2))
         .get(exporter12.url("https", "/healthz"))
@@ -355,6 +327,7 @@ async fn client_certificate_required() {
             "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
             pki.ca.display()
         )),
+        0o644,
     );
     let exporter = Served::start(&db, &cfg).await;
 
@@ -396,6 +369,7 @@ async fn basic_auth_over_tls() {
             "{}http_server_config:\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  prometheus: '{hash}'\n",
             pki.tls_section("")
         ),
+0o644,
     );
     let exporter = Served::start(&db, &cfg).await;
     let client = https(&pki, None, None);
@@ -443,9 +417,13 @@ async fn basic_auth_over_tls() {
 async fn basic_auth_without_tls() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
-    let dir = TempDir::new();
+    let dir = Dir::new("webcfg");
     let hash = bcrypt::hash("s3cret", 4).unwrap();
-    let cfg = dir.write("web.yml", &format!("basic_auth_users:\n  scraper: {hash}\n"));
+    let cfg = dir.write(
+        "web.yml",
+        &format!("basic_auth_users:\n  scraper: {hash}\n"),
+        0o644,
+    );
     let exporter = Served::start(&db, &cfg).await;
     let client = reqwest::Client::new();
 
@@ -509,12 +487,12 @@ fn broken_web_configs_stop_the_exporter_with_exit_code_2() {
             "missing cert file",
             format!(
                 "tls_server_config:\n  cert_file: {0}/missing.crt\n  key_file: {1}\n",
-                pki.dir.0.display(),
+                pki.dir.path().display(),
                 pki.server_key.display()
             ),
             format!(
                 "tls_server_config.cert_file: cannot read {}/missing.crt: No such file or directory",
-                pki.dir.0.display()
+                pki.dir.path().display()
             ),
         ),
         (
@@ -540,17 +518,17 @@ fn broken_web_configs_stop_the_exporter_with_exit_code_2() {
         ),
     ];
     for (i, (what, yaml, expected)) in cases.iter().enumerate() {
-        let cfg = pki.dir.write(&format!("broken{i}.yml"), yaml);
+        let cfg = pki.dir.write(&format!("broken{i}.yml"), yaml, 0o644);
         let (code, out) = refused_at_start(&cfg);
         assert_eq!(code, Some(2), "{what}: {out}");
-        let line = format!("pgmaint-exporter: PGMAINT_WEB_CONFIG_FILE: {}: ", cfg.display());
+        let line = format!("pgmaint-exporter: PGMAINT_WEB_CONFIG_FILE: {cfg}: ");
         assert!(out.starts_with(&line), "{what}: {out}");
         assert!(out.contains(expected.as_str()), "{what}: {out}");
         assert!(!out.contains("hunter2"), "{what}: {out}");
         assert_eq!(out.lines().count(), 1, "{what}: {out}");
     }
 
-    let missing = pki.dir.0.join("no-such-web.yml");
+    let missing = pki.dir.path().join("no-such-web.yml");
     let (code, out) = refused_at_start(&missing);
     assert_eq!(code, Some(2), "{out}");
     assert!(
@@ -585,8 +563,12 @@ async fn the_example_web_config_works() {
             "/etc/pgmaint-exporter/tls/clients-ca.crt",
             pki.ca.to_str().unwrap(),
         );
-    assert_eq!(text.matches(pki.dir.0.to_str().unwrap()).count(), 3, "{text}");
-    let cfg = pki.dir.write("example.yml", &text);
+    assert_eq!(
+        text.matches(pki.dir.path().to_str().unwrap()).count(),
+        3,
+        "{text}"
+    );
+    let cfg = pki.dir.write("example.yml", &text, 0o644);
     let exporter = Served::start(&db, &cfg).await;
 
     let with_cert = https(&pki, Some(&pki.client_identity), None);
@@ -622,7 +604,7 @@ async fn sigterm_stops_the_tls_server() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
     let pki = Pki::new();
-    let cfg = pki.dir.write("web.yml", &pki.tls_section(""));
+    let cfg = pki.dir.write("web.yml", &pki.tls_section(""), 0o644);
     let mut exporter = Served::start(&db, &cfg).await;
     let client = https(&pki, None, None);
     let r = client
@@ -664,11 +646,12 @@ async fn sigterm_stops_the_tls_server() {
 async fn wrong_password_flood_does_not_delay_a_correct_login() {
     let pg = harness::cluster();
     let db = pg.fresh_db().await;
-    let dir = TempDir::new();
+    let dir = Dir::new("webcfg");
     let hash = bcrypt::hash("s3cret", 10).unwrap();
     let cfg = dir.write(
         "web.yml",
         &format!("basic_auth_users:\n  scraper: '{hash}'\n  other: '{hash}'\n"),
+        0o644,
     );
     let exporter = Served::start(&db, &cfg).await;
     let client = reqwest::Client::new();

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::{Client, NoTls};
 
+mod dir;
+pub use dir::Dir;
+
 static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn repo() -> PathBuf {
@@ -234,35 +237,6 @@ impl Db {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
             .get(0)
-    }
-}
-
-/// A directory of the test's own under the system temp directory, readable
-/// by the cluster's OS user, removed on drop.
-pub struct Dir(pub PathBuf);
-
-impl Dir {
-    pub fn new(tag: &str) -> Dir {
-        use std::os::unix::fs::PermissionsExt;
-        let p = std::env::temp_dir().join(format!("pgmaint-{tag}-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Dir(p)
-    }
-
-    /// Writes `name` with permissions `mode`; returns its path.
-    pub fn write(&self, name: &str, text: &str, mode: u32) -> String {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path.to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
