@@ -182,22 +182,9 @@ fn assert_no_panic(exp: &Exporter) {
     assert!(!logs.contains("panicked"), "exporter panicked: {logs}");
 }
 
-/// Runs a command as the OS user that owns the clusters.
+/// `harness::as_pg` with its output discarded.
 fn as_pg(args: &[&str]) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    let mut c = if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "pgmaint", "--"]).args(args);
-        c
-    } else {
-        let mut c = Command::new(args[0]);
-        c.args(&args[1..]);
-        c
-    };
+    let mut c = harness::as_pg(args);
     c.stdout(Stdio::null());
     c
 }

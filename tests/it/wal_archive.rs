@@ -5,26 +5,11 @@
 
 use crate::harness;
 
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A directory the unprivileged server user can write to.
 fn shared_dir(tag: &str) -> harness::Dir {
     harness::Dir::with_mode(&format!("walarchive-{tag}"), 0o777)
-}
-
-/// Runs a PostgreSQL client program as `pgmaint` when we are root.
-fn as_pg(args: &[&str]) -> Command {
-    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
-    if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "pgmaint", "--"]).args(args);
-        c
-    } else {
-        let mut c = Command::new(args[0]);
-        c.args(&args[1..]);
-        c
-    }
 }
 
 fn now() -> f64 {
@@ -89,7 +74,7 @@ async fn base_backup_and_wal_chain_then_a_gap() {
     let started = now();
     let target = format!("{}/data", base.path_str());
     let port = pg.port.to_string();
-    let out = as_pg(&[
+    let out = harness::as_pg(&[
         "/usr/lib/postgresql/15/bin/pg_basebackup",
         "-h",
         "127.0.0.1",

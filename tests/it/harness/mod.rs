@@ -109,13 +109,10 @@ impl Drop for Cluster {
     }
 }
 
-fn as_pg(args: &[&str]) -> Command {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if is_root {
+/// Runs a command as the OS user that owns the clusters: `pgmaint` (through
+/// `runuser`) when the tests run as root, else the current user.
+pub fn as_pg(args: &[&str]) -> Command {
+    if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "pgmaint", "--"]).args(args);
         c
