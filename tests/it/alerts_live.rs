@@ -430,7 +430,6 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
     );
     wait_ready(&mut alertmanager, &format!("http://127.0.0.1:{am_port}/-/ready")).await;
 
-    let prom_port = harness::free_port();
     let config = format!(
         "global:\n  scrape_interval: {i}s\n  scrape_timeout: {i}s\n  evaluation_interval: {i}s\n\
          rule_files:\n  - '{rules}'\n\
@@ -441,19 +440,10 @@ async fn alerts_follow_faults_on_a_live_primary_and_standby() {
         i = INTERVAL_SECONDS,
         rules = repo().join("alerts/pgmaint.rules.yml").display(),
     );
-    std::fs::write(tmp.join("prometheus.yml"), &config).unwrap();
-    let mut prometheus = Proc::spawn(
-        "prometheus",
-        Command::new("prometheus").args([
-            &format!("--config.file={}", tmp.join("prometheus.yml").display()),
-            &format!("--storage.tsdb.path={}", tmp.join("tsdb").display()),
-            &format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ]),
-        tmp.join("prometheus.log"),
-    );
-    let prom_base = format!("http://127.0.0.1:{prom_port}");
-    wait_ready(&mut prometheus, &format!("{prom_base}/-/ready")).await;
-    let prom = Prometheus { base: prom_base };
+    let prometheus = harness::Prometheus::start(&tmp.join("prometheus"), &config).await;
+    let prom = Prometheus {
+        base: prometheus.base.clone(),
+    };
 
     // Both targets scraped, the standby streaming, the rules loaded and
     // evaluated: otherwise a silent healthy phase would prove nothing.

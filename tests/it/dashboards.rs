@@ -963,17 +963,14 @@ impl Drop for Tasks {
     }
 }
 
+/// The harness's Prometheus scraping the exporter every second, with the
+/// rule files under test, and the API calls the dashboards need.
 struct Prometheus {
-    guard: Guard,
-    base: String,
-    log: PathBuf,
-    http: reqwest::Client,
+    server: harness::Prometheus,
 }
 
 impl Prometheus {
     async fn start(dir: &Path, exporter: &str, rule_files: &[PathBuf]) -> Prometheus {
-        std::fs::create_dir_all(dir).unwrap();
-        let port = harness::free_port();
         let rules: String = rule_files
             .iter()
             .map(|p| format!("  - '{}'\n", p.display()))
@@ -985,60 +982,13 @@ impl Prometheus {
              rule_files:\n{rules}\
              scrape_configs:\n  - job_name: pgmaint\n    static_configs:\n      - targets: ['{exporter}']\n        labels:\n          cluster: dashboards-test\n"
         );
-        let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = dir.join("prometheus.log");
-        let child = Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log).unwrap(),
-            ))
-            .spawn()
-            .expect("/usr/bin/prometheus (apt-get install prometheus)");
-        let mut p = Prometheus {
-            guard: Guard {
-                child,
-                dir: Some(dir.to_path_buf()),
-            },
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-        };
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = p.http.get(format!("{}/-/ready", p.base)).send().await {
-                if r.status() == 200 {
-                    return p;
-                }
-            }
-            if let Ok(Some(st)) = p.guard.child.try_wait() {
-                panic!("prometheus exited with {st}: {}", p.logs());
-            }
-            assert!(Instant::now() < until, "prometheus not ready: {}", p.logs());
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        Prometheus {
+            server: harness::Prometheus::start(dir, &config).await,
         }
     }
 
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     async fn api(&self, path: &str, query: &[(&str, &str)]) -> (u16, Json) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .query(query)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap();
+        let (status, body) = self.server.get(path, query).await;
         let json = Json::parse(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
         (status, json)
     }
@@ -1574,7 +1524,7 @@ async fn scenario(name: String, url: String, port: u16, started: Instant) {
                             }
                         }
                     } else {
-                        let (status, body) = get(&prom.http, &target).await;
+                        let (status, body) = get(&prom.server.http, &target).await;
                         assert_eq!(status, 200, "{key}: GET {target}: {body}");
                         assert!(
                             body.contains("<html") || body.contains("<!DOCTYPE"),

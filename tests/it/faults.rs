@@ -9,7 +9,7 @@
 use crate::harness;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1025,7 +1025,7 @@ async fn hostile_names_round_trip() {
 
     // A real Prometheus scrapes it and stores the exact label values.
     let tmp = std::env::temp_dir().join(format!("pgmaint-faults-prom-{}", std::process::id()));
-    let prom = Prometheus::start(&tmp, &exp.addr).await;
+    let prom = prometheus(&tmp, &exp.addr).await;
     let query = format!(
         "pg_table_dead_tuples{{datname={},schemaname={},relname={}}}",
         promql_string(&dbname),
@@ -1035,13 +1035,13 @@ async fn hostile_names_round_trip() {
     let found = harness::eventually(Duration::from_secs(30), || {
         let (prom, query) = (&prom, &query);
         async move {
-            let body = prom.query(query).await;
+            let (_, body) = prom.get("/api/v1/query", &[("query", query)]).await;
             body.contains("\"value\":[").then_some(body)
         }
     })
     .await;
     assert!(found.contains("\"10\"]"), "{found}");
-    let targets = prom.get("/api/v1/targets").await;
+    let (_, targets) = prom.get("/api/v1/targets", &[]).await;
     assert!(targets.contains("\"health\":\"up\""), "{targets}");
     assert!(targets.contains("\"lastError\":\"\""), "{targets}");
     drop(prom);
@@ -1067,74 +1067,11 @@ fn promql_string(s: &str) -> String {
     out
 }
 
-/// A Prometheus server scraping one target every second; killed on drop.
-struct Prometheus {
-    child: Child,
-    dir: PathBuf,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Prometheus {
-    async fn start(dir: &Path, target: &str) -> Prometheus {
-        std::fs::create_dir_all(dir).unwrap();
-        let port = harness::free_port();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-             scrape_configs:\n  - job_name: pgmaint\n    static_configs:\n      - targets: ['{target}']\n"
-        );
-        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        let log = dir.join("prometheus.log");
-        let child = Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log).unwrap(),
-            ))
-            .spawn()
-            .expect("/usr/bin/prometheus (apt-get install prometheus)");
-        let p = Prometheus {
-            child,
-            dir: dir.to_path_buf(),
-            base: format!("http://127.0.0.1:{port}"),
-            http: http(),
-        };
-        harness::eventually(Duration::from_secs(30), || async {
-            let r = p.http.get(format!("{}/-/ready", p.base)).send().await.ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await;
-        p
-    }
-
-    async fn get(&self, path: &str) -> String {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        r.text().await.unwrap()
-    }
-
-    async fn query(&self, expr: &str) -> String {
-        let r = self
-            .http
-            .get(format!("{}/api/v1/query", self.base))
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .unwrap();
-        r.text().await.unwrap()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The harness's Prometheus scraping one target every second.
+async fn prometheus(dir: &Path, target: &str) -> harness::Prometheus {
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n  - job_name: pgmaint\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    harness::Prometheus::start(dir, &config).await
 }

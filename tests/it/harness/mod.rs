@@ -17,7 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_postgres::{Client, NoTls};
 
 mod dir;
+mod prometheus;
+
 pub use dir::Dir;
+pub use prometheus::Prometheus;
 
 static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
