@@ -153,6 +153,16 @@ impl Served {
         format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
+    /// GET `path` over HTTPS with `client` (see `https`).
+    async fn get_with(&self, client: &reqwest::Client, path: &str) -> reqwest::Result<reqwest::Response> {
+        client.get(self.url("https", path)).send().await
+    }
+
+    /// GET `path` over HTTPS trusting the test CA, without a client certificate.
+    async fn https_get(&self, pki: &Pki, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.get_with(&https(pki, None, None), path).await
+    }
+
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -220,9 +230,8 @@ async fn https_scrape_with_the_test_ca() {
     let cfg = pki.dir.write("web.yml", &pki.tls_section(""), 0o644);
     let exporter = Served::start(&db, &cfg).await;
 
-    let r = https(&pki, None, None)
-        .get(exporter.url("https", "/metrics"))
-        .send()
+    let r = exporter
+        .https_get(&pki, "/metrics")
         .await
         .unwrap_or_else(|e| panic!("HTTPS scrape: {e:?}\n{}", exporter.logs()));
     assert_eq!(r.status(), 200);
@@ -234,11 +243,7 @@ async fn https_scrape_with_the_test_ca() {
 
     // A client that does not trust the test CA cannot verify the server.
     let untrusting = reqwest::Client::builder().use_rustls_tls().build().unwrap();
-    let e = untrusting
-        .get(exporter.url("https", "/healthz"))
-        .send()
-        .await
-        .unwrap_err();
+    let e = exporter.get_with(&untrusting, "/healthz").await.unwrap_err();
     assert!(e.is_connect(), "{e:?}");
 }
 
@@ -274,11 +279,7 @@ async fn plain_http_to_the_tls_port_is_not_served() {
     );
 
     // The same port still serves HTTPS afterwards.
-    let r = https(&pki, None, None)
-        .get(exporter.url("https", "/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = exporter.https_get(&pki, "/healthz").await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -292,25 +293,19 @@ async fn min_version_tls13_refuses_a_tls12_client() {
         .write("web.yml", &pki.tls_section("  min_version: TLS13\n"), 0o644);
     let exporter = Served::start(&db, &cfg).await;
 
-    let e = https(&pki, None, Some(Version::TLS_1_2))
-        .get(exporter.url("https", "/healthz"))
-        .send()
+    let e = exporter
+        .get_with(&https(&pki, None, Some(Version::TLS_1_2)), "/healthz")
         .await
         .unwrap_err();
     assert!(e.is_connect(), "{e:?}");
-    let r = https(&pki, None, None)
-        .get(exporter.url("https", "/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = exporter.https_get(&pki, "/healthz").await.unwrap();
     assert_eq!(r.status(), 200);
 
     // Without min_version the same TLS 1.2-only client is served (the default is TLS12).
     let cfg12 = pki.dir.write("web12.yml", &pki.tls_section(""), 0o644);
     let exporter12 = Served::start(&db, &cfg12).await;
-    let r = https(&pki, None, Some(Version::TLS_1_2))
-        .get(exporter12.url("https", "/healthz"))
-        .send()
+    let r = exporter12
+        .get_with(&https(&pki, None, Some(Version::TLS_1_2)), "/healthz")
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -333,23 +328,18 @@ async fn client_certificate_required() {
 
     // TLS 1.3 sends the client's refusal after the handshake: the error may
     // surface at connect or at the request, but never as a response.
-    let without = https(&pki, None, None)
-        .get(exporter.url("https", "/metrics"))
-        .send()
-        .await;
+    let without = exporter.https_get(&pki, "/metrics").await;
     assert!(without.is_err(), "served without a client certificate");
 
     let (_, other_ca) = ca("someone else's CA");
     let stranger = client_identity(&other_ca);
-    let wrong = https(&pki, Some(&stranger), None)
-        .get(exporter.url("https", "/metrics"))
-        .send()
+    let wrong = exporter
+        .get_with(&https(&pki, Some(&stranger), None), "/metrics")
         .await;
     assert!(wrong.is_err(), "served a certificate from another CA");
 
-    let r = https(&pki, Some(&pki.client_identity), None)
-        .get(exporter.url("https", "/metrics"))
-        .send()
+    let r = exporter
+        .get_with(&https(&pki, Some(&pki.client_identity), None), "/metrics")
         .await
         .unwrap_or_else(|e| panic!("with the client certificate: {e:?}\n{}", exporter.logs()));
     assert_eq!(r.status(), 200);
@@ -369,13 +359,13 @@ async fn basic_auth_over_tls() {
             "{}http_server_config:\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  prometheus: '{hash}'\n",
             pki.tls_section("")
         ),
-0o644,
+        0o644,
     );
     let exporter = Served::start(&db, &cfg).await;
     let client = https(&pki, None, None);
 
     for path in ["/metrics", "/healthz", "/"] {
-        let r = client.get(exporter.url("https", path)).send().await.unwrap();
+        let r = exporter.get_with(&client, path).await.unwrap();
         assert_eq!(r.status(), 401, "{path} without credentials");
         assert_eq!(r.headers()["www-authenticate"], "Basic");
         assert_eq!(r.headers()["x-frame-options"], "deny");
@@ -572,11 +562,7 @@ async fn the_example_web_config_works() {
     let exporter = Served::start(&db, &cfg).await;
 
     let with_cert = https(&pki, Some(&pki.client_identity), None);
-    let r = with_cert
-        .get(exporter.url("https", "/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let r = exporter.get_with(&with_cert, "/metrics").await.unwrap();
     assert_eq!(r.status(), 401);
     let r = with_cert
         .get(exporter.url("https", "/metrics"))
@@ -607,11 +593,7 @@ async fn sigterm_stops_the_tls_server() {
     let cfg = pki.dir.write("web.yml", &pki.tls_section(""), 0o644);
     let mut exporter = Served::start(&db, &cfg).await;
     let client = https(&pki, None, None);
-    let r = client
-        .get(exporter.url("https", "/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = exporter.get_with(&client, "/healthz").await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "ok\n");
 
