@@ -7,16 +7,14 @@
 //! The YAML files are read with serde_norway into the shapes Prometheus and
 //! promtool read; the rule count is cross-checked with promtool's.
 
+use crate::harness;
+use crate::harness::repo;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use regex::Regex;
 use serde::Deserialize;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -25,17 +23,8 @@ fn read(rel: &str) -> String {
 /// Runs a tool in the repository; returns (success, stdout + stderr).
 /// A missing tool fails the test: CI installs all of them.
 fn run(tool: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}); install it (see .ci/run)"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = harness::run(tool, args, "see .ci/run");
+    (out.status.success(), harness::text(&out))
 }
 
 fn test_files() -> Vec<String> {

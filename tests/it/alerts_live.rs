@@ -26,6 +26,7 @@
 //! with `--no-capture` to see it).
 
 use crate::harness;
+use crate::harness::repo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,10 +43,6 @@ const ROLE: &str = "pgmaint_live";
 /// The standby's job, named like the one the shipped ServiceMonitor yields.
 const STANDBY_JOB: &str = "postgres-metrics";
 const PRIMARY_JOB: &str = "pgmaint";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn healthy_phase() -> Duration {
     let secs = std::env::var("PGMAINT_ALERTS_LIVE_HEALTHY_SECONDS")

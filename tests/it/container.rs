@@ -10,24 +10,13 @@
 //! is the test skipped, with a message saying why.
 
 use crate::harness;
+use crate::harness::{repo, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "pgmaint-exporter:container-test";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker")

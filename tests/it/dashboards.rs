@@ -13,6 +13,7 @@
 //! last one silently).
 
 use crate::harness;
+use crate::harness::repo;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -156,10 +157,6 @@ fn json_is_read_strictly_and_escapes_decoded() {
 }
 
 // ---------------------------------------------------------------- dashboards
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 const DASHBOARDS: &[&str] = &[
     "overview",

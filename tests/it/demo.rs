@@ -6,20 +6,17 @@
 //! tests, so that is quick there); the test allows for a slow build.
 
 use crate::harness;
+use crate::harness::repo;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::Samples;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The running script, in a process group of its own. Drop sends SIGTERM to
 /// the script (its trap stops what it started), waits up to 30 s, then

@@ -4,31 +4,11 @@
 //! offline schema covers) are checked for the references that break them
 //! silently, the PrometheusRule is what `scripts/gen-prometheusrule.sh`
 //! makes of `alerts/pgmaint.rules.yml`, and the examples pass `promtool`.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use crate::harness::{repo, run, text};
+use std::path::Path;
 
 use serde::Deserialize;
 use serde_norway::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(tool: &str, args: &[&str], install: &str) -> Output {
-    Command::new(tool)
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} is needed ({install}): {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Every YAML document of a file under deploy/kubernetes/.
 fn docs(file: &str) -> Vec<Value> {

@@ -6,31 +6,9 @@
 //! the compose init scripts against a real cluster.
 
 use crate::harness;
+use crate::harness::{repo, run, text};
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a tool in the repository; panics with install advice when it is missing.
-fn run(tool: &str, args: &[&str], install: &str) -> Output {
-    Command::new(tool)
-        .args(args)
-        .current_dir(repo())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{tool}: {e} ({install})"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::process::{Command, Stdio};
 
 fn dockerfile() -> String {
     std::fs::read_to_string(repo().join("Dockerfile")).unwrap()

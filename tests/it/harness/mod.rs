@@ -18,15 +18,13 @@ use tokio_postgres::{Client, NoTls};
 
 mod dir;
 mod prometheus;
+mod tools;
 
 pub use dir::Dir;
 pub use prometheus::Prometheus;
+pub use tools::{repo, run, text};
 
 static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A PostgreSQL cluster on 127.0.0.1.
 pub struct Cluster {
