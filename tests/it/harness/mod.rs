@@ -6,7 +6,6 @@
 //! break a server get their own with `dedicated()`, stopped on `Drop`.
 //! Cluster-wide values are asserted for the test's own database only, so
 //! other tests' sessions cannot change them.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
