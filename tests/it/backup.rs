@@ -10,33 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// `pg_dump -F <format>` of `db` into `path`.
-fn pg_dump(port: u16, db: &str, format: &str, path: &Path) {
-    let out = Command::new(format!("{BIN}/pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-F",
-            format,
-            "-f",
-        ])
-        .arg(path)
-        .arg(db)
-        .output()
-        .expect("pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn size(p: &Path) -> f64 {
     std::fs::metadata(p).unwrap().len() as f64
 }
@@ -75,12 +48,12 @@ async fn dumps_are_counted_sized_and_verified() {
     let a = tmp.sub("a");
     let a_plain = a.join("backup_20261124_010000.sql");
     let a_custom = a.join("backup_20261125_010000");
-    pg_dump(pg.port, &db.name, "p", &a_plain);
-    pg_dump(pg.port, &db.name, "c", &a_custom);
+    pg.pg_dump(&db.name, "p", &a_plain);
+    pg.pg_dump(&db.name, "c", &a_custom);
     std::fs::write(a.join("notes.txt"), "not a backup: no glob matches").unwrap();
     // b: a plain dump only.
     let b = tmp.sub("b");
-    pg_dump(pg.port, &db.name, "p", &b.join("backup_20261125_020000.sql"));
+    pg.pg_dump(&db.name, "p", &b.join("backup_20261125_020000.sql"));
     // c: the custom dump truncated to half its size.
     let c = tmp.sub("c");
     let bytes = std::fs::read(&a_custom).unwrap();
@@ -96,9 +69,9 @@ async fn dumps_are_counted_sized_and_verified() {
     std::fs::write(e.join("backup_20261125_050000"), &newer).unwrap();
     // f: tar and directory formats, and a plain dump truncated (no trailer).
     let f = tmp.sub("f");
-    pg_dump(pg.port, &db.name, "t", &f.join("backup_20261125_060000.tar"));
+    pg.pg_dump(&db.name, "t", &f.join("backup_20261125_060000.tar"));
     let g = tmp.sub("g");
-    pg_dump(pg.port, &db.name, "d", &g.join("backup_20261125_070000"));
+    pg.pg_dump(&db.name, "d", &g.join("backup_20261125_070000"));
     let h = tmp.sub("h");
     let plain = std::fs::read(&a_plain).unwrap();
     std::fs::write(h.join("backup_20261125_080000.sql"), &plain[..plain.len() - 200]).unwrap();
@@ -267,7 +240,7 @@ async fn files_still_being_written_are_ignored() {
     let tmp = harness::Dir::new("minage");
     let dir = tmp.sub("d");
     let done = dir.join("backup_20261124_010000");
-    pg_dump(pg.port, &db.name, "c", &done);
+    pg.pg_dump(&db.name, "c", &done);
     let st = Command::new("touch")
         .args(["-d", "2 hours ago"])
         .arg(&done)
@@ -392,8 +365,8 @@ async fn unreadable_directory_reads_zero_and_others_are_unaffected() {
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let open = tmp.sub("open");
     let closed = tmp.sub("closed");
-    pg_dump(pg.port, &db.name, "c", &open.join("backup_20261125_010000"));
-    pg_dump(pg.port, &db.name, "c", &closed.join("backup_20261125_010000"));
+    pg.pg_dump(&db.name, "c", &open.join("backup_20261125_010000"));
+    pg.pg_dump(&db.name, "c", &closed.join("backup_20261125_010000"));
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
 

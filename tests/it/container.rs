@@ -12,7 +12,7 @@
 use crate::harness;
 use crate::harness::{repo, text};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -128,26 +128,6 @@ impl Drop for Container {
     }
 }
 
-/// `pg_dump -Fc` (PostgreSQL 15, on the host) of `db` into `path`.
-fn pg_dump(port: u16, db: &str, path: &Path) {
-    let out = Command::new("/usr/lib/postgresql/15/bin/pg_dump")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-Fc",
-            "-f",
-        ])
-        .arg(path)
-        .arg(db)
-        .output()
-        .expect("pg_dump");
-    assert!(out.status.success(), "pg_dump: {}", text(&out));
-}
-
 async fn scrape(addr: &str) -> Option<harness::Samples> {
     let r = reqwest::get(format!("http://{addr}/metrics")).await.ok()?;
     if r.status() != 200 {
@@ -215,7 +195,7 @@ async fn image_builds_runs_as_10001_is_healthy_and_verifies_a_backup() {
     .await;
     let dir = harness::Dir::new("container");
     let dump = dir.path().join("backup_20261201_020000.dump");
-    pg_dump(pg.port, &db.name, &dump);
+    pg.pg_dump(&db.name, "c", &dump);
     let _ = Command::new("chmod")
         .args(["-R", "a+rX"])
         .arg(dir.path())

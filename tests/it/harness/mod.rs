@@ -156,6 +156,18 @@ impl Cluster {
         assert!(st.success());
     }
 
+    /// `pg_dump -F <format>` (PostgreSQL 15's) of `db` into `path`.
+    pub fn pg_dump(&self, db: &str, format: &str, path: &std::path::Path) {
+        let out = Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args(["-F", format, "-f"])
+            .arg(path)
+            .arg(db)
+            .output()
+            .expect("pg_dump");
+        assert!(out.status.success(), "pg_dump: {}", text(&out));
+    }
+
     pub async fn client(&self, db: &str) -> Client {
         connect(&self.url(db)).await
     }
