@@ -77,7 +77,7 @@ async fn three_clusters_through_auth_modules() {
     let shared = harness::cluster();
     let shared_db = shared.fresh_db().await;
     let (tls, ca_file) = tls_cluster(&dir);
-    let scram = harness::scram_cluster(&password).await;
+    let scram = harness::password_cluster("scram-sha-256", &password).await;
     let (tls_a, tls_b, scram_only) = (
         format!("tls_a_{pid}"),
         format!("tls_b_{pid}"),

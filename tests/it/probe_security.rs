@@ -504,21 +504,7 @@ async fn a_server_error_with_a_newline_cannot_forge_a_log_line() {
 #[tokio::test]
 async fn a_real_server_asking_for_a_cleartext_password() {
     let secret = harness::unique_secret("clear");
-    let pg = harness::start_cluster(None, &[]);
-    let hba = format!("{}/data/pg_hba.conf", pg.dir);
-    let old = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(&hba, format!("host all mon 127.0.0.1/32 password\n{old}")).unwrap();
-    let admin = pg.client("postgres").await;
-    let create: String = admin
-        .query_one(
-            "SELECT format('CREATE ROLE mon LOGIN PASSWORD %L IN ROLE pg_monitor', $1::text)",
-            &[&secret],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    admin.batch_execute(&create).await.unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    let pg = harness::password_cluster("password", &secret).await;
     let dir = Dir::new("realclear");
     let allowed = format!("\"127.0.0.1:{}\"", pg.port);
     let e = exporter(

@@ -61,7 +61,7 @@ async fn password_file_works_and_the_password_never_shows() {
     let dir = Dir::new("pwfile");
     let pw_file = dir.write("password", &format!("{password}\n"), 0o600);
     let wrong_file = dir.write("wrong", &format!("{wrong}\n"), 0o600);
-    let pg = harness::scram_cluster(&password).await;
+    let pg = harness::password_cluster("scram-sha-256", &password).await;
     let db = pg.fresh_db().await;
     let url = format!("postgresql://mon@127.0.0.1:{}/{}", pg.port, db.name);
     let base = [
@@ -389,7 +389,7 @@ async fn odd_password_file_contents_never_show() {
     let dir = Dir::new("oddpw");
     let odd = format!("It's {password}' bogus=1 \\x \"q\"");
     let odd_file = dir.write("odd", &format!("{odd}\n"), 0o600);
-    let pg = harness::scram_cluster(&password).await;
+    let pg = harness::password_cluster("scram-sha-256", &password).await;
     let db = pg.fresh_db().await;
     let url = format!("postgresql://mon@127.0.0.1:{}/{}", pg.port, db.name);
     let config = dir.write(

@@ -514,12 +514,13 @@ pub fn unique_secret(tag: &str) -> String {
 }
 
 /// A cluster of the test's own where role `mon` (pg_monitor) must log in
-/// with SCRAM and `password`.
-pub async fn scram_cluster(password: &str) -> Cluster {
+/// with `password` by the pg_hba.conf `method` (`scram-sha-256`, or
+/// `password` for cleartext).
+pub async fn password_cluster(method: &str, password: &str) -> Cluster {
     let pg = start_cluster(None, &["password_encryption = 'scram-sha-256'"]);
     let hba = format!("{}/data/pg_hba.conf", pg.dir);
     let old = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(&hba, format!("host all mon 127.0.0.1/32 scram-sha-256\n{old}")).unwrap();
+    std::fs::write(&hba, format!("host all mon 127.0.0.1/32 {method}\n{old}")).unwrap();
     let admin = pg.client("postgres").await;
     // CREATE ROLE takes no parameters: let the server quote the literal.
     let create: String = admin
