@@ -6,6 +6,10 @@
 //! break a server get their own with `dedicated()`, stopped on `Drop`.
 //! Cluster-wide values are asserted for the test's own database only, so
 //! other tests' sessions cannot change them.
+//!
+//! Beside this file: `samples` (the exposition parser), `dir` (temporary
+//! directories), `prometheus` (a real Prometheus server), `tools` (the
+//! repository and the command-line tools run in it).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
