@@ -5,9 +5,9 @@
 #   docker build -t pgmaint-exporter --build-arg PGMAINT_REVISION="$(git rev-parse --short=12 HEAD)" .
 #   docker run -e PGMAINT_DATABASE_URL=postgresql://pgmaint@db:5432/postgres -p 9188:9188 pgmaint-exporter
 #
-# CI builds this file unchanged and runs the image (tests/container.rs, against
+# CI builds this file unchanged and runs the image (tests/it/container.rs, against
 # local stand-ins for the three base images: scripts/container-bases.sh, a test
-# aid); `hadolint Dockerfile` lints it (tests/packaging.rs). See docs/deployment.md.
+# aid); `hadolint Dockerfile` lints it (tests/it/packaging.rs). See docs/deployment.md.
 
 # ---- PostgreSQL 18 client binaries (official image, same Debian release) ----
 FROM postgres:18-bookworm AS pgclient

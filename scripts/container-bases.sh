@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TEST AID, not a way to build release images: makes local stand-ins for the
 # three base images the Dockerfile names, on a machine that can reach Debian's
-# package mirror but no container registry, so tests/container.rs can build
+# package mirror but no container registry, so tests/it/container.rs can build
 # the real Dockerfile unchanged with the legacy builder (DOCKER_BUILDKIT=0).
 #
 #   debian:bookworm-slim  `debootstrap --variant=minbase bookworm` (a bit larger

@@ -2,7 +2,7 @@
 # Generates deploy/kubernetes/prometheusrule.yaml (a prometheus-operator
 # PrometheusRule) from alerts/pgmaint.rules.yml, and sets the base of every
 # alert's runbook_url in both files. Never edit the output by hand: change the
-# rules file and run this again; tests/kubernetes.rs fails when the two are
+# rules file and run this again; tests/it/kubernetes.rs fails when the two are
 # out of sync.
 #
 #   scripts/gen-prometheusrule.sh [OUT]   (default deploy/kubernetes/prometheusrule.yaml; - for stdout)

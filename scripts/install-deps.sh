@@ -32,11 +32,11 @@ test_apt=(
     "pgrep procps"         # tests find and signal processes
     "docker-compose docker-compose" # v1: validates docker-compose.yml offline
     "yamllint yamllint"
-    "chromium chromium"    # headless browser test of /report (tests/report.rs)
+    "chromium chromium"    # headless browser test of /report (tests/it/report.rs)
     "npm npm"              # PostgreSQL 14, 16, 17, 18 for the version matrix (scripts/pg-versions.sh)
-    "dockerd docker.io"    # tests/container.rs builds and runs the image
+    "dockerd docker.io"    # tests/it/container.rs builds and runs the image
     "debootstrap debootstrap" # its stand-in base images (scripts/container-bases.sh)
-    "/usr/lib/postgresql/15/bin/pg_repack postgresql-15-repack" # the report's online bloat fix, run by tests/report.rs
+    "/usr/lib/postgresql/15/bin/pg_repack postgresql-15-repack" # the report's online bloat fix, run by tests/it/report.rs
 )
 # "command  PyPI package"
 test_pip=(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PostgreSQL server builds for the version-matrix test (tests/versions.rs).
+# PostgreSQL server builds for the version-matrix test (tests/it/versions.rs).
 #
 #   scripts/pg-versions.sh   → installs the pinned versions (once; re-used),
 #                              prints "MAJOR BINDIR" per version

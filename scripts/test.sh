@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 cargo build --all-targets --quiet
-# PostgreSQL 14, 16, 17, 18 for the version matrix (tests/versions.rs);
+# PostgreSQL 14, 16, 17, 18 for the version matrix (tests/it/versions.rs);
 # installed once, then cached.
 scripts/pg-versions.sh >/dev/null
 read -r dir port < <(scripts/pgcluster.sh start)

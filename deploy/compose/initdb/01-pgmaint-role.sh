@@ -2,7 +2,7 @@
 # The exporter's role: LOGIN, member of pg_monitor, nothing else (not a
 # superuser). Its password is the compose secret `pgmaint_password`, which the
 # exporter reads through PGMAINT_DATABASE_PASSWORD_FILE. Run once by the
-# postgres image's entrypoint, on an empty data directory (tests/packaging.rs
+# postgres image's entrypoint, on an empty data directory (tests/it/packaging.rs
 # runs it against a test cluster, with PGMAINT_PASSWORD_FILE pointing elsewhere).
 set -euo pipefail
 password=$(tr -d '\n' <"${PGMAINT_PASSWORD_FILE:-/run/secrets/pgmaint_password}")

@@ -1,0 +1,185 @@
+//! Per-database fan-out under the connection cap: every database gets its
+//! collectors, and the exporter never holds more connections than allowed.
+
+use crate::harness;
+
+#[tokio::test]
+async fn many_databases_share_a_small_connection_cap() {
+    let pg = harness::cluster();
+    let mut dbs = Vec::new();
+    for _ in 0..5 {
+        let db = pg.fresh_db().await;
+        db.batch("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);")
+            .await;
+        dbs.push(db);
+    }
+    let names: Vec<String> = dbs.iter().map(|d| d.name.clone()).collect();
+    let include = names.join(",");
+    let exporter = pg
+        .spawn_exporter(
+            &names[0],
+            &[
+                ("PGMAINT_INCLUDE_DATABASES", &include),
+                ("PGMAINT_MAX_CONNECTIONS", "2"),
+            ],
+        )
+        .await;
+    let observer = pg.client("postgres").await;
+    for _ in 0..3 {
+        let m = exporter.scrape().await;
+        assert_eq!(m.value("pgmaint_exporter_databases", &[]), Some(5.0));
+        for name in &names {
+            assert_eq!(
+                m.value(
+                    "pg_scrape_collector_success",
+                    &[("collector", "tables"), ("datname", name)]
+                ),
+                Some(1.0),
+                "tables in {name}: {}",
+                exporter.logs()
+            );
+        }
+        let open = m.value("pgmaint_exporter_connections_open", &[]).unwrap();
+        assert!((1.0..=2.0).contains(&open), "open connections {open}");
+        let on_server: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE application_name = 'pgmaint-exporter' AND datname = ANY($1)",
+                &[&names],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(on_server <= 2, "{on_server} exporter sessions on the server");
+    }
+}
+
+#[tokio::test]
+async fn a_query_several_collectors_need_runs_once_per_scrape() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch("CREATE EXTENSION pg_stat_statements; CREATE TABLE t (id int PRIMARY KEY);")
+        .await;
+    // tables and indexes both need the shared table selection (bloat does
+    // too, but refreshes on its own schedule, off the scrape path).
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables,indexes")])
+        .await;
+    let m = exporter.scrape().await;
+    for c in ["tables", "indexes"] {
+        assert_eq!(
+            m.value(
+                "pg_scrape_collector_success",
+                &[("collector", c), ("datname", &db.name)]
+            ),
+            Some(1.0)
+        );
+    }
+    let calls: i64 = db
+        .client
+        .query_one(
+            "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+              WHERE d.datname = current_database() AND s.query LIKE '%AS ins_scale%has_allfrozen%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(calls, 1, "the selection query ran {calls} times in one scrape");
+}
+
+#[tokio::test]
+async fn cached_collectors_are_served_from_cache_and_refreshed_in_the_background() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off);
+         INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;",
+    )
+    .await;
+    db.batch("VACUUM ANALYZE big").await;
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "bloat"),
+                ("PGMAINT_BLOAT_CACHE_SECONDS", "3"),
+            ],
+        )
+        .await;
+    let ratio = |m: &harness::Samples| m.value("pg_table_bloat_ratio", &[("relname", "big")]);
+    let first = exporter.scrape().await;
+    let before = ratio(&first).expect("first result arrives within the grace period");
+    assert!(before < 0.05, "fresh table reads {before}");
+
+    db.batch("DELETE FROM big WHERE id % 10 < 6").await;
+    db.batch("VACUUM ANALYZE big").await;
+    let cached = exporter.scrape().await;
+    assert_eq!(ratio(&cached), Some(before), "served from cache");
+    let d = [("collector", "bloat"), ("datname", db.name.as_str())];
+    assert_eq!(
+        cached.value("pg_scrape_collector_duration_seconds", &d),
+        Some(0.0)
+    );
+    assert_eq!(cached.value("pg_scrape_collector_success", &d), Some(1.0));
+
+    // Once stale, a scrape triggers a background refresh; a later one sees it.
+    let after = harness::eventually(std::time::Duration::from_secs(15), || async {
+        ratio(&exporter.scrape().await).filter(|r| *r > 0.4)
+    })
+    .await;
+    assert!(after < 0.8, "{after}");
+    assert!(exporter.logs().contains("background refresh done"));
+}
+
+/// Database discovery gets the scrape deadline like every other step: with
+/// pg_database locked (on a cluster of the test's own, so no other test
+/// waits on the lock) and lock and statement timeouts far away, the scrape
+/// still answers at PGMAINT_SCRAPE_TIMEOUT, with pg_up 1 and the databases
+/// found before.
+#[tokio::test]
+async fn a_hung_discovery_ends_at_the_scrape_deadline() {
+    use std::time::{Duration, Instant};
+    let pg = harness::dedicated();
+    let exporter = pg
+        .spawn_exporter(
+            "postgres",
+            &[
+                ("PGMAINT_SCRAPE_TIMEOUT", "2s"),
+                ("PGMAINT_STATEMENT_TIMEOUT", "60s"),
+                ("PGMAINT_LOCK_TIMEOUT", "60s"),
+                ("PGMAINT_DATABASE_REFRESH_INTERVAL", "0s"),
+                ("PGMAINT_COLLECTORS", "activity,tables"),
+            ],
+        )
+        .await;
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("pg_up", &[]), Some(1.0), "{}", exporter.logs());
+    assert_eq!(m.value("pgmaint_exporter_databases", &[]), Some(1.0));
+
+    let locker = pg.client("postgres").await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE pg_database IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let scrape = tokio::time::timeout(Duration::from_secs(20), exporter.scrape()).await;
+    let took = started.elapsed();
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let m =
+        scrape.unwrap_or_else(|_| panic!("no answer in 20 s with pg_database locked: {}", exporter.logs()));
+    assert!(
+        took < Duration::from_secs(5),
+        "the scrape took {took:?}, past its 2 s deadline: {}",
+        exporter.logs()
+    );
+    assert_eq!(m.value("pg_up", &[]), Some(1.0), "{}", exporter.logs());
+    assert_eq!(m.value("pgmaint_exporter_databases", &[]), Some(1.0));
+    assert!(
+        exporter
+            .logs()
+            .contains("database discovery did not answer before the scrape deadline"),
+        "{}",
+        exporter.logs()
+    );
+}
