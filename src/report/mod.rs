@@ -14,6 +14,8 @@
 
 pub mod findings;
 pub mod html;
+pub mod rules;
+pub mod text;
 pub mod thresholds;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
