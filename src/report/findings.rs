@@ -1,17 +1,21 @@
 //! Findings: the snapshot's samples turned into things to do.
 //!
-//! Each rule reads exported families (and the report-only details of
-//! `activity` and `indexes`), compares them with `thresholds.rs` and writes
-//! the command that fixes the object, identifiers quoted with `quote_ident`.
-//! Nothing here touches the database.
+//! The rules (`rules/<kind>.rs`) are tables of [`Rule`]s: the family a rule
+//! walks, the finding's fixed parts (kind, alert, why) and a `check` that
+//! looks at one sample — comparing it with `thresholds.rs` and the other
+//! families of the same object through [`Ctx`] — and returns the variable
+//! parts ([`Draft`]: severity, title, evidence, the commands that fix the
+//! object, identifiers quoted with `quote_ident`), or `None`. [`all`] walks
+//! every table. Nothing here touches the database.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::rules::{backup, bloat, indexes, replication, sequences, sessions, tables, wal, xid};
 use super::text::shell;
 pub use super::text::{bytes, count, duration, literal, qualified, runbook};
-use super::{cache_ttl, unix, Command, Evidence, Finding, Object, Severity};
+use super::{cached_up_to, unix, Command, Evidence, Finding, Object, Severity};
 use crate::config::Config;
+use crate::metrics::{Family, FamilySamples};
 use crate::scrape::{Run, Snapshot};
 
 /// One sample with its label names and the run that produced it.
@@ -42,97 +46,127 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Every sample (or report detail) of one family, across all runs.
-pub fn rows<'a>(snap: &'a Snapshot, family: &str) -> Vec<Row<'a>> {
-    let mut out = Vec::new();
-    for run in &snap.runs {
-        for fs in run.sink.families.iter().chain(&run.sink.details) {
-            if fs.family.name != family {
-                continue;
+/// A family's rows keyed by their first label values: families of one object
+/// kind share the label order, so the keys join.
+type Keyed<'a> = HashMap<&'a [String], Row<'a>>;
+
+/// What a rule's check reads: the snapshot indexed by family, the settings,
+/// and the time of the report.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    /// The report's time (unix seconds).
+    pub now: f64,
+    /// Each family's samples (and report details) per run, in run order.
+    parts: HashMap<&'static str, Vec<(&'a Run, &'a FamilySamples)>>,
+    /// `(family, key length)` → rows by key, built on first use.
+    keyed: RefCell<HashMap<(&'static str, usize), Keyed<'a>>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(snap: &'a Snapshot, config: &'a Config, now: f64) -> Ctx<'a> {
+        let mut parts: HashMap<&'static str, Vec<_>> = HashMap::new();
+        for run in &snap.runs {
+            for fs in run.sink.families.iter().chain(&run.sink.details) {
+                parts.entry(fs.family.name).or_default().push((run, fs));
             }
-            out.extend(fs.samples.iter().map(|s| Row {
-                names: fs.family.labels,
-                labels: &s.labels,
-                value: s.value,
-                run,
-            }));
+        }
+        Ctx {
+            config,
+            now,
+            parts,
+            keyed: RefCell::new(HashMap::new()),
         }
     }
-    out
-}
 
-/// A family's values keyed by their label values (all families of one object
-/// kind share the label order, so the keys join).
-pub(crate) fn by_labels<'a>(snap: &'a Snapshot, family: &str) -> HashMap<&'a [String], f64> {
-    rows(snap, family)
-        .into_iter()
-        .map(|r| (r.labels, r.value))
-        .collect()
-}
+    /// Every sample (or report detail) of one family, across all runs.
+    pub fn rows(&self, family: &Family) -> Vec<Row<'a>> {
+        let parts = self.parts.get(family.name).map(Vec::as_slice).unwrap_or(&[]);
+        parts
+            .iter()
+            .flat_map(|(run, fs)| {
+                fs.samples.iter().map(|s| Row {
+                    names: fs.family.labels,
+                    labels: &s.labels,
+                    value: s.value,
+                    run,
+                })
+            })
+            .collect()
+    }
 
-/// The single value of a family without labels.
-pub(crate) fn scalar(snap: &Snapshot, family: &str) -> Option<f64> {
-    rows(snap, family).first().map(|r| r.value)
-}
-
-/// Builds findings with the collection time of the run behind them.
-pub(crate) struct Out<'a> {
-    pub(crate) config: &'a Config,
-    pub(crate) now: f64,
-    taken: f64,
-    list: Vec<Finding>,
-}
-
-pub(crate) struct New {
-    pub(crate) kind: &'static str,
-    pub(crate) severity: Severity,
-    pub(crate) title: String,
-    pub(crate) object: Object,
-    pub(crate) evidence: Vec<Evidence>,
-    pub(crate) why: &'static str,
-    pub(crate) fix: Vec<Command>,
-    pub(crate) caution: Option<String>,
-    pub(crate) alert: &'static str,
-}
-
-impl Out<'_> {
-    fn push(&mut self, collector: &'static str, from_cache: bool, n: New) {
-        let cached = if from_cache {
-            cache_ttl(self.config, collector)
-        } else {
-            0.0
-        };
-        self.list.push(Finding {
-            kind: n.kind,
-            severity: n.severity,
-            title: n.title,
-            object: n.object,
-            evidence: n.evidence,
-            why: n.why.to_string(),
-            fix: n.fix,
-            fallback: vec![],
-            on_primary: vec![],
-            blocks: 0,
-            caution: n.caution,
-            runbook: runbook(n.alert),
-            collector,
-            collected_at: self.taken,
-            data_age_seconds: (self.now - self.taken).max(0.0),
-            cached_up_to_seconds: cached,
+    /// The row of `family` whose first labels are `key` (the last one if
+    /// several are).
+    pub fn find(&self, family: &Family, key: &[String]) -> Option<Row<'a>> {
+        let mut keyed = self.keyed.borrow_mut();
+        let map = keyed.entry((family.name, key.len())).or_insert_with(|| {
+            self.rows(family)
+                .into_iter()
+                .filter(|r| r.labels.len() >= key.len())
+                .map(|r| (&r.labels[..key.len()], r))
+                .collect()
         });
+        map.get(key).copied()
     }
-    pub(crate) fn push_row(&mut self, row: &Row, n: New) {
-        self.push(row.run.collector, row.run.duration.is_zero(), n);
+
+    /// The value of `family` for the object with these label values.
+    pub fn get(&self, family: &Family, labels: &[String]) -> Option<f64> {
+        self.find(family, labels).map(|r| r.value)
     }
-    /// Gives the finding pushed last its fallback commands.
-    pub(crate) fn fallback(&mut self, commands: Vec<Command>) {
-        if let Some(f) = self.list.last_mut() {
-            f.fallback = commands;
+
+    /// The single value of a family without labels.
+    pub fn scalar(&self, family: &Family) -> Option<f64> {
+        self.rows(family).first().map(|r| r.value)
+    }
+}
+
+/// One rule of the report: the family it walks and the fixed parts of its
+/// findings; `check` decides, per sample, whether there is one.
+pub struct Rule {
+    /// Stable identifier of the finding (docs/report.md lists them).
+    pub kind: &'static str,
+    /// The family whose samples the rule walks, at most one finding each.
+    pub family: &'static Family,
+    /// The alert whose runbook section the finding links to…
+    pub alert: &'static str,
+    /// …or this one when the finding is critical.
+    pub critical_alert: Option<&'static str>,
+    /// Why the finding matters (unless the check gives its own).
+    pub why: &'static str,
+    /// The variable parts of the finding about one sample, `None` if fine.
+    pub check: fn(&Ctx, &Row) -> Option<Draft>,
+}
+
+/// What a check says about one sample; the rule supplies the rest.
+pub struct Draft {
+    pub severity: Severity,
+    pub title: String,
+    pub object: Object,
+    pub evidence: Vec<Evidence>,
+    pub fix: Vec<Command>,
+    /// See `Finding::fallback`.
+    pub fallback: Vec<Command>,
+    pub caution: Option<String>,
+    /// Replaces the rule's `why` for a variant of the finding.
+    pub why: Option<&'static str>,
+}
+
+impl Draft {
+    /// A finding without evidence, commands or caution yet.
+    pub fn new(severity: Severity, title: impl Into<String>, object: Object) -> Draft {
+        Draft {
+            severity,
+            title: title.into(),
+            object,
+            evidence: vec![],
+            fix: vec![],
+            fallback: vec![],
+            caution: None,
+            why: None,
         }
     }
 }
 
-pub(crate) fn table_object(r: &Row) -> Object {
+pub fn table_object(r: &Row) -> Object {
     Object {
         datname: Some(r.l("datname").to_string()),
         schemaname: Some(r.l("schemaname").to_string()),
@@ -141,7 +175,7 @@ pub(crate) fn table_object(r: &Row) -> Object {
     }
 }
 
-pub(crate) fn index_object(r: &Row) -> Object {
+pub fn index_object(r: &Row) -> Object {
     Object {
         indexrelname: Some(r.l("indexrelname").to_string()),
         ..table_object(r)
@@ -150,41 +184,50 @@ pub(crate) fn index_object(r: &Row) -> Object {
 
 /// Every finding in the snapshot, unsorted and unfiltered.
 pub fn all(snap: &Snapshot, config: &Config, now: f64) -> Vec<Finding> {
-    let mut out = Out {
-        config,
-        now,
-        taken: unix(snap.taken_at),
-        list: Vec::new(),
+    let taken = unix(snap.taken_at);
+    let finding = |kind, alert, why: &str, collector, cached, d: Draft| Finding {
+        kind,
+        severity: d.severity,
+        title: d.title,
+        object: d.object,
+        evidence: d.evidence,
+        why: d.why.unwrap_or(why).to_string(),
+        fix: d.fix,
+        fallback: d.fallback,
+        on_primary: vec![],
+        blocks: 0,
+        caution: d.caution,
+        runbook: runbook(alert),
+        collector,
+        collected_at: taken,
+        data_age_seconds: (now - taken).max(0.0),
+        cached_up_to_seconds: cached,
     };
     if !snap.up {
-        out.push(
-            "",
-            false,
-            New {
-                kind: "postgres_down",
-                severity: Severity::Critical,
-                title: "PostgreSQL does not answer the exporter".into(),
-                object: Object::default(),
-                evidence: vec![],
-                why: "No other part of this report can be checked while the server is unreachable.",
-                fix: vec![shell("pg_isready -h <host> -p <port>".into())],
-                caution: Some("The exporter log says why the connection failed.".into()),
-                alert: "PostgresDown",
-            },
+        let mut down = Draft::new(
+            Severity::Critical,
+            "PostgreSQL does not answer the exporter",
+            Object::default(),
         );
-        return out.list;
+        down.fix = vec![shell("pg_isready -h <host> -p <port>".into())];
+        down.caution = Some("The exporter log says why the connection failed.".into());
+        let why = "No other part of this report can be checked while the server is unreachable.";
+        return vec![finding("postgres_down", "PostgresDown", why, "", 0.0, down)];
     }
-    tables::tables(snap, &mut out);
-    xid::wraparound(snap, &mut out);
-    indexes::indexes(snap, &mut out);
-    bloat::bloat(snap, &mut out);
-    sessions::sessions(snap, &mut out);
-    sessions::connections(snap, &mut out);
-    backup::backups(snap, &mut out);
-    wal::archiving(snap, &mut out);
-    replication::slots(snap, &mut out);
-    sessions::prepared(snap, &mut out);
-    xid::multixact(snap, &mut out);
-    sequences::sequences(snap, &mut out);
-    out.list
+    let ctx = Ctx::new(snap, config, now);
+    let mut list = Vec::new();
+    for rule in super::rules::ALL.iter().flat_map(|rules| rules.iter()) {
+        for row in ctx.rows(rule.family) {
+            let Some(d) = (rule.check)(&ctx, &row) else {
+                continue;
+            };
+            let alert = match rule.critical_alert {
+                Some(a) if d.severity == Severity::Critical => a,
+                _ => rule.alert,
+            };
+            let cached = cached_up_to(row.run, config);
+            list.push(finding(rule.kind, alert, rule.why, row.run.collector, cached, d));
+        }
+    }
+    list
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::collectors;
 use crate::config::Config;
-use crate::scrape::Snapshot;
+use crate::scrape::{Run, Snapshot};
 use crate::server::{scrape_timeout, AppState};
 
 /// Version of the JSON layout; raised on any incompatible change.
@@ -257,6 +257,16 @@ pub fn cache_ttl(config: &Config, collector: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How much older than the scrape a run's data may be: its collector's cache
+/// TTL when the run was served from cache, else 0.
+pub fn cached_up_to(run: &Run, config: &Config) -> f64 {
+    if run.duration.is_zero() {
+        cache_ttl(config, run.collector)
+    } else {
+        0.0
+    }
+}
+
 /// Builds the report from a snapshot, as of `now` (unix seconds).
 pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Report {
     let taken = unix(snap.taken_at);
@@ -296,11 +306,7 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
             datname: r.datname.clone(),
             success: r.success,
             collected_at: taken,
-            cached_up_to_seconds: if r.duration.is_zero() {
-                cache_ttl(config, r.collector)
-            } else {
-                0.0
-            },
+            cached_up_to_seconds: cached_up_to(r, config),
         })
         .collect();
     parts.sort_by(|a, b| (&a.datname, a.collector).cmp(&(&b.datname, b.collector)));
