@@ -354,7 +354,8 @@ async fn an_idle_transaction_ranks_before_the_dead_tuples_it_keeps() {
         .await;
     let r = harness::eventually(Duration::from_secs(60), || async {
         let r = report(&exporter, &db.name).await;
-        (position(&r, "idle_in_transaction").is_some()
+        // This session's finding, not another test's idle session.
+        (find(&r, "idle_in_transaction", &[("pid", Value::from(idle_pid))]).is_some()
             && position(&r, "vacuum_needed_autovacuum_off").is_some())
         .then_some(r)
     })
