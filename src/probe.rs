@@ -679,7 +679,7 @@ pub async fn handle(probes: Arc<Probes>, params: Vec<(String, String)>, headers:
     let expo = app.shared_scrape(arrived, timeout).await;
     drop(app);
     probes.touch(&key);
-    crate::server::exposition_response(expo)
+    crate::server::exposition_response(Arc::clone(&expo.expo))
 }
 
 fn request(probes: &Arc<Probes>, params: Vec<(String, String)>) -> Result<(Key, AppState), ProbeError> {

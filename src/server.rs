@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
-use crate::scrape::{Exposition, Scraper};
+use crate::metrics::Exposition;
+use crate::scrape::{Scraped, Scraper};
 use crate::web_config;
 
 /// Time kept back from Prometheus' own scrape timeout for encoding and transfer.
@@ -104,7 +105,7 @@ impl App {
     /// two Prometheus replicas or a burst of clients never multiply the load
     /// on the database. A request whose deadline passes while waiting gets
     /// the latest result there is.
-    pub async fn shared_scrape(&self, arrived: Instant, timeout: Duration) -> Arc<Exposition> {
+    pub async fn shared_scrape(&self, arrived: Instant, timeout: Duration) -> Arc<Scraped> {
         let deadline = arrived + timeout;
         let reusable = |latest: &Option<Latest>| {
             latest.as_ref().and_then(|l| {
@@ -131,7 +132,7 @@ impl App {
             .await
     }
 
-    async fn scrape_now(&self, timeout: Duration) -> Arc<Exposition> {
+    async fn scrape_now(&self, timeout: Duration) -> Arc<Scraped> {
         let started = Instant::now();
         let snap = self.scraper.scrape(timeout).await;
         self.scrapes.inc();
@@ -145,12 +146,13 @@ impl App {
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default();
         let up = snap.up;
-        let expo = Arc::new(Exposition::new(
-            snap,
+        let expo = Arc::new(crate::scrape::exposition(
+            &snap,
             self.scraper.config(),
             self.scraper.pools().open_connections(),
             tail,
         ));
+        let expo = Arc::new(Scraped { snap, expo });
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), up, "scrape done");
         // Dropping the previous scrape here, before anyone encodes this one,
         // keeps at most two scrapes' samples alive.
@@ -165,7 +167,7 @@ impl App {
 /// The most recent scrape.
 struct Latest {
     finished: Instant,
-    expo: Arc<Exposition>,
+    expo: Arc<Scraped>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -251,8 +253,8 @@ pub fn timeout_from_header(configured: Duration, value: &str) -> Duration {
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let arrived = Instant::now();
     let timeout = scrape_timeout(app.scraper.config().scrape_timeout, &headers);
-    let expo = app.shared_scrape(arrived, timeout).await;
-    exposition_response(expo)
+    let scraped = app.shared_scrape(arrived, timeout).await;
+    exposition_response(Arc::clone(&scraped.expo))
 }
 
 /// The HTTP answer for a finished scrape (`/metrics` and `/probe`): a small

@@ -3,7 +3,7 @@
 
 use super::RUNBOOK;
 use super::{Command, Evidence};
-use crate::scrape::quote_ident;
+use crate::keywords::quote_ident;
 
 /// `"schema"."name"`, each part quoted only where PostgreSQL needs it.
 pub fn qualified(schema: &str, name: &str) -> String {

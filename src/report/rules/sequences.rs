@@ -7,7 +7,7 @@ use super::super::text::{ev, qualified, sql};
 use super::super::thresholds as t;
 use super::super::{Object, Severity};
 use crate::collectors::sequences::{COLUMN_USED, LAST_VALUE, MAX_VALUE, USED};
-use crate::scrape::quote_ident;
+use crate::keywords::quote_ident;
 
 pub static RULES: &[Rule] = &[
     Rule {
