@@ -225,7 +225,7 @@ pub fn all(snap: &Snapshot, config: &Config, now: f64) -> Vec<Finding> {
                 Some(a) if d.severity == Severity::Critical => a,
                 _ => rule.alert,
             };
-            let cached = cached_up_to(row.run, config);
+            let cached = cached_up_to(row.run);
             list.push(finding(rule.kind, alert, rule.why, row.run.collector, cached, d));
         }
     }

@@ -25,7 +25,6 @@ use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::collectors;
 use crate::config::Config;
 use crate::scrape::{Run, Snapshot};
 use crate::server::{scrape_timeout, AppState};
@@ -170,7 +169,7 @@ pub struct Finding {
     pub collected_at: f64,
     /// Seconds between `collected_at` and the report.
     pub data_age_seconds: f64,
-    /// For cached collectors (sizes, bloat): the data may be up to this much
+    /// For cached collectors (sizes, bloat, custom queries): the data may be up to this much
     /// older than `collected_at`; 0 when read in that scrape.
     pub cached_up_to_seconds: f64,
 }
@@ -248,20 +247,11 @@ pub fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// How long a collector's result may be served from cache (0: never).
-pub fn cache_ttl(config: &Config, collector: &str) -> f64 {
-    collectors::ALL
-        .iter()
-        .find(|c| c.name() == collector)
-        .map(|c| c.cache_ttl(config).as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// How much older than the scrape a run's data may be: its collector's cache
-/// TTL when the run was served from cache, else 0.
-pub fn cached_up_to(run: &Run, config: &Config) -> f64 {
-    if run.duration.is_zero() {
-        cache_ttl(config, run.collector)
+/// TTL (custom queries' too) when the run was served from cache, else 0.
+pub fn cached_up_to(run: &Run) -> f64 {
+    if run.from_cache {
+        run.cache_ttl.as_secs_f64()
     } else {
         0.0
     }
@@ -306,7 +296,7 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
             datname: r.datname.clone(),
             success: r.success,
             collected_at: taken,
-            cached_up_to_seconds: cached_up_to(r, config),
+            cached_up_to_seconds: cached_up_to(r),
         })
         .collect();
     parts.sort_by(|a, b| (&a.datname, a.collector).cmp(&(&b.datname, b.collector)));
