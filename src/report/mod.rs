@@ -9,8 +9,13 @@
 //! beyond one normal scrape, and it runs no SQL of its own. Thresholds are the
 //! alert rules' defaults (`thresholds.rs`). Schema: docs/report.md.
 //!
-//! Layout: `findings.rs` turns a snapshot into findings, `html.rs` renders
-//! them, `thresholds.rs` holds the numbers.
+//! Layout: `rules/<kind>.rs` are tables of rules (family, check, finding
+//! template) that the engine in `findings.rs` walks over a snapshot;
+//! `text.rs` quotes identifiers and writes numbers for people; `rank.rs`
+//! orders the findings, root causes first; `standby.rs` moves writes to
+//! "on the primary"; `html.rs` renders the page; `thresholds.rs` holds the
+//! numbers (the alert rules' defaults). A new rule is a `Rule` in the table
+//! of its kind, plus its kind in docs/report.md.
 
 pub mod findings;
 pub mod html;
