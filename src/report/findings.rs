@@ -58,8 +58,9 @@ pub struct Ctx<'a> {
     pub now: f64,
     /// Each family's samples (and report details) per run, in run order.
     parts: HashMap<&'static str, Vec<(&'a Run, &'a FamilySamples)>>,
-    /// `(family, key length)` → rows by key, built on first use.
-    keyed: RefCell<HashMap<(&'static str, usize), Keyed<'a>>>,
+    /// `(family's address, key length)` → rows by key, built on first use
+    /// (the address: cheaper to hash than the name, on every lookup).
+    keyed: RefCell<HashMap<(usize, usize), Keyed<'a>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -79,28 +80,25 @@ impl<'a> Ctx<'a> {
     }
 
     /// Every sample (or report detail) of one family, across all runs.
-    pub fn rows(&self, family: &Family) -> Vec<Row<'a>> {
+    pub fn rows(&self, family: &Family) -> impl Iterator<Item = Row<'a>> + '_ {
         let parts = self.parts.get(family.name).map(Vec::as_slice).unwrap_or(&[]);
-        parts
-            .iter()
-            .flat_map(|(run, fs)| {
-                fs.samples.iter().map(|s| Row {
-                    names: fs.family.labels,
-                    labels: &s.labels,
-                    value: s.value,
-                    run,
-                })
+        parts.iter().flat_map(|&(run, fs)| {
+            fs.samples.iter().map(move |s| Row {
+                names: fs.family.labels,
+                labels: &s.labels,
+                value: s.value,
+                run,
             })
-            .collect()
+        })
     }
 
     /// The row of `family` whose first labels are `key` (the last one if
     /// several are).
     pub fn find(&self, family: &Family, key: &[String]) -> Option<Row<'a>> {
         let mut keyed = self.keyed.borrow_mut();
-        let map = keyed.entry((family.name, key.len())).or_insert_with(|| {
+        let id = std::ptr::from_ref(family) as usize;
+        let map = keyed.entry((id, key.len())).or_insert_with(|| {
             self.rows(family)
-                .into_iter()
                 .filter(|r| r.labels.len() >= key.len())
                 .map(|r| (&r.labels[..key.len()], r))
                 .collect()
@@ -115,7 +113,7 @@ impl<'a> Ctx<'a> {
 
     /// The single value of a family without labels.
     pub fn scalar(&self, family: &Family) -> Option<f64> {
-        self.rows(family).first().map(|r| r.value)
+        self.rows(family).next().map(|r| r.value)
     }
 }
 

@@ -281,7 +281,6 @@ fn unused(c: &Ctx, r: &Row) -> Option<Draft> {
     // queries they served may use this one, so it is judged again later.
     let twins: Vec<&str> = c
         .rows(&DUPLICATE_OF)
-        .into_iter()
         .filter(|d| {
             (d.l("datname"), d.l("schemaname"), d.l("relname"), d.l("kept"))
                 == (
@@ -296,9 +295,8 @@ fn unused(c: &Ctx, r: &Row) -> Option<Draft> {
     let bytes_ = c.get(&INDEX_BYTES, r.labels);
     let since = c
         .rows(&STATS_RESET)
-        .into_iter()
-        .rev()
-        .find(|s| s.l("datname") == r.l("datname"))
+        .filter(|s| s.l("datname") == r.l("datname"))
+        .last()
         .map(|s| s.value);
     let stats_old = since.is_none_or_old(c.now);
     let big = bytes_.is_some_and(|b| b > t::UNUSED_INDEX_MIN_BYTES);

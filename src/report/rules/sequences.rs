@@ -50,9 +50,8 @@ fn integer_type(last_value: Option<f64>, ratio: f64) -> &'static str {
 /// family names the sequence only): the one in the table's schema, else the
 /// only one of that name in the database.
 fn schema_of(c: &Ctx, db: &str, seq: &str, table_schema: &str) -> (String, Option<f64>) {
-    let seqs = c.rows(&LAST_VALUE);
-    let same: Vec<&Row> = seqs
-        .iter()
+    let same: Vec<Row> = c
+        .rows(&LAST_VALUE)
         .filter(|s| s.l("datname") == db && s.l("sequencename") == seq)
         .collect();
     let pick = same
@@ -142,10 +141,10 @@ fn sequence(c: &Ctx, r: &Row) -> Option<Draft> {
     }
     let (db, schema, seq) = (r.l("datname"), r.l("schemaname"), r.l("sequencename"));
     // Planned with its column (integer_key): one plan per sequence.
-    let planned = c.rows(&COLUMN_USED).iter().any(|col| {
+    let planned = c.rows(&COLUMN_USED).any(|col| {
         col.l("datname") == db
             && col.l("sequencename") == seq
-            && near_limit(c, col).is_some_and(|(s, _)| s == schema)
+            && near_limit(c, &col).is_some_and(|(s, _)| s == schema)
     });
     if planned {
         return None;
@@ -164,7 +163,11 @@ fn sequence(c: &Ctx, r: &Row) -> Option<Draft> {
     );
     d.evidence = vec![
         ev("share of MINVALUE..MAXVALUE used", r.value, "ratio"),
-        ev("last value", r.value_of(&c.rows(&LAST_VALUE)), "values"),
+        ev(
+            "last value",
+            r.value_of(&c.rows(&LAST_VALUE).collect::<Vec<_>>()),
+            "values",
+        ),
     ];
     d.fix = vec![sql(format!(
         "ALTER SEQUENCE {name} AS bigint {};",

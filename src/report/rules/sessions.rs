@@ -134,7 +134,7 @@ fn idle_in_transaction(_: &Ctx, r: &Row) -> Option<Draft> {
 /// max_connections).
 fn connections(c: &Ctx, r: &Row) -> Option<Draft> {
     let (max, reserved) = (r.value, c.scalar(&RESERVED_CONNECTIONS).unwrap_or(0.0));
-    let rows = c.rows(&CONNECTIONS);
+    let rows: Vec<Row> = c.rows(&CONNECTIONS).collect();
     if rows.is_empty() {
         return None;
     }

@@ -89,8 +89,7 @@ fn database_xid(c: &Ctx, r: &Row) -> Option<Draft> {
         return None;
     }
     let db = r.l("datname");
-    let tables = c.rows(&FROZEN_AGE);
-    let mut oldest: Vec<&Row> = tables.iter().filter(|t| t.l("datname") == db).collect();
+    let mut oldest: Vec<Row> = c.rows(&FROZEN_AGE).filter(|t| t.l("datname") == db).collect();
     oldest.sort_by(|a, b| b.value.total_cmp(&a.value));
     let mut fix: Vec<Command> = oldest
         .iter()
@@ -152,7 +151,6 @@ fn table_xid(c: &Ctx, r: &Row) -> Option<Draft> {
     let db = r.l("datname");
     let flagged = c
         .rows(&FROZEN_XID_AGE)
-        .iter()
         .any(|d| d.l("datname") == db && database_past_limit(setting, failsafe_age, d.value));
     let fma = c.get(&FREEZE_MAX_AGE, r.labels).unwrap_or(setting);
     if flagged || r.value <= xid_limit(fma) {
