@@ -112,17 +112,17 @@ const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::float8,
        current_setting('superuser_reserved_connections')::float8
          + coalesce(current_setting('reserved_connections', true), '0')::float8";
 
-static CONNECTIONS: Family = Family::gauge(
+pub static CONNECTIONS: Family = Family::gauge(
     "pg_activity_connections",
     "Sessions by database, state and backend_type (pg_stat_activity; state is empty for background processes and for sessions hidden by missing privileges).",
     &["datname", "state", "backend_type"],
 );
-static MAX_CONNECTIONS: Family = Family::gauge(
+pub static MAX_CONNECTIONS: Family = Family::gauge(
     "pg_activity_max_connections",
     "The max_connections setting: the server's connection limit.",
     &[],
 );
-static RESERVED_CONNECTIONS: Family = Family::gauge(
+pub static RESERVED_CONNECTIONS: Family = Family::gauge(
     "pg_activity_reserved_connections",
     "Connections reserved for superusers and pg_use_reserved_connections (superuser_reserved_connections + reserved_connections).",
     &[],

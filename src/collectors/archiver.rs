@@ -44,7 +44,7 @@ static FAILED: Family = Family::counter(
     "Failed attempts to archive WAL files (pg_stat_archiver.failed_count).",
     &[],
 );
-static LAST_ARCHIVED: Family = Family::gauge(
+pub static LAST_ARCHIVED: Family = Family::gauge(
     "pg_archiver_last_archive_timestamp_seconds",
     "Unix time of the last successful archive (pg_stat_archiver.last_archived_time); absent if none yet.",
     &[],
@@ -54,7 +54,7 @@ static LAST_ARCHIVED_AGE: Family = Family::gauge(
     "Seconds since the last successful archive (now() - pg_stat_archiver.last_archived_time); absent if none yet.",
     &[],
 );
-static LAST_FAILED: Family = Family::gauge(
+pub static LAST_FAILED: Family = Family::gauge(
     "pg_archiver_last_failure_timestamp_seconds",
     "Unix time of the last failed archive attempt (pg_stat_archiver.last_failed_time); absent if none.",
     &[],
@@ -69,7 +69,7 @@ static STATS_RESET: Family = Family::gauge(
     "Unix time the archiver statistics were last reset (pg_stat_archiver.stats_reset); absent if never.",
     &[],
 );
-static READY: Family = Family::gauge(
+pub static READY: Family = Family::gauge(
     "pg_archiver_ready_segments",
     "WAL files waiting to be archived (.ready files from pg_ls_archive_statusdir()); absent without superuser or pg_monitor.",
     &[],

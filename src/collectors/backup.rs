@@ -13,12 +13,12 @@ use crate::error::CollectError;
 use crate::host::{HostRequest, HostResult, Outcome};
 use crate::metrics::{Family, Sink};
 
-static READABLE: Family = Family::gauge(
+pub static READABLE: Family = Family::gauge(
     "pg_backup_directory_readable",
     "1 if the backup directory could be listed in this scrape, 0 if it is missing or unreadable (PGMAINT_BACKUP_DIRS).",
     &["dir"],
 );
-static FILES: Family = Family::gauge(
+pub static FILES: Family = Family::gauge(
     "pg_backup_files",
     "Backups in the directory: files (and directory-format dumps) matching its globs.",
     &["dir"],
@@ -28,7 +28,7 @@ static SIZE: Family = Family::gauge(
     "Total size of the backups in the directory.",
     &["dir"],
 );
-static NEWEST: Family = Family::gauge(
+pub static NEWEST: Family = Family::gauge(
     "pg_backup_newest_timestamp_seconds",
     "Unix time of the newest backup: YYYYmmdd_HHMMSS in its name (UTC), else its mtime; absent without backups.",
     &["dir"],
@@ -48,12 +48,12 @@ static PREVIOUS_SIZE: Family = Family::gauge(
     "Size of the backup before the newest; absent with fewer than two backups.",
     &["dir"],
 );
-static VERIFIED: Family = Family::gauge(
+pub static VERIFIED: Family = Family::gauge(
     "pg_backup_newest_verified",
     "1 if the newest backup read back whole (pg_restore -f /dev/null; plain SQL: its completion trailer), 0 if truncated or corrupt (the log says why). Checked once per new file in the background; absent until then, when PGMAINT_BACKUP_VERIFY is off, or without pg_restore.",
     &["dir"],
 );
-static UNVERIFIABLE: Family = Family::gauge(
+pub static UNVERIFIABLE: Family = Family::gauge(
     "pg_backup_newest_unverifiable",
     "1 if the newest backup could not be checked here (written by a newer pg_dump than the installed pg_restore reads, or the check timed out), else 0. Not a failed backup.",
     &["dir"],

@@ -63,12 +63,12 @@ const MEMBERS_SQL: &str =
 /// One row: WAL generated since the last reset of pg_stat_wal.
 const WAL_SQL: &str = "SELECT wal_records::float8, wal_fpi::float8, wal_bytes::float8 FROM pg_stat_wal";
 
-static FROZEN_XID_AGE: Family = Family::gauge(
+pub static FROZEN_XID_AGE: Family = Family::gauge(
     "pg_database_frozen_xid_age",
     "Transactions since the database's oldest unfrozen xid (age(pg_database.datfrozenxid)), template databases included; wraparound protection starts at autovacuum_freeze_max_age.",
     &["datname"],
 );
-static MIN_MXID_AGE: Family = Family::gauge(
+pub static MIN_MXID_AGE: Family = Family::gauge(
     "pg_database_min_mxid_age",
     "Multixacts since the database's oldest multixact id (mxid_age(pg_database.datminmxid)), template databases included.",
     &["datname"],

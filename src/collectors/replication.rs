@@ -180,12 +180,12 @@ static REPLAY_BYTES: Family = Family::gauge(
     "WAL not yet replayed by the standby (pg_current_wal_lsn() - pg_stat_replication.replay_lsn); absent for clients that do not replay (pg_receivewal).",
     STANDBY_LABELS,
 );
-static SLOT_ACTIVE: Family = Family::gauge(
+pub static SLOT_ACTIVE: Family = Family::gauge(
     "pg_replication_slot_active",
     "1 if a process is using the slot (pg_replication_slots.active).",
     SLOT_LABELS,
 );
-static SLOT_RETAINED: Family = Family::gauge(
+pub static SLOT_RETAINED: Family = Family::gauge(
     "pg_replication_slot_retained_wal_bytes",
     "WAL the slot keeps from removal (current LSN - pg_replication_slots.restart_lsn; on a standby the last received or replayed LSN); absent when the slot reserves nothing.",
     SLOT_LABELS,
@@ -200,12 +200,12 @@ static SLOT_SAFE_WAL: Family = Family::gauge(
     "WAL that can still be written before the slot is in danger of losing WAL (pg_replication_slots.safe_wal_size); absent without max_slot_wal_keep_size.",
     SLOT_LABELS,
 );
-static SLOT_XMIN_AGE: Family = Family::gauge(
+pub static SLOT_XMIN_AGE: Family = Family::gauge(
     "pg_replication_slot_xmin_age",
     "Age in transactions of the xmin the slot holds back (pg_replication_slots.xmin, set by hot_standby_feedback); absent when none.",
     SLOT_LABELS,
 );
-static SLOT_CATALOG_XMIN_AGE: Family = Family::gauge(
+pub static SLOT_CATALOG_XMIN_AGE: Family = Family::gauge(
     "pg_replication_slot_catalog_xmin_age",
     "Age in transactions of the catalog xmin the slot holds back (pg_replication_slots.catalog_xmin, logical slots); absent when none.",
     SLOT_LABELS,

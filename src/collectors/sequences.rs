@@ -117,12 +117,12 @@ SELECT DISTINCT ON (1, 2, 3, 4) n.nspname::text, c.relname::text, a.attname::tex
 
 const SEQ_LABELS: &[&str] = &["datname", "schemaname", "sequencename"];
 
-static USED: Family = Family::gauge(
+pub static USED: Family = Family::gauge(
     "pg_sequence_used_ratio",
     "Share of the sequence's range already handed out (pg_sequence_last_value(), pg_sequence.seqmin/seqmax): (last_value - min_value) / (max_value - min_value) ascending, the mirror descending; 0 if never called. After RESTART or setval(…, false) the sequence relation's own last_value (the next value) minus the increment is used (needs SELECT; else absent). Readable sequences only.",
     SEQ_LABELS,
 );
-static LAST_VALUE: Family = Family::gauge(
+pub static LAST_VALUE: Family = Family::gauge(
     "pg_sequence_last_value",
     "Last value the sequence handed out (pg_sequences.last_value); absent if never called.",
     SEQ_LABELS,
@@ -132,12 +132,12 @@ static MIN_VALUE: Family = Family::gauge(
     "Minimum value of the sequence (pg_sequences.min_value).",
     SEQ_LABELS,
 );
-static MAX_VALUE: Family = Family::gauge(
+pub static MAX_VALUE: Family = Family::gauge(
     "pg_sequence_max_value",
     "Maximum value of the sequence (pg_sequences.max_value).",
     SEQ_LABELS,
 );
-static COLUMN_USED: Family = Family::gauge(
+pub static COLUMN_USED: Family = Family::gauge(
     "pg_sequence_column_used_ratio",
     "Share of the column type's range used by the sequence feeding it (identity, serial/OWNED BY or DEFAULT nextval(); pg_depend, pg_attrdef): last_value / 32767, 2147483647 or 9223372036854775807 for smallint, integer, bigint (the negative limit for descending sequences); 0 if never called; after RESTART or setval(…, false), from the sequence relation's own last_value as pg_sequence_used_ratio.",
     &["datname", "schemaname", "relname", "attname", "sequencename"],

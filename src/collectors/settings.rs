@@ -99,12 +99,12 @@ static AV_VAC_MAX_THRESHOLD: Family = Family::gauge(
     "Setting autovacuum_vacuum_max_threshold (pg_settings, PostgreSQL 18+), in rows; -1 disables the cap.",
     &[],
 );
-static AV_FREEZE_MAX_AGE: Family = Family::gauge(
+pub static AV_FREEZE_MAX_AGE: Family = Family::gauge(
     "pg_settings_autovacuum_freeze_max_age",
     "Setting autovacuum_freeze_max_age (pg_settings), in transactions.",
     &[],
 );
-static AV_MXID_FREEZE_MAX_AGE: Family = Family::gauge(
+pub static AV_MXID_FREEZE_MAX_AGE: Family = Family::gauge(
     "pg_settings_autovacuum_multixact_freeze_max_age",
     "Setting autovacuum_multixact_freeze_max_age (pg_settings), in multixacts.",
     &[],
@@ -149,12 +149,12 @@ static VAC_MXID_FREEZE_TABLE_AGE: Family = Family::gauge(
     "Setting vacuum_multixact_freeze_table_age (pg_settings), in multixacts.",
     &[],
 );
-static VAC_FAILSAFE_AGE: Family = Family::gauge(
+pub static VAC_FAILSAFE_AGE: Family = Family::gauge(
     "pg_settings_vacuum_failsafe_age",
     "Setting vacuum_failsafe_age (pg_settings), in transactions.",
     &[],
 );
-static VAC_MXID_FAILSAFE_AGE: Family = Family::gauge(
+pub static VAC_MXID_FAILSAFE_AGE: Family = Family::gauge(
     "pg_settings_vacuum_multixact_failsafe_age",
     "Setting vacuum_multixact_failsafe_age (pg_settings), in multixacts.",
     &[],
@@ -204,7 +204,7 @@ static CHECKPOINT_TIMEOUT: Family = Family::gauge(
     "Setting checkpoint_timeout (pg_settings), in seconds.",
     &[],
 );
-static ARCHIVE_MODE: Family = Family::gauge(
+pub static ARCHIVE_MODE: Family = Family::gauge(
     "pg_settings_archive_mode",
     "Setting archive_mode (pg_settings): 1 for on or always, 0 for off.",
     &[],

@@ -70,7 +70,7 @@ static INDEXES_BYTES: Family = Family::gauge(
     "Total size of the table's indexes (pg_indexes_size); cached 60s by default; absent while an AccessExclusiveLock is held or awaited on the table or its indexes.",
     T,
 );
-static INDEX_BYTES: Family = Family::gauge(
+pub static INDEX_BYTES: Family = Family::gauge(
     "pg_index_size_bytes",
     "Size of the index (pg_relation_size); cached 60s by default; absent while an AccessExclusiveLock is held or awaited on it or its table.",
     &["datname", "schemaname", "relname", "indexrelname"],

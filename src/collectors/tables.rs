@@ -74,37 +74,37 @@ static LIVE: Family = Family::gauge(
     "Estimated live rows (pg_stat_user_tables.n_live_tup).",
     L,
 );
-static DEAD: Family = Family::gauge(
+pub static DEAD: Family = Family::gauge(
     "pg_table_dead_tuples",
     "Estimated dead rows (pg_stat_user_tables.n_dead_tup); autovacuum vacuums when it exceeds pg_table_autovacuum_vacuum_trigger_tuples.",
     L,
 );
-static MODIFIED: Family = Family::gauge(
+pub static MODIFIED: Family = Family::gauge(
     "pg_table_modified_since_analyze_tuples",
     "Rows inserted, updated or deleted since the last analyze (pg_stat_user_tables.n_mod_since_analyze); autovacuum analyzes when it exceeds pg_table_autovacuum_analyze_trigger_tuples.",
     L,
 );
-static INSERTED: Family = Family::gauge(
+pub static INSERTED: Family = Family::gauge(
     "pg_table_inserted_since_vacuum_tuples",
     "Rows inserted since the last vacuum (pg_stat_user_tables.n_ins_since_vacuum); autovacuum vacuums when it exceeds pg_table_autovacuum_insert_trigger_tuples.",
     L,
 );
-static LAST_VACUUM: Family = Family::gauge(
+pub static LAST_VACUUM: Family = Family::gauge(
     "pg_table_last_vacuum_timestamp_seconds",
     "Unix time of the last manual VACUUM (pg_stat_user_tables.last_vacuum); absent if never.",
     L,
 );
-static LAST_AUTOVACUUM: Family = Family::gauge(
+pub static LAST_AUTOVACUUM: Family = Family::gauge(
     "pg_table_last_autovacuum_timestamp_seconds",
     "Unix time of the last autovacuum (pg_stat_user_tables.last_autovacuum); absent if never.",
     L,
 );
-static LAST_ANALYZE: Family = Family::gauge(
+pub static LAST_ANALYZE: Family = Family::gauge(
     "pg_table_last_analyze_timestamp_seconds",
     "Unix time of the last manual ANALYZE (pg_stat_user_tables.last_analyze); absent if never.",
     L,
 );
-static LAST_AUTOANALYZE: Family = Family::gauge(
+pub static LAST_AUTOANALYZE: Family = Family::gauge(
     "pg_table_last_autoanalyze_timestamp_seconds",
     "Unix time of the last autoanalyze (pg_stat_user_tables.last_autoanalyze); absent if never.",
     L,
@@ -159,7 +159,7 @@ static IDX_SCANS: Family = Family::counter(
     "Index scans on the table's indexes (pg_stat_user_tables.idx_scan); absent for a table without indexes.",
     L,
 );
-static FROZEN_AGE: Family = Family::gauge(
+pub static FROZEN_AGE: Family = Family::gauge(
     "pg_table_frozen_xid_age",
     "Transactions since the table was last fully frozen: the greater of age(pg_class.relfrozenxid) of the heap and of its TOAST table; an anti-wraparound vacuum is forced past pg_table_autovacuum_freeze_max_age.",
     L,
@@ -169,7 +169,7 @@ static MIN_MXID_AGE: Family = Family::gauge(
     "MultiXact IDs since the table's oldest multixact: the greater of mxid_age(pg_class.relminmxid) of the heap and of its TOAST table; an anti-wraparound vacuum is forced past pg_table_autovacuum_multixact_freeze_max_age (earlier while the member space is over half full: pg_multixact_members_freeze_threshold).",
     L,
 );
-static VACUUM_TRIGGER: Family = Family::gauge(
+pub static VACUUM_TRIGGER: Family = Family::gauge(
     "pg_table_autovacuum_vacuum_trigger_tuples",
     "Dead tuples above which autovacuum vacuums the table: autovacuum_vacuum_threshold + autovacuum_vacuum_scale_factor * max(reltuples, 0), capped by autovacuum_vacuum_max_threshold on PostgreSQL 18+ (table reloptions override the settings).",
     L,
@@ -184,7 +184,7 @@ static ANALYZE_TRIGGER: Family = Family::gauge(
     "Changed tuples since the last analyze above which autovacuum analyzes the table: autovacuum_analyze_threshold + autovacuum_analyze_scale_factor * max(reltuples, 0) (reloptions override the settings).",
     L,
 );
-static FREEZE_MAX_AGE: Family = Family::gauge(
+pub static FREEZE_MAX_AGE: Family = Family::gauge(
     "pg_table_autovacuum_freeze_max_age",
     "The table's effective autovacuum_freeze_max_age (a reloption can only lower the setting); pg_table_frozen_xid_age / this is the way to a forced anti-wraparound vacuum.",
     L,
@@ -194,7 +194,7 @@ static MXID_FREEZE_MAX_AGE: Family = Family::gauge(
     "The table's autovacuum_multixact_freeze_max_age (a reloption can only lower the setting); PostgreSQL uses the lower of this and pg_multixact_members_freeze_threshold.",
     L,
 );
-static ENABLED: Family = Family::gauge(
+pub static ENABLED: Family = Family::gauge(
     "pg_table_autovacuum_enabled",
     "1 if autovacuum may vacuum/analyze the table on its trigger points (autovacuum and track_counts on, reloption autovacuum_enabled not false), else 0; anti-wraparound vacuums run regardless.",
     L,

@@ -54,17 +54,17 @@ static BASE_BACKUP: Family = Family::gauge(
     "Unix time the newest physical base backup finished (STOP TIME of the newest *.backup history file when in UTC, else its mtime); absent when there is none.",
     &[],
 );
-static CONTINUOUS: Family = Family::gauge(
+pub static CONTINUOUS: Family = Family::gauge(
     "pg_wal_archive_continuous",
     "1 if every WAL segment from the newest base backup's start segment to the newest archived segment is in the archive and complete, else 0 (recovery would stop at the gap or the incomplete segment); absent without a base backup.",
     &[],
 );
-static MISSING: Family = Family::gauge(
+pub static MISSING: Family = Family::gauge(
     "pg_wal_archive_missing_segments",
     "WAL segments missing between the newest base backup's start segment and the newest archived segment; absent without a base backup.",
     &[],
 );
-static INCOMPLETE: Family = Family::gauge(
+pub static INCOMPLETE: Family = Family::gauge(
     "pg_wal_archive_incomplete_segments",
     "Uncompressed WAL segment files in the archive whose size differs from the server's wal_segment_size and that are older than PGMAINT_BACKUP_MIN_AGE (an interrupted copy: recovery cannot use them).",
     &[],

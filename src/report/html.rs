@@ -4,7 +4,7 @@
 //! impact, root causes first); the script re-sorts them on a click on a
 //! column header and back to that order on load.
 
-use super::findings::duration;
+use super::text::duration;
 use super::{Finding, Report};
 
 pub fn escape(s: &str) -> String {

@@ -9,11 +9,20 @@
 //! beyond one normal scrape, and it runs no SQL of its own. Thresholds are the
 //! alert rules' defaults (`thresholds.rs`). Schema: docs/report.md.
 //!
-//! Layout: `findings.rs` turns a snapshot into findings, `html.rs` renders
-//! them, `thresholds.rs` holds the numbers.
+//! Layout: `rules/<kind>.rs` are tables of rules (family, check, finding
+//! template) that the engine in `findings.rs` walks over a snapshot;
+//! `text.rs` quotes identifiers and writes numbers for people; `rank.rs`
+//! orders the findings, root causes first; `standby.rs` moves writes to
+//! "on the primary"; `html.rs` renders the page; `thresholds.rs` holds the
+//! numbers (the alert rules' defaults). A new rule is a `Rule` in the table
+//! of its kind, plus its kind in docs/report.md.
 
 pub mod findings;
 pub mod html;
+pub mod rank;
+pub mod rules;
+pub mod standby;
+pub mod text;
 pub mod thresholds;
 
 use std::sync::Arc;
@@ -24,10 +33,13 @@ use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::collectors;
+pub use rank::{impact, rank, ROOT_CAUSES};
+use standby::for_standby;
+pub use standby::{writes, ON_PRIMARY};
+
 use crate::config::Config;
-use crate::scrape::Snapshot;
 use crate::scrape::{scrape_timeout, Coalescer};
+use crate::scrape::{Run, Snapshot};
 
 /// Version of the JSON layout; raised on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -169,7 +181,7 @@ pub struct Finding {
     pub collected_at: f64,
     /// Seconds between `collected_at` and the report.
     pub data_age_seconds: f64,
-    /// For cached collectors (sizes, bloat): the data may be up to this much
+    /// For cached collectors (sizes, bloat, custom queries): the data may be up to this much
     /// older than `collected_at`; 0 when read in that scrape.
     pub cached_up_to_seconds: f64,
 }
@@ -247,13 +259,14 @@ pub fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// How long a collector's result may be served from cache (0: never).
-pub fn cache_ttl(config: &Config, collector: &str) -> f64 {
-    collectors::ALL
-        .iter()
-        .find(|c| c.name() == collector)
-        .map(|c| c.cache_ttl(config).as_secs_f64())
-        .unwrap_or(0.0)
+/// How much older than the scrape a run's data may be: its collector's cache
+/// TTL (custom queries' too) when the run was served from cache, else 0.
+pub fn cached_up_to(run: &Run) -> f64 {
+    if run.from_cache {
+        run.cache_ttl.as_secs_f64()
+    } else {
+        0.0
+    }
 }
 
 /// Builds the report from a snapshot, as of `now` (unix seconds).
@@ -295,11 +308,7 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
             datname: r.datname.clone(),
             success: r.success,
             collected_at: taken,
-            cached_up_to_seconds: if r.duration.is_zero() {
-                cache_ttl(config, r.collector)
-            } else {
-                0.0
-            },
+            cached_up_to_seconds: cached_up_to(r),
         })
         .collect();
     parts.sort_by(|a, b| (&a.datname, a.collector).cmp(&(&b.datname, b.collector)));
@@ -323,158 +332,6 @@ pub fn build(snap: &Snapshot, config: &Config, filter: &Filter, now: f64) -> Rep
         findings: all,
         parts,
     }
-}
-
-/// Findings that hold the xmin horizon back: while one of them lasts, VACUUM
-/// cannot remove dead rows or advance relfrozenxid, so the report puts them
-/// before what they block.
-pub const ROOT_CAUSES: &[&str] = &[
-    "idle_in_transaction",
-    "long_query",
-    "prepared_xact",
-    "replication_slot_xmin",
-];
-
-/// Findings whose fix is a VACUUM, and so waits for the root causes.
-const NEEDS_VACUUM: &[&str] = &[
-    "vacuum_overdue",
-    "vacuum_needed_autovacuum_off",
-    "not_vacuumed",
-    "xid_wraparound",
-    "table_xid_age",
-    "multixact_wraparound",
-];
-
-/// Whether the xmin a root cause holds keeps VACUUM from working on `other`.
-/// PostgreSQL ≥ 14 keeps per-database horizons (procarray.c
-/// ComputeXidHorizons): a session's or prepared transaction's xmin holds back
-/// its own database's tables and, in every database, the shared catalogs;
-/// a replication slot's xmin holds back everything.
-fn blocks(cause: &Finding, other: &Finding) -> bool {
-    if !NEEDS_VACUUM.contains(&other.kind) {
-        return false;
-    }
-    match cause.kind {
-        // A slot's xmin holds back every database.
-        "replication_slot_xmin" => true,
-        // Sessions and prepared transactions: their own database's tables,
-        // and in every database the shared catalogs, whose relfrozenxid
-        // counts towards each database's datfrozenxid / datminmxid.
-        _ => {
-            cause.object.datname == other.object.datname
-                || matches!(other.kind, "xid_wraparound" | "multixact_wraparound")
-        }
-    }
-}
-
-/// How big the problem is within its kind: the finding's first measured
-/// quantity (dead tuples, bytes, seconds, transactions), skipping
-/// timestamps, flags and counts of scans.
-pub fn impact(f: &Finding) -> f64 {
-    f.evidence
-        .iter()
-        .find(|e| !matches!(e.unit, "unix_time" | "flag" | "scans"))
-        .map(|e| e.value)
-        .unwrap_or(0.0)
-}
-
-/// Orders findings by impact, root causes first: a root cause is as urgent
-/// as the most urgent finding it blocks and comes before findings of that
-/// severity; then severity, then kind, then size or age within the kind.
-pub fn rank(all: &mut [Finding]) {
-    let urgency: Vec<(Severity, usize)> = all
-        .iter()
-        .map(|f| {
-            if !ROOT_CAUSES.contains(&f.kind) {
-                return (f.severity, 0);
-            }
-            let blocked: Vec<Severity> = all.iter().filter(|o| blocks(f, o)).map(|o| o.severity).collect();
-            let most = blocked
-                .iter()
-                .copied()
-                .chain([f.severity])
-                .min()
-                .unwrap_or(f.severity);
-            (most, blocked.len())
-        })
-        .collect();
-    let mut keyed: Vec<(Severity, bool, f64, String, Finding)> = all
-        .iter()
-        .zip(urgency)
-        .map(|(f, (u, n))| {
-            let mut f = f.clone();
-            f.blocks = n;
-            (
-                u,
-                !ROOT_CAUSES.contains(&f.kind),
-                impact(&f),
-                f.object.display(),
-                f,
-            )
-        })
-        .collect();
-    keyed.sort_by(|a, b| {
-        (a.0, a.1, a.4.kind)
-            .cmp(&(b.0, b.1, b.4.kind))
-            .then(b.2.total_cmp(&a.2))
-            .then_with(|| a.3.cmp(&b.3))
-    });
-    for (slot, k) in all.iter_mut().zip(keyed) {
-        *slot = k.4;
-    }
-}
-
-/// Whether a suggested command writes (and so fails on a standby):
-/// maintenance and DDL, two-phase commit, and the shell tools that run them.
-/// `SET lock_timeout` only prepares such a command.
-pub fn writes(c: &Command) -> bool {
-    let first = c.text.split_whitespace().next().unwrap_or("");
-    match c.kind {
-        "sql" => {
-            matches!(
-                first.to_ascii_uppercase().as_str(),
-                "VACUUM"
-                    | "ANALYZE"
-                    | "ALTER"
-                    | "REINDEX"
-                    | "DROP"
-                    | "CREATE"
-                    | "ROLLBACK"
-                    | "COMMIT"
-                    | "CLUSTER"
-            ) || c.text.starts_with("SET lock_timeout")
-        }
-        _ => matches!(first, "pg_repack" | "vacuumdb" | "reindexdb"),
-    }
-}
-
-/// Said on every finding of a standby that has commands for the primary.
-pub const ON_PRIMARY: &str = "This server is a standby: it is read-only, so the commands that write \
-    (under \"on the primary\") must run on the primary, where they replicate here. Find it with \
-    SELECT sender_host, sender_port FROM pg_stat_wal_receiver;";
-
-/// On a standby: moves the commands that write from `fix` to `on_primary`
-/// and drops those of `fallback`. Index scans are counted per server, so an index unused on
-/// the standby may well be used on the primary: no DROP is proposed for it.
-fn for_standby(f: &mut Finding) {
-    let (read, write): (Vec<Command>, Vec<Command>) = f.fix.drain(..).partition(|c| !writes(c));
-    f.fix = read;
-    // The fallback's writes would fail here too; its caution still names it.
-    f.fallback.retain(|c| !writes(c));
-    let note = if f.kind == "unused_index" {
-        "Scans are counted on this standby only: the primary's statistics decide whether the index is \
-         unused there; check them before dropping anything."
-            .to_string()
-    } else if write.is_empty() {
-        return;
-    } else {
-        f.on_primary = write;
-        ON_PRIMARY.to_string()
-    };
-    f.caution = Some(match f.caution.take() {
-        Some(c) => format!("{note} {c}"),
-        None => note,
-    });
 }
 
 async fn latest(app: &Coalescer, headers: &HeaderMap, filter: &Filter) -> Report {
@@ -504,92 +361,4 @@ pub async fn json(
     // Only plain data: serialization cannot fail.
     let body = serde_json::to_string_pretty(&report).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn finding(kind: &'static str, severity: Severity, datname: &str, first: f64) -> Finding {
-        Finding {
-            kind,
-            severity,
-            title: String::new(),
-            object: Object {
-                datname: Some(datname.into()),
-                ..Default::default()
-            },
-            evidence: vec![Evidence {
-                name: "x".into(),
-                value: first,
-                unit: "tuples",
-                text: String::new(),
-            }],
-            why: String::new(),
-            fix: vec![],
-            fallback: vec![],
-            on_primary: vec![],
-            blocks: 0,
-            caution: None,
-            runbook: String::new(),
-            collector: "",
-            collected_at: 0.0,
-            data_age_seconds: 0.0,
-            cached_up_to_seconds: 0.0,
-        }
-    }
-
-    #[test]
-    fn root_causes_come_before_what_they_block_and_size_orders_a_kind() {
-        let mut all = vec![
-            finding("vacuum_overdue", Severity::Warning, "a", 20_000.0),
-            finding("vacuum_overdue", Severity::Warning, "a", 90_000.0),
-            finding("backup_too_old", Severity::Critical, "", 1.0),
-            finding("idle_in_transaction", Severity::Info, "a", 5.0),
-            // In another database, blocking nothing there: stays info.
-            finding("idle_in_transaction", Severity::Info, "b", 50.0),
-        ];
-        rank(&mut all);
-        let order: Vec<(&str, f64)> = all.iter().map(|f| (f.kind, f.evidence[0].value)).collect();
-        assert_eq!(
-            order,
-            [
-                ("backup_too_old", 1.0),
-                ("idle_in_transaction", 5.0),
-                ("vacuum_overdue", 90_000.0),
-                ("vacuum_overdue", 20_000.0),
-                ("idle_in_transaction", 50.0),
-            ]
-        );
-        assert_eq!(all[1].blocks, 2);
-        assert_eq!(all[4].blocks, 0);
-    }
-
-    #[test]
-    fn writes_are_recognised() {
-        let c = |kind, text: &str| Command {
-            kind,
-            text: text.into(),
-        };
-        for w in [
-            c("sql", "VACUUM (ANALYZE, VERBOSE) t;"),
-            c("sql", "ALTER SEQUENCE s AS bigint;"),
-            c("sql", "SET lock_timeout = '5s';"),
-            c("sql", "ROLLBACK PREPARED 'x';"),
-            c("shell", "pg_repack --dbname='d' --table='t' --no-order"),
-            c("shell", "vacuumdb --dbname='d'"),
-        ] {
-            assert!(writes(&w), "{w:?}");
-        }
-        for r in [
-            c(
-                "sql",
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = 1;",
-            ),
-            c("sql", "SELECT pg_drop_replication_slot('s');"),
-            c("shell", "pg_restore --list x > /dev/null"),
-        ] {
-            assert!(!writes(&r), "{r:?}");
-        }
-    }
 }

@@ -354,7 +354,8 @@ async fn an_idle_transaction_ranks_before_the_dead_tuples_it_keeps() {
         .await;
     let r = harness::eventually(Duration::from_secs(60), || async {
         let r = report(&exporter, &db.name).await;
-        (position(&r, "idle_in_transaction").is_some()
+        // This session's finding, not another test's idle session.
+        (find(&r, "idle_in_transaction", &[("pid", Value::from(idle_pid))]).is_some()
             && position(&r, "vacuum_needed_autovacuum_off").is_some())
         .then_some(r)
     })
@@ -1230,3 +1231,48 @@ const MEASURE: &str = "window.addEventListener('load',function(){
  });
  b.setAttribute('data-wide',JSON.stringify(wide));
 });";
+
+/// A custom query is cached like `sizes` and `bloat`: its part of the report
+/// says how much older than the scrape its data may be (its `cache`), and a
+/// collector run in the scrape itself says 0. (The report once looked TTLs
+/// up by name among the built-in collectors and gave custom queries 0.)
+#[tokio::test]
+async fn a_cached_custom_query_says_how_old_its_data_may_be() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    let dir = harness::Dir::new("report-queries");
+    let queries = dir.write(
+        "queries.yml",
+        "queries:\n  - name: app_one\n    help: One.\n    type: gauge\n    sql: SELECT 1 AS one\n    \
+         values: [one]\n    cache: 7m\n    timeout: 10s\n",
+        0o644,
+    );
+    let exporter = pg
+        .spawn_exporter(
+            &db.name,
+            &[
+                ("PGMAINT_COLLECTORS", "database"),
+                ("PGMAINT_QUERIES_FILE", &queries),
+                ("PGMAINT_MIN_SCRAPE_INTERVAL", "0s"),
+            ],
+        )
+        .await;
+    let part = |r: &Value, collector: &str| {
+        r["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["collector"] == collector && p["success"] == true)
+            .cloned()
+    };
+    let r = harness::eventually(Duration::from_secs(30), || async {
+        let r = report(&exporter, &db.name).await;
+        part(&r, "custom:app_one").map(|_| r)
+    })
+    .await;
+    let custom = part(&r, "custom:app_one").unwrap();
+    assert_eq!(custom["datname"], db.name.as_str(), "{custom}");
+    assert_eq!(custom["cached_up_to_seconds"], 420.0, "{custom}");
+    let database = part(&r, "database").unwrap();
+    assert_eq!(database["cached_up_to_seconds"], 0.0, "{database}");
+}

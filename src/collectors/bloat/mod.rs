@@ -51,12 +51,12 @@ const EXACT_INDEX_MAX_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 const TABLE_LABELS: &[&str] = &["datname", "schemaname", "relname"];
 const INDEX_LABELS: &[&str] = &["datname", "schemaname", "relname", "indexrelname"];
 
-static TABLE_RATIO: Family = Family::gauge(
+pub static TABLE_RATIO: Family = Family::gauge(
     "pg_table_bloat_ratio",
     "Estimated share (0-1) of the table's heap (TOAST excluded) that its live rows do not need at its fillfactor: 1 - pages needed / pg_class.relpages, pages needed from reltuples and pg_stats.avg_width/null_frac. Only sees dead space after VACUUM or ANALYZE; absent without statistics or under 10 pages. Cached 300s by default (PGMAINT_BLOAT_CACHE_SECONDS).",
     TABLE_LABELS,
 );
-static TABLE_BYTES: Family = Family::gauge(
+pub static TABLE_BYTES: Family = Family::gauge(
     "pg_table_bloat_bytes",
     "Estimated bytes of the table's heap (TOAST excluded) beyond what its live rows need at its fillfactor (pg_class.relpages vs reltuples and pg_stats.avg_width). Only sees dead space after VACUUM or ANALYZE; absent without statistics or under 10 pages. Cached 300s by default.",
     TABLE_LABELS,
@@ -71,12 +71,12 @@ static STATS_MISSING: Family = Family::gauge(
     "1 if the table cannot be estimated: never analyzed (pg_class.reltuples < 0) or some column has no pg_stats row (not analyzed since it was added, statistics target 0, or the role lacks SELECT on it); 0 otherwise. Cached 300s by default.",
     TABLE_LABELS,
 );
-static INDEX_RATIO: Family = Family::gauge(
+pub static INDEX_RATIO: Family = Family::gauge(
     "pg_index_bloat_ratio",
     "Estimated share (0-1) of the btree index that its entries do not need at its fillfactor: 1 - pages needed / pg_class.relpages, from reltuples and pg_stats.avg_width. Only sees dead space after VACUUM or ANALYZE; absent without statistics or under 10 pages. Cached 300s by default (PGMAINT_BLOAT_CACHE_SECONDS).",
     INDEX_LABELS,
 );
-static INDEX_BYTES: Family = Family::gauge(
+pub static INDEX_BYTES: Family = Family::gauge(
     "pg_index_bloat_bytes",
     "Estimated bytes of the btree index beyond what its entries need at its fillfactor (pg_class.relpages vs reltuples and pg_stats.avg_width). Only sees dead space after VACUUM or ANALYZE; absent without statistics or under 10 pages. Cached 300s by default.",
     INDEX_LABELS,

@@ -104,7 +104,7 @@ const STATS_RESET_SQL: &str = "SELECT extract(epoch FROM stats_reset)::float8
 
 const L: &[&str] = &["datname", "schemaname", "relname", "indexrelname"];
 
-static SCANS: Family = Family::counter(
+pub static SCANS: Family = Family::counter(
     "pg_index_scans_total",
     "Index scans initiated on the index (pg_stat_user_indexes.idx_scan).",
     L,
@@ -119,32 +119,32 @@ static TUP_FETCH: Family = Family::counter(
     "Live table rows fetched by simple scans of the index (pg_stat_user_indexes.idx_tup_fetch).",
     L,
 );
-static UNUSED: Family = Family::gauge(
+pub static UNUSED: Family = Family::gauge(
     "pg_index_unused",
     "1 if the index was never scanned since the statistics reset (pg_stat_user_indexes.idx_scan = 0) and enforces no constraint (not unique, primary key, exclusion or constraint-backing), else 0. A partitioned index: 1 if none of its partitions' indexes was scanned; an index attached to one: always 0 (reported at the partitioned index). Foreign-key indexes are marked by pg_index_supports_foreign_key.",
     L,
 );
-static INVALID: Family = Family::gauge(
+pub static INVALID: Family = Family::gauge(
     "pg_index_invalid",
     "1 if the index is invalid (NOT pg_index.indisvalid, e.g. left by a failed CREATE INDEX or REINDEX CONCURRENTLY): queries do not use it; writes still maintain it only if pg_index_ready is 1.",
     L,
 );
-static READY: Family = Family::gauge(
+pub static READY: Family = Family::gauge(
     "pg_index_ready",
     "1 if writes maintain the index (pg_index.indisready), else 0: a CREATE INDEX CONCURRENTLY that failed in its first build (e.g. a UNIQUE index on duplicate keys) leaves it 0.",
     L,
 );
-static DUPLICATE: Family = Family::gauge(
+pub static DUPLICATE: Family = Family::gauge(
     "pg_index_duplicate",
     "1 if another index of the same table does everything this one does and this is not the one to keep, else 0: the same columns, expressions, predicate, operator classes, collations and sort options, and the same rule (uniqueness, NULLS NOT DISTINCT, DEFERRABLE, exclusion operators) — or this one enforces nothing and the other is valid. Kept: the one a foreign key depends on, then primary key, constraint-backing, attached to a partitioned index, valid, oldest.",
     L,
 );
-static SUPPORTS_FK: Family = Family::gauge(
+pub static SUPPORTS_FK: Family = Family::gauge(
     "pg_index_supports_foreign_key",
     "1 if the index's leading key columns are the referencing columns of a foreign key of its table (pg_constraint.conkey; not partial), else 0: it is scanned only when referenced rows are deleted or their keys updated, and without it each of those scans the whole table.",
     L,
 );
-static STATS_RESET: Family = Family::gauge(
+pub static STATS_RESET: Family = Family::gauge(
     "pg_index_stats_reset_timestamp_seconds",
     "Unix time this database's statistics were last reset (pg_stat_database.stats_reset), from when pg_index_unused counts; absent if never reset.",
     &["datname"],
