@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,26 @@ use crate::tls::TlsPlan;
 /// `Live`), so they are free again only once the socket is closed.
 pub struct Slotted {
     client: ClientWrapper,
+    /// Something that may change session state ran on it since it was last
+    /// reset (see `mark_dirty`): the next `recycle` resets the session.
+    dirty: AtomicBool,
+    /// Times it was handed out (`Pools::get`): 1 on its first lease.
+    leases: AtomicU32,
+}
+
+impl Slotted {
+    /// Flags the session for a reset before its next lease. Built-in
+    /// scrape statements only read, so a connection that ran nothing else
+    /// goes back out without the reset's round trip (issue 22).
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// True on the connection's first lease: a statement run now would be
+    /// prepared for this one run only (see `scrape::fetch`).
+    pub fn is_fresh(&self) -> bool {
+        self.leases.load(Ordering::Relaxed) <= 1
+    }
 }
 
 /// A connection's socket and the slots it occupies (its own, plus one under
@@ -121,14 +142,20 @@ impl managed::Manager for SlotManager {
         });
         let client = ClientWrapper::new(client, task);
         client.batch_execute(&self.session_setup).await?;
-        Ok(Slotted { client })
+        Ok(Slotted {
+            client,
+            dirty: AtomicBool::new(false),
+            leases: AtomicU32::new(0),
+        })
     }
 
     /// A connection goes back out with the session state it had when it was
     /// new, whatever the last user did to it (issue 17 item 4): one round
     /// trip of `RESET ALL; RESET ROLE; SET …` (RESET ALL leaves `role`
-    /// alone). Not `DISCARD ALL`: it would also drop the prepared statements
-    /// `prepare_cached` keeps on the connection (~30 re-prepared per scrape).
+    /// alone) when anything but the built-in read-only statements ran on it
+    /// (`Slotted::mark_dirty`); a clean one skips it (6 statements and a
+    /// round trip per database and scrape, issue 22). Not `DISCARD ALL`: it
+    /// would also drop the prepared statements `prepare_cached` keeps.
     async fn recycle(&self, obj: &mut Slotted, metrics: &Metrics) -> RecycleResult<ManagerError> {
         self.inner
             .recycle(&mut obj.client, metrics)
@@ -137,23 +164,32 @@ impl managed::Manager for SlotManager {
                 managed::RecycleError::Message(m) => managed::RecycleError::Message(m),
                 managed::RecycleError::Backend(b) => managed::RecycleError::Backend(b.into()),
             })?;
+        if !obj.dirty.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         obj.client
             .batch_execute(&self.session_reset)
             .await
-            .map_err(|e| managed::RecycleError::Backend(e.into()))
+            .map_err(|e| managed::RecycleError::Backend(e.into()))?;
+        obj.dirty.store(false, Ordering::Relaxed);
+        Ok(())
     }
 }
 
 /// Session settings of every exporter connection: read-only and bounded.
 ///
-/// Set with `SET` right after connecting rather than as startup options, so
-/// that `pg_settings.reset_val` in our own sessions still shows the server's
-/// values of these settings (the `settings` collector publishes them). The
-/// values are our own integers, not outside input.
+/// Set right after connecting rather than as startup options, so that
+/// `pg_settings.reset_val` in our own sessions still shows the server's
+/// values of these settings (the `settings` collector publishes them). One
+/// statement (`set_config(…, false)` is `SET`), not four: each new
+/// connection costs the server one statement (issue 22). The values are our
+/// own integers, not outside input.
 fn session_setup(config: &Config) -> String {
     format!(
-        "SET default_transaction_read_only = on; SET statement_timeout = {}; SET lock_timeout = {}; \
-         SET idle_in_transaction_session_timeout = 60000",
+        "SELECT set_config('default_transaction_read_only', 'on', false), \
+                set_config('statement_timeout', '{}', false), \
+                set_config('lock_timeout', '{}', false), \
+                set_config('idle_in_transaction_session_timeout', '60000', false)",
         config.statement_timeout.as_millis(),
         config.lock_timeout.as_millis()
     )
@@ -315,7 +351,10 @@ impl Pools {
             let attempt = tokio::time::timeout(left, pool.get()).await;
             match attempt {
                 Err(_) => return Err(ConnError::Timeout(datname.into())),
-                Ok(Ok(conn)) => return Ok(Lease { conn, _busy: busy }),
+                Ok(Ok(conn)) => {
+                    conn.leases.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Lease { conn, _busy: busy });
+                }
                 Ok(Err(managed::PoolError::Backend(ManagerError::NoSlot))) => {
                     let closed = self.close_idle_except(datname);
                     if !closed
