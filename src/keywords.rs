@@ -184,6 +184,25 @@ pub fn needs_quotes(word: &str) -> bool {
     QUOTED.binary_search(&word).is_ok()
 }
 
+/// Quotes an identifier the way PostgreSQL's quote_ident does
+/// (`quote_identifier()` in ruleutils.c): bare only if lower-case ASCII,
+/// digits and `_`, not starting with a digit, and not a key word outside the
+/// unreserved category (`select`, `user`, `between`…; see `keywords`).
+pub fn quote_ident(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !needs_quotes(s);
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +224,14 @@ mod tests {
         for w in ["users", "index", "abort", "merge", "t"] {
             assert!(!needs_quotes(w), "{w}");
         }
+    }
+
+    #[test]
+    fn identifiers_are_quoted_like_postgres() {
+        assert_eq!(quote_ident("users"), "users");
+        assert_eq!(quote_ident("Meeting \"Rooms\""), "\"Meeting \"\"Rooms\"\"\"");
+        assert_eq!(quote_ident("1abc"), "\"1abc\"");
+        assert_eq!(quote_ident("select"), "\"select\"");
+        assert_eq!(quote_ident("index"), "index");
     }
 }

@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::collectors::{self, Scope};
-use crate::scrape::{Exposition, Scraper};
+use crate::metrics::Exposition;
+use crate::scrape::Scraper;
 use crate::web_config;
 
 /// Time kept back from Prometheus' own scrape timeout for encoding and transfer.

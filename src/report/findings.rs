@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use super::thresholds as t;
 use super::{cache_ttl, unix, Command, Evidence, Finding, Object, Severity, RUNBOOK};
 use crate::config::Config;
-use crate::scrape::{quote_ident, Run, Snapshot};
+use crate::keywords::quote_ident;
+use crate::scrape::{Run, Snapshot};
 
 /// One sample with its label names and the run that produced it.
 #[derive(Clone, Copy)]

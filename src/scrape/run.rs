@@ -1,0 +1,303 @@
+//! One scrape, end to end: server facts in the DSN's database (they decide
+//! `pg_up`), database discovery, then the collectors of every database side
+//! by side under the pool's connection cap.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::future::join_all;
+use tracing::{debug, info, warn, Instrument};
+
+use super::execute::{explain, explain_conn};
+use super::{Run, Scraper, Snapshot};
+use crate::collectors::{self, Collector, Ctx, Scope, ServerInfo, Source};
+use crate::error::CollectError;
+use crate::keywords::quote_ident;
+use crate::pool::Lease;
+
+/// Server facts read first in every scrape; the role checks run here too.
+const SERVER_SQL: &str = "SELECT current_setting('server_version_num')::int4,
+       current_setting('server_version'),
+       extract(epoch FROM pg_postmaster_start_time())::float8,
+       pg_is_in_recovery(),
+       current_setting('is_superuser') = 'on',
+       pg_has_role(current_user, 'pg_monitor', 'MEMBER'),
+       pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
+       pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER'),
+       current_user::text,
+       pg_size_bytes(current_setting('wal_segment_size'))";
+
+/// Databases the per-database collectors may visit.
+const DATABASES_SQL: &str = "SELECT datname::text FROM pg_database
+ WHERE datallowconn AND NOT datistemplate
+   AND has_database_privilege(datname, 'CONNECT')
+ ORDER BY datname";
+
+impl Scraper {
+    /// Runs one scrape that ends by `timeout` whatever the database does.
+    pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Snapshot {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let main_db = self.config.main_database();
+        let mut snap = Snapshot {
+            up: false,
+            server: None,
+            postmaster_start: None,
+            privileges: vec![],
+            databases: vec![],
+            runs: vec![],
+            taken_at: SystemTime::now(),
+            duration: Duration::ZERO,
+        };
+
+        let main = match self.connect_main(&main_db, deadline).await {
+            Ok(m) => m,
+            Err(e) => {
+                let e = explain(&e);
+                if self.was_up.swap(false, Ordering::Relaxed) {
+                    warn!(datname = %main_db, error = %e, "PostgreSQL is unreachable; reporting pg_up 0");
+                } else {
+                    debug!(datname = %main_db, error = %e, "PostgreSQL still unreachable");
+                }
+                self.pools.close_idle();
+                snap.runs = self.all_failed(&self.known_databases(&main_db));
+                if self.pad_failures {
+                    tokio::time::sleep_until(deadline.into()).await;
+                }
+                snap.duration = start.elapsed();
+                return snap;
+            }
+        };
+        if !self.was_up.swap(true, Ordering::Relaxed) {
+            info!(datname = %main_db, "PostgreSQL is reachable again");
+        }
+        let (lease, server, start_time, privileges) = main;
+        snap.up = true;
+        snap.postmaster_start = start_time;
+        snap.privileges = privileges;
+
+        let databases = self.databases(&lease, &main_db).await;
+        snap.databases = databases.clone();
+
+        // The main database: its per-database collectors, then the
+        // cluster-wide ones. Queries are pipelined in this order, so the
+        // cheap cluster-wide statements run on the server while the large
+        // per-table results are being mapped (issue 6: scrape time).
+        let mut main_set: Vec<&'static dyn Collector> = vec![];
+        if databases.contains(&main_db) {
+            main_set.extend(self.enabled(Scope::PerDatabase));
+        }
+        main_set.extend(self.enabled(Scope::Cluster));
+        let main_task = self.run_set(Some(lease), main_db.clone(), main_set, &server, deadline);
+        let others = databases.iter().filter(|d| **d != main_db).map(|d| {
+            self.run_set(
+                None,
+                d.clone(),
+                self.enabled(Scope::PerDatabase).collect(),
+                &server,
+                deadline,
+            )
+        });
+        // The other databases start beside the main one, not after it (the
+        // connection cap still bounds how many run at once).
+        let (mut runs, others) = futures::join!(main_task, join_all(others));
+        for r in others {
+            runs.extend(r);
+        }
+        snap.runs = runs;
+        snap.server = Some(server);
+        snap.duration = start.elapsed();
+        snap
+    }
+
+    async fn connect_main(
+        &self,
+        main_db: &str,
+        deadline: Instant,
+    ) -> Result<(Lease, ServerInfo, Option<f64>, Vec<(&'static str, bool)>), CollectError> {
+        let lease = self.pools.get(main_db, deadline).await?;
+        // Prepared once per connection like the collectors' SQL: one round
+        // trip per scrape instead of two, and no planning.
+        let query = async {
+            let stmt = lease.conn.prepare_cached(SERVER_SQL).await?;
+            lease.conn.query_one(&stmt, &[]).await
+        };
+        let row = tokio::time::timeout_at(deadline.into(), query)
+            .await
+            .map_err(|_| CollectError::Deadline)?
+            .map_err(|e| CollectError::Query {
+                query: "server",
+                message: e.to_string(),
+            })?;
+        let superuser: bool = row.try_get(4)?;
+        let (monitor, read_stats, read_settings): (bool, bool, bool) =
+            (row.try_get(5)?, row.try_get(6)?, row.try_get(7)?);
+        let server = ServerInfo {
+            version_num: row.try_get(0)?,
+            version: row.try_get(1)?,
+            in_recovery: row.try_get(3)?,
+            read_all_stats: superuser || monitor || read_stats,
+            superuser,
+            wal_segment_size: row
+                .try_get::<_, Option<i64>>(9)?
+                .and_then(|b| u64::try_from(b).ok()),
+        };
+        if !server.read_all_stats && !self.privilege_warned.swap(true, Ordering::Relaxed) {
+            let user: String = row.try_get(8)?;
+            warn!(
+                role = %user,
+                "role {user:?} is not a member of pg_monitor: PostgreSQL hides other sessions' state and query times, \
+                 so connection and query counts will be low. Fix: GRANT pg_monitor TO {};",
+                quote_ident(&user)
+            );
+        }
+        let privileges = vec![
+            ("superuser", superuser),
+            ("pg_monitor", superuser || monitor),
+            ("pg_read_all_stats", superuser || monitor || read_stats),
+            ("pg_read_all_settings", superuser || monitor || read_settings),
+        ];
+        Ok((lease, server, row.try_get(2)?, privileges))
+    }
+
+    /// Discovered databases (cached for `PGMAINT_DATABASE_REFRESH_INTERVAL`),
+    /// filtered by include/exclude rules.
+    async fn databases(&self, lease: &Lease, main_db: &str) -> Vec<String> {
+        if !self.enabled(Scope::PerDatabase).any(|_| true) {
+            return vec![];
+        }
+        if let Some((at, dbs)) = &*self.discovered.lock().unwrap() {
+            if at.elapsed() < self.config.database_refresh_interval {
+                return dbs.clone();
+            }
+        }
+        let found = match lease.conn.query(DATABASES_SQL, &[]).await {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|r| r.try_get::<_, String>(0).ok())
+                .filter(|d| self.config.database_wanted(d))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                warn!(error = %e, "database discovery failed; using the DSN's database only");
+                vec![main_db.to_string()]
+            }
+        };
+        self.pools.retain_databases(
+            &found
+                .iter()
+                .cloned()
+                .chain([main_db.to_string()])
+                .collect::<Vec<_>>(),
+        );
+        self.cache
+            .lock()
+            .unwrap()
+            .retain(|(_, db), _| db.is_empty() || found.contains(db));
+        *self.discovered.lock().unwrap() = Some((Instant::now(), found.clone()));
+        found
+    }
+
+    fn known_databases(&self, main_db: &str) -> Vec<String> {
+        match &*self.discovered.lock().unwrap() {
+            Some((_, dbs)) => dbs.clone(),
+            None => vec![main_db.to_string()],
+        }
+    }
+
+    /// `success 0` for every enabled collector, when the server is unreachable.
+    fn all_failed(&self, databases: &[String]) -> Vec<Run> {
+        let failed = |c: &'static dyn Collector, datname: &str| {
+            Run::new(c, datname, false, Duration::ZERO, Default::default())
+        };
+        let mut runs: Vec<Run> = self.enabled(Scope::Cluster).map(|c| failed(c, "")).collect();
+        for db in databases {
+            runs.extend(self.enabled(Scope::PerDatabase).map(|c| failed(c, db)));
+        }
+        runs
+    }
+
+    /// Runs a set of collectors in one database on one connection.
+    ///
+    /// Cached collectors (`cache_ttl` > 0) are served from cache while fresh.
+    /// Once stale, the old result is served and a background task refreshes
+    /// it, so a slow collector (bloat) never holds up a scrape; only the very
+    /// first run happens inline.
+    async fn run_set(
+        self: &Arc<Self>,
+        lease: Option<Lease>,
+        datname: String,
+        set: Vec<&'static dyn Collector>,
+        server: &ServerInfo,
+        deadline: Instant,
+    ) -> Vec<Run> {
+        let span = tracing::info_span!("database", datname = %datname);
+        let ctx = Ctx {
+            datname: &datname,
+            server,
+            config: &self.config,
+        };
+
+        let mut runs = Vec::new();
+        let mut todo = Vec::new();
+        let mut first_runs = Vec::new();
+        let mut host = Vec::new();
+        for c in set {
+            let ttl = c.cache_ttl(&self.config);
+            let cached = if ttl.is_zero() {
+                None
+            } else {
+                let cache = self.cache.lock().unwrap();
+                cache
+                    .get(&(c.name(), datname.clone()))
+                    .map(|e| (e.at.elapsed() < ttl, e.success, e.sink.clone()))
+            };
+            match (cached, collectors::plan(c, &ctx)) {
+                (_, Source::NotApplicable) => {}
+                (_, Source::Host(requests)) => host.push((c, requests)),
+                (Some((fresh, success, sink)), _) => {
+                    if !fresh {
+                        self.refresh_in_background(c, datname.clone(), server.clone());
+                    }
+                    runs.push(Run::new(c, &datname, success, Duration::ZERO, sink));
+                }
+                // Cached collectors are slow by nature: even their first run
+                // happens beside the scrape, not in it (see `await_first_runs`).
+                (None, Source::Sql(_)) if !ttl.is_zero() => {
+                    self.refresh_in_background(c, datname.clone(), server.clone());
+                    first_runs.push(c);
+                }
+                (None, Source::Sql(queries)) => todo.push((c, queries)),
+            }
+        }
+        for (c, requests) in host {
+            runs.push(self.execute_host(c, &ctx, requests, deadline).await);
+        }
+        if todo.is_empty() {
+            drop(lease);
+            runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
+            return runs;
+        }
+
+        let lease = match lease {
+            Some(l) => Ok(l),
+            None => self.pools.get(&datname, deadline).instrument(span.clone()).await,
+        };
+        let lease = match lease {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(datname = %datname, error = %explain_conn(&e), "cannot reach database; its collectors report failure");
+                runs.extend(
+                    todo.iter()
+                        .map(|(c, _)| Run::new(*c, &datname, false, Duration::ZERO, Default::default())),
+                );
+                return runs;
+            }
+        };
+        let results = self.execute(&lease, &ctx, todo, deadline).instrument(span).await;
+        drop(lease);
+        runs.extend(results);
+        runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
+        runs
+    }
+}
