@@ -95,6 +95,10 @@ impl Scraper {
                             "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
                             timeout.as_millis()
                         );
+                        // Outside text ran here: the session is reset before
+                        // its next lease (the built-in statements alone leave
+                        // it as it was and skip the reset, see `pool.rs`).
+                        lease.conn.mark_dirty();
                         let began = lease.conn.batch_execute(&begin).await;
                         let runs = match began {
                             Ok(()) => this.execute(&lease, &ctx, vec![(c, queries)], deadline).await,
