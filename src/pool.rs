@@ -208,6 +208,9 @@ pub struct Pools {
     /// slot held by an idle connection it can close.
     busy: Arc<Semaphore>,
     pools: Arc<PoolMap>,
+    /// When each database last got a connection: the least recently used
+    /// idle connection is the one closed to make room (`close_lru_idle`).
+    last_used: Mutex<HashMap<String, Instant>>,
     /// A bound on connections shared with other servers' pools (`/probe`).
     shared: Option<Arc<SharedBound>>,
 }
@@ -276,6 +279,7 @@ impl Pools {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             busy: Arc::new(Semaphore::new(config.max_connections)),
             pools: Arc::new(Mutex::new(HashMap::new())),
+            last_used: Mutex::new(HashMap::new()),
             shared: None,
         }
     }
@@ -353,12 +357,20 @@ impl Pools {
                 Err(_) => return Err(ConnError::Timeout(datname.into())),
                 Ok(Ok(conn)) => {
                     conn.leases.fetch_add(1, Ordering::Relaxed);
+                    self.last_used
+                        .lock()
+                        .unwrap()
+                        .insert(datname.to_string(), Instant::now());
                     return Ok(Lease { conn, _busy: busy });
                 }
                 Ok(Err(managed::PoolError::Backend(ManagerError::NoSlot))) => {
-                    let closed = self.close_idle_except(datname);
-                    if !closed
-                        && self
+                    // One connection, the least recently used, not every
+                    // idle one: the others stay warm for their next scrape.
+                    let closed = self.close_lru_idle(datname);
+                    if closed {
+                        // Its slot is free once its socket is closed.
+                        let _ = tokio::time::timeout(left, self.slots.acquire()).await;
+                    } else if self
                             .shared
                             .as_ref()
                             .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
@@ -367,7 +379,7 @@ impl Pools {
                         // exited, a few ms after the socket closed: let it go
                         // before opening another in its slot.
                         tokio::time::sleep(Duration::from_millis(30)).await;
-                    } else if !closed {
+                    } else {
                         // A peer is mid-connect or about to return one: retry shortly.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -397,6 +409,43 @@ impl Pools {
         }
     }
 
+    /// True if `datname` has an idle connection open: the scrape visits
+    /// such databases first, before their connections are closed to make
+    /// room for others.
+    pub fn is_warm(&self, datname: &str) -> bool {
+        self.pools
+            .lock()
+            .unwrap()
+            .get(datname)
+            .is_some_and(|p| p.status().available > 0)
+    }
+
+    /// Closes one idle connection of another database, the one used least
+    /// recently; true if one was closed.
+    fn close_lru_idle(&self, keep: &str) -> bool {
+        let mut idle: Vec<(Option<Instant>, Pool)> = {
+            let pools = self.pools.lock().unwrap();
+            let used = self.last_used.lock().unwrap();
+            pools
+                .iter()
+                .filter(|(k, p)| k.as_str() != keep && p.status().available > 0)
+                .map(|(k, p)| (used.get(k).copied(), p.clone()))
+                .collect()
+        };
+        idle.sort_by_key(|(at, _)| *at);
+        for (_, p) in idle {
+            let mut first = true;
+            let closed = !p
+                .retain(|_, _| !std::mem::replace(&mut first, false))
+                .removed
+                .is_empty();
+            if closed {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Closes idle connections of other databases; true if any was closed.
     fn close_idle_except(&self, keep: &str) -> bool {
         let pools: Vec<Pool> = {
@@ -416,6 +465,7 @@ impl Pools {
 
     /// Drops the pools of databases that no longer exist (or are excluded).
     pub fn retain_databases(&self, keep: &[String]) {
+        self.last_used.lock().unwrap().retain(|k, _| keep.contains(k));
         self.pools.lock().unwrap().retain(|k, p| {
             let keep = keep.contains(k);
             if !keep {

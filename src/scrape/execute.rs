@@ -21,14 +21,18 @@ type SharedQuery<'a> = Shared<BoxFuture<'a, QueryResult>>;
 
 impl Scraper {
     /// Runs collectors' queries pipelined on one connection and maps the rows.
+    ///
+    /// Each query holds a handle on the lease until its rows are in: the
+    /// connection goes back to its pool (and its place among the busy ones
+    /// to the next database) as soon as the last query is done, while the
+    /// rows are still being mapped, unless the caller keeps a handle too.
     pub(super) async fn execute(
         &self,
-        lease: &Lease,
+        lease: Arc<Lease>,
         ctx: &Ctx<'_>,
         todo: Vec<(&'static dyn Collector, Vec<Query>)>,
         deadline: Instant,
     ) -> Vec<Run> {
-        let client = &lease.conn;
         let fresh = lease.conn.is_fresh();
         // One future per distinct query (same SQL, same parameters): a query
         // several collectors need runs once and its rows are shared.
@@ -58,8 +62,10 @@ impl Scraper {
                     unique
                         .entry(key)
                         .or_insert_with(|| {
+                            let lease = lease.clone();
                             async move {
-                                let rows = fetch(client, sql, &params, cache).await;
+                                let rows = fetch(&lease.conn, sql, &params, cache).await;
+                                drop(lease);
                                 debug!(
                                     query = qname,
                                     ms = t0.elapsed().as_millis() as u64,
@@ -80,6 +86,7 @@ impl Scraper {
         // rows are freed as soon as the last collector using them has mapped
         // them, not when the whole database is done.
         drop(unique);
+        drop(lease);
         let work = planned.into_iter().map(|(c, queries, futs)| async move {
             let started = Instant::now();
             let fetched = async {

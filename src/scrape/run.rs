@@ -3,10 +3,11 @@
 //! by side under the pool's connection cap.
 
 use std::sync::atomic::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::future::join_all;
+use futures::future::{join_all, FutureExt};
 use tracing::{debug, info, warn, Instrument};
 
 use super::execute::{explain, explain_conn};
@@ -90,20 +91,29 @@ impl Scraper {
         }
         main_set.extend(self.enabled(Scope::Cluster));
         let main_task = self.run_set(Some(lease), main_db.clone(), main_set, &server, deadline);
-        let others = databases.iter().filter(|d| **d != main_db).map(|d| {
+        // Databases with an idle connection open (the most recently scraped)
+        // first, while their connections are still there: the others then
+        // close the least recently used ones to make room (issue 22). The
+        // connection cap admits them in this order; the output keeps the
+        // discovery order.
+        let mut order: Vec<&String> = databases.iter().filter(|d| **d != main_db).collect();
+        order.sort_by_key(|d| !self.pools.is_warm(d));
+        let others = order.iter().map(|d| {
             self.run_set(
                 None,
-                d.clone(),
+                (*d).clone(),
                 self.enabled(Scope::PerDatabase).collect(),
                 &server,
                 deadline,
             )
+            .map(move |r| (*d, r))
         });
         // The other databases start beside the main one, not after it (the
         // connection cap still bounds how many run at once).
         let (mut runs, others) = futures::join!(main_task, join_all(others));
-        for r in others {
-            runs.extend(r);
+        let mut others: HashMap<&String, Vec<Run>> = others.into_iter().collect();
+        for d in databases.iter().filter(|d| **d != main_db) {
+            runs.extend(others.remove(d).unwrap_or_default());
         }
         snap.runs = runs;
         snap.server = Some(server);
@@ -294,8 +304,7 @@ impl Scraper {
                 return runs;
             }
         };
-        let results = self.execute(&lease, &ctx, todo, deadline).instrument(span).await;
-        drop(lease);
+        let results = self.execute(Arc::new(lease), &ctx, todo, deadline).instrument(span).await;
         runs.extend(results);
         runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
         runs
