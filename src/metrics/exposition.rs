@@ -51,6 +51,11 @@ impl Exposition {
                 &[r.collector, &r.datname],
                 r.duration.as_secs_f64(),
             );
+            own.gauge_opt(
+                &COLLECTOR_AGE,
+                &[r.collector, &r.datname],
+                r.age.map(|a| a.as_secs_f64()),
+            );
         }
         own.gauge(
             &BUILD_INFO,

@@ -42,6 +42,11 @@ pub struct Run {
     pub success: bool,
     pub duration: Duration,
     pub sink: Arc<Sink>,
+    /// How old the data in `sink` is, for per-database collectors: zero when
+    /// read in this scrape, the cache's age when served from cache
+    /// (`pg_scrape_collector_age_seconds`, issue 22). `None`: cluster-wide,
+    /// or nothing to report.
+    pub age: Option<Duration>,
 }
 
 /// Everything one scrape learned: the structured data `/metrics` encodes and
@@ -65,6 +70,10 @@ pub struct Scraper {
     discovered: Mutex<Option<(Instant, Vec<String>)>>,
     cache: Mutex<HashMap<(&'static str, String), Cached>>,
     refreshing: Mutex<HashSet<(&'static str, String)>>,
+    /// The last successful result of each per-database collector, when there
+    /// are more databases than connections: served (with its age) for a
+    /// database the deadline left out, and the stalest go first next time.
+    last_good: Mutex<HashMap<(&'static str, String), (Instant, Arc<Sink>)>>,
     privilege_warned: AtomicBool,
     was_up: AtomicBool,
     /// Backup verifications and tools found on the host (`host.rs`).
@@ -83,6 +92,7 @@ impl Scraper {
             discovered: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashSet::new()),
+            last_good: Mutex::new(HashMap::new()),
             privilege_warned: AtomicBool::new(false),
             was_up: AtomicBool::new(true),
             host: Default::default(),
@@ -135,6 +145,14 @@ impl Run {
             success,
             duration,
             sink,
+            age: None,
         }
+    }
+
+    fn with_age(mut self, age: Duration) -> Run {
+        if !self.datname.is_empty() {
+            self.age = Some(age);
+        }
+        self
     }
 }

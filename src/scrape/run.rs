@@ -13,7 +13,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::execute::{explain, explain_conn};
 use super::{Run, Scraper, Snapshot};
 use crate::collectors::{self, Collector, Ctx, Scope, ServerInfo, Source};
-use crate::error::CollectError;
+use crate::error::{CollectError, ConnError};
 use crate::keywords::quote_ident;
 use crate::pool::Lease;
 
@@ -96,8 +96,12 @@ impl Scraper {
         // close the least recently used ones to make room (issue 22). The
         // connection cap admits them in this order; the output keeps the
         // discovery order.
+        // With more databases than connections, the ones whose results are
+        // oldest come next, so a deadline that cannot fit them all still
+        // refreshes every database in turn.
+        let refreshed = self.last_refreshed();
         let mut order: Vec<&String> = databases.iter().filter(|d| **d != main_db).collect();
-        order.sort_by_key(|d| !self.pools.is_warm(d));
+        order.sort_by_key(|d| (!self.pools.is_warm(d), refreshed.get(d.as_str()).copied()));
         let others = order.iter().map(|d| {
             self.run_set(
                 None,
@@ -204,6 +208,10 @@ impl Scraper {
             .lock()
             .unwrap()
             .retain(|(_, db), _| db.is_empty() || found.contains(db));
+        self.last_good
+            .lock()
+            .unwrap()
+            .retain(|(_, db), _| found.contains(db));
         *self.discovered.lock().unwrap() = Some((Instant::now(), found.clone()));
         found
     }
@@ -260,16 +268,16 @@ impl Scraper {
                 let cache = self.cache.lock().unwrap();
                 cache
                     .get(&(c.name(), datname.clone()))
-                    .map(|e| (e.at.elapsed() < ttl, e.success, e.sink.clone()))
+                    .map(|e| (e.at.elapsed(), e.success, e.sink.clone()))
             };
             match (cached, collectors::plan(c, &ctx)) {
                 (_, Source::NotApplicable) => {}
                 (_, Source::Host(requests)) => host.push((c, requests)),
-                (Some((fresh, success, sink)), _) => {
-                    if !fresh {
+                (Some((age, success, sink)), _) => {
+                    if age >= ttl {
                         self.refresh_in_background(c, datname.clone(), server.clone());
                     }
-                    runs.push(Run::new(c, &datname, success, Duration::ZERO, sink));
+                    runs.push(Run::new(c, &datname, success, Duration::ZERO, sink).with_age(age));
                 }
                 // Cached collectors are slow by nature: even their first run
                 // happens beside the scrape, not in it (see `await_first_runs`).
@@ -295,6 +303,13 @@ impl Scraper {
         };
         let lease = match lease {
             Ok(l) => l,
+            Err(ConnError::Timeout(_)) if self.rotating() => {
+                // More databases than the deadline lets the cap visit: this
+                // one's turn is a later scrape (it goes first then).
+                debug!(datname = %datname, "no connection before the deadline; serving the last results");
+                runs.extend(todo.iter().map(|(c, _)| self.stale_or_failed(*c, &datname)));
+                return runs;
+            }
             Err(e) => {
                 warn!(datname = %datname, error = %explain_conn(&e), "cannot reach database; its collectors report failure");
                 runs.extend(
@@ -305,8 +320,62 @@ impl Scraper {
             }
         };
         let results = self.execute(Arc::new(lease), &ctx, todo, deadline).instrument(span).await;
+        let late = Instant::now() >= deadline;
+        let results = results.into_iter().map(|r| match (r.success, late) {
+            (true, _) => {
+                if self.rotating() {
+                    self.last_good
+                        .lock()
+                        .unwrap()
+                        .insert((r.collector, datname.clone()), (Instant::now(), r.sink.clone()));
+                }
+                r.with_age(Duration::ZERO)
+            }
+            // Cut off by the deadline: the last good result, with its age.
+            (false, true) if self.rotating() => self.stale_by_name(r, &datname),
+            (false, _) => r,
+        });
         runs.extend(results);
         runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
         runs
+    }
+
+    /// True when there are more databases than connections: each database's
+    /// last good results are kept, served for a database the deadline left
+    /// out, and the stalest databases are visited first (issue 22).
+    fn rotating(&self) -> bool {
+        self.known_databases("").len() > self.config.max_connections
+    }
+
+    /// The last good result of `c` in `datname` with its age, else failure.
+    fn stale_or_failed(&self, c: &'static dyn Collector, datname: &str) -> Run {
+        match self.last_good.lock().unwrap().get(&(c.name(), datname.to_string())) {
+            Some((at, sink)) => Run::new(c, datname, true, Duration::ZERO, sink.clone()).with_age(at.elapsed()),
+            None => Run::new(c, datname, false, Duration::ZERO, Default::default()),
+        }
+    }
+
+    /// `stale_or_failed` for a run that was cut off.
+    fn stale_by_name(&self, run: Run, datname: &str) -> Run {
+        match self.last_good.lock().unwrap().get(&(run.collector, datname.to_string())) {
+            Some((at, sink)) => Run {
+                success: true,
+                sink: sink.clone(),
+                ..run
+            }
+            .with_age(at.elapsed()),
+            None => run,
+        }
+    }
+
+    /// When each database's collectors were last all read (oldest of its
+    /// kept results; absent: never, or not kept).
+    fn last_refreshed(&self) -> HashMap<String, Instant> {
+        let mut at: HashMap<String, Instant> = HashMap::new();
+        for ((_, d), (t, _)) in self.last_good.lock().unwrap().iter() {
+            let e = at.entry(d.clone()).or_insert(*t);
+            *e = (*e).min(*t);
+        }
+        at
     }
 }

@@ -18,6 +18,11 @@ pub static COLLECTOR_DURATION: Family = Family::gauge(
     "Time the collector took in this scrape, including its queries (0 when served from cache).",
     &["collector", "datname"],
 );
+pub static COLLECTOR_AGE: Family = Family::gauge(
+    "pg_scrape_collector_age_seconds",
+    "Age of the data a per-database collector reported for the database: 0 when read in this scrape; the time since it was read when served from cache (cached collectors) or when the deadline left the database out of this scrape and its last good result is served (more databases than PGMAINT_MAX_CONNECTIONS can visit in PGMAINT_SCRAPE_TIMEOUT).",
+    &["collector", "datname"],
+);
 pub static BUILD_INFO: Family = Family::gauge(
     "pgmaint_exporter_build_info",
     "Always 1; labels carry the exporter's version and git revision.",
@@ -64,6 +69,7 @@ pub const SELF_FAMILIES: &[&Family] = &[
     &UP,
     &COLLECTOR_SUCCESS,
     &COLLECTOR_DURATION,
+    &COLLECTOR_AGE,
     &BUILD_INFO,
     &SERVER_INFO,
     &POSTMASTER_START,
