@@ -106,6 +106,7 @@ impl Exposition {
         Chunks {
             expo: self,
             next: 0,
+            head_sent: false,
             done: false,
         }
     }
@@ -143,6 +144,10 @@ pub struct Chunks {
     expo: Arc<Exposition>,
     /// Index of the next collector family to encode.
     next: usize,
+    /// The head went out. Not `next == 0`: a head over `CHUNK_BYTES` (the
+    /// `pg_scrape_collector_*` series of ~1,000 databases) is a chunk on its
+    /// own, and was then sent again and again (issue 22: out of memory).
+    head_sent: bool,
     done: bool,
 }
 
@@ -154,8 +159,9 @@ impl Iterator for Chunks {
             return None;
         }
         let mut out = String::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
-        if self.next == 0 {
+        if !self.head_sent {
             out.push_str(&self.expo.head);
+            self.head_sent = true;
         }
         while out.len() < CHUNK_BYTES {
             if !self.expo.encode(self.next, &mut out) {
@@ -166,5 +172,47 @@ impl Iterator for Chunks {
             self.next += 1;
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// A head over `CHUNK_BYTES` (the `pg_scrape_collector_*` series of
+    /// ~1,000 databases) goes out once and the text ends.
+    #[test]
+    fn a_head_larger_than_a_chunk_is_sent_once() {
+        let config = Config::from_vars([(
+            "PGMAINT_DATABASE_URL".to_string(),
+            "postgresql://u@127.0.0.1/postgres".to_string(),
+        )])
+        .unwrap();
+        let runs = (0..5000)
+            .map(|i| Run {
+                collector: "tables",
+                datname: format!("tenant_database_{i:05}"),
+                success: true,
+                duration: Duration::ZERO,
+                sink: Default::default(),
+                age: Some(Duration::ZERO),
+            })
+            .collect();
+        let snap = Snapshot {
+            up: true,
+            server: None,
+            postmaster_start: None,
+            privileges: vec![],
+            databases: vec![],
+            runs,
+            taken_at: SystemTime::now(),
+            duration: Duration::ZERO,
+        };
+        let expo = Arc::new(Exposition::new(snap, &config, 0, String::new()));
+        assert!(expo.head.len() > CHUNK_BYTES, "head {} bytes", expo.head.len());
+        let text = expo.to_text();
+        assert_eq!(text.matches("# TYPE pg_scrape_collector_success gauge").count(), 1);
+        assert_eq!(text.matches("pg_scrape_collector_success{").count(), 5000);
     }
 }
