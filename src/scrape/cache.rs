@@ -84,7 +84,16 @@ impl Scraper {
                 server: &server,
                 config: &this.config,
             };
-            if let Source::Sql(queries) = collectors::plan(c, &ctx) {
+            // At most half the connections refresh caches at once: with
+            // hundreds of databases, two cached collectors each queued
+            // ahead of the scrape and took every connection (issue 22:
+            // pg_up 0 at 1,000 databases).
+            let turn = tokio::time::timeout_at(deadline.into(), this.background.clone().acquire_owned()).await;
+            let source = match turn {
+                Ok(Ok(_)) => collectors::plan(c, &ctx),
+                _ => Source::NotApplicable,
+            };
+            if let (Ok(Ok(_turn)), Source::Sql(queries)) = (turn, source) {
                 match this.pools.get(&datname, deadline).await {
                     Ok(lease) if c.isolated() => {
                         let lease = Arc::new(lease);

@@ -70,6 +70,8 @@ pub struct Scraper {
     discovered: Mutex<Option<(Instant, Vec<String>)>>,
     cache: Mutex<HashMap<(&'static str, String), Cached>>,
     refreshing: Mutex<HashSet<(&'static str, String)>>,
+    /// Turns for background refreshes: half the connection cap (at least 1).
+    background: Arc<tokio::sync::Semaphore>,
     /// The last successful result of each per-database collector, when there
     /// are more databases than connections: served (with its age) for a
     /// database the deadline left out, and the stalest go first next time.
@@ -87,6 +89,7 @@ pub struct Scraper {
 impl Scraper {
     pub fn new(config: Config) -> Scraper {
         Scraper {
+            background: Arc::new(tokio::sync::Semaphore::new((config.max_connections / 2).max(1))),
             pools: Pools::new(&config),
             config,
             discovered: Mutex::new(None),
