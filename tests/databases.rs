@@ -269,8 +269,11 @@ async fn sixty_databases_under_two_connections() {
     assert!(m
         .value("pg_table_live_tuples", &[("datname", names[59].as_str()), ("relname", "t")])
         .is_some());
-    // Statements per database and scrape (each new session's setup included).
+    // Statements per database and scrape: the 10 of the per-database
+    // collectors, one `set_config` per new session (a clean session is not
+    // reset when it goes back out), and the main database's cluster-wide
+    // ones spread over the 60 (measured 12.4–12.6).
     for n in &per_db {
-        assert!(*n <= 12.0, "{n} statements per database in one scrape: {per_db:?}");
+        assert!(*n <= 13.0, "{n} statements per database in one scrape: {per_db:?}");
     }
 }
