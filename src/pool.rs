@@ -398,9 +398,9 @@ impl Pools {
                         // Its slot is free `EXIT_GRACE` after its socket closed.
                         let _ = tokio::time::timeout(left, self.slots.acquire()).await;
                     } else if self
-                            .shared
-                            .as_ref()
-                            .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
+                        .shared
+                        .as_ref()
+                        .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
                     {
                         // The server counts a session until its backend has
                         // exited, a few ms after the socket closed: let it go

@@ -254,7 +254,11 @@ async fn sixty_databases_under_two_connections() {
             );
             // Sizes are refreshed every scrape here (harness default), so
             // every result is from this scrape.
-            assert_eq!(m.value("pg_scrape_collector_age_seconds", &l), Some(0.0), "{c} in {name}");
+            assert_eq!(
+                m.value("pg_scrape_collector_age_seconds", &l),
+                Some(0.0),
+                "{c} in {name}"
+            );
         }
     }
     // Bloat is cached: its age is the cache's, under its default hour.
@@ -267,13 +271,19 @@ async fn sixty_databases_under_two_connections() {
     assert!((0.0..3600.0).contains(&bloat_age), "bloat age {bloat_age}");
     // The copies' statistics start at zero, their catalogs are the template's.
     assert!(m
-        .value("pg_table_live_tuples", &[("datname", names[59].as_str()), ("relname", "t")])
+        .value(
+            "pg_table_live_tuples",
+            &[("datname", names[59].as_str()), ("relname", "t")]
+        )
         .is_some());
     // Statements per database and scrape: the 10 of the per-database
     // collectors, one `set_config` per new session (a clean session is not
     // reset when it goes back out), and the main database's cluster-wide
     // ones spread over the 60 (measured 12.4–12.6).
     for n in &per_db {
-        assert!(*n <= 13.0, "{n} statements per database in one scrape: {per_db:?}");
+        assert!(
+            *n <= 13.0,
+            "{n} statements per database in one scrape: {per_db:?}"
+        );
     }
 }

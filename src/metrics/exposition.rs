@@ -212,7 +212,10 @@ mod tests {
         let expo = Arc::new(Exposition::new(snap, &config, 0, String::new()));
         assert!(expo.head.len() > CHUNK_BYTES, "head {} bytes", expo.head.len());
         let text = expo.to_text();
-        assert_eq!(text.matches("# TYPE pg_scrape_collector_success gauge").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE pg_scrape_collector_success gauge").count(),
+            1
+        );
         assert_eq!(text.matches("pg_scrape_collector_success{").count(), 5000);
     }
 }

@@ -88,7 +88,8 @@ impl Scraper {
             // hundreds of databases, two cached collectors each queued
             // ahead of the scrape and took every connection (issue 22:
             // pg_up 0 at 1,000 databases).
-            let turn = tokio::time::timeout_at(deadline.into(), this.background.clone().acquire_owned()).await;
+            let turn =
+                tokio::time::timeout_at(deadline.into(), this.background.clone().acquire_owned()).await;
             let source = match turn {
                 Ok(Ok(_)) => collectors::plan(c, &ctx),
                 _ => Source::NotApplicable,
@@ -111,7 +112,10 @@ impl Scraper {
                         lease.conn.mark_dirty();
                         let began = lease.conn.batch_execute(&begin).await;
                         let runs = match began {
-                            Ok(()) => this.execute(lease.clone(), &ctx, vec![(c, queries)], deadline).await,
+                            Ok(()) => {
+                                this.execute(lease.clone(), &ctx, vec![(c, queries)], deadline)
+                                    .await
+                            }
                             Err(_) => vec![],
                         };
                         let rolled_back = lease.conn.batch_execute("ROLLBACK").await;
@@ -130,7 +134,9 @@ impl Scraper {
                         // still bounded, statement_timeout for this run only.
                         let limits = |t: Duration| format!("SET statement_timeout = {}", t.as_millis());
                         let widened = lease.conn.batch_execute(&limits(timeout)).await;
-                        let runs = this.execute(lease.clone(), &ctx, vec![(c, queries)], deadline).await;
+                        let runs = this
+                            .execute(lease.clone(), &ctx, vec![(c, queries)], deadline)
+                            .await;
                         let restored = lease
                             .conn
                             .batch_execute(&limits(this.config.statement_timeout))

@@ -230,7 +230,12 @@ async fn fetch(
 
 /// A parameter with the type it is sent as (an unnamed statement names its
 /// parameters' types; the server casts from them as it would from a literal).
-fn typed(p: &collectors::Param) -> (&(dyn tokio_postgres::types::ToSql + Sync), tokio_postgres::types::Type) {
+fn typed(
+    p: &collectors::Param,
+) -> (
+    &(dyn tokio_postgres::types::ToSql + Sync),
+    tokio_postgres::types::Type,
+) {
     use tokio_postgres::types::Type;
     let ty = match p {
         collectors::Param::Int(_) => Type::INT8,

@@ -2,8 +2,8 @@
 //! `pg_up`), database discovery, then the collectors of every database side
 //! by side under the pool's connection cap.
 
-use std::sync::atomic::Ordering;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -319,7 +319,10 @@ impl Scraper {
                 return runs;
             }
         };
-        let results = self.execute(Arc::new(lease), &ctx, todo, deadline).instrument(span).await;
+        let results = self
+            .execute(Arc::new(lease), &ctx, todo, deadline)
+            .instrument(span)
+            .await;
         let late = Instant::now() >= deadline;
         let results = results.into_iter().map(|r| match (r.success, late) {
             (true, _) => {
@@ -349,15 +352,27 @@ impl Scraper {
 
     /// The last good result of `c` in `datname` with its age, else failure.
     fn stale_or_failed(&self, c: &'static dyn Collector, datname: &str) -> Run {
-        match self.last_good.lock().unwrap().get(&(c.name(), datname.to_string())) {
-            Some((at, sink)) => Run::new(c, datname, true, Duration::ZERO, sink.clone()).with_age(at.elapsed()),
+        match self
+            .last_good
+            .lock()
+            .unwrap()
+            .get(&(c.name(), datname.to_string()))
+        {
+            Some((at, sink)) => {
+                Run::new(c, datname, true, Duration::ZERO, sink.clone()).with_age(at.elapsed())
+            }
             None => Run::new(c, datname, false, Duration::ZERO, Default::default()),
         }
     }
 
     /// `stale_or_failed` for a run that was cut off.
     fn stale_by_name(&self, run: Run, datname: &str) -> Run {
-        match self.last_good.lock().unwrap().get(&(run.collector, datname.to_string())) {
+        match self
+            .last_good
+            .lock()
+            .unwrap()
+            .get(&(run.collector, datname.to_string()))
+        {
             Some((at, sink)) => Run {
                 success: true,
                 sink: sink.clone(),
