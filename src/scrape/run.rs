@@ -347,7 +347,10 @@ impl Scraper {
     /// last good results are kept, served for a database the deadline left
     /// out, and the stalest databases are visited first (issue 22).
     fn rotating(&self) -> bool {
-        self.known_databases("").len() > self.config.max_connections
+        let discovered = self.discovered.lock().unwrap();
+        discovered
+            .as_ref()
+            .is_some_and(|(_, dbs)| dbs.len() > self.config.max_connections)
     }
 
     /// The last good result of `c` in `datname` with its age, else failure.
