@@ -63,6 +63,9 @@ pub struct Snapshot {
     pub duration: Duration,
 }
 
+/// When a per-database collector last succeeded, and what it reported.
+type LastGood = (Instant, Arc<Sink>);
+
 /// Long-lived scrape state: pools, discovery and result caches.
 pub struct Scraper {
     config: Config,
@@ -75,7 +78,7 @@ pub struct Scraper {
     /// The last successful result of each per-database collector, when there
     /// are more databases than connections: served (with its age) for a
     /// database the deadline left out, and the stalest go first next time.
-    last_good: Mutex<HashMap<(&'static str, String), (Instant, Arc<Sink>)>>,
+    last_good: Mutex<HashMap<(&'static str, String), LastGood>>,
     privilege_warned: AtomicBool,
     was_up: AtomicBool,
     /// Backup verifications and tools found on the host (`host.rs`).
