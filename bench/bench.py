@@ -9,6 +9,7 @@ pids are also written to WORK/pids so the shell trap can stop leftovers.
 
 import argparse
 import os
+import threading
 import re
 import signal
 import socket
@@ -84,6 +85,67 @@ END $$""", db=name)
     log(f"database {name}: {tables} tables in {time.time() - t:.1f} s")
 
 
+def make_databases(cl, prefix, count, tables):
+    """count databases of `tables` tables each, server-side: one template
+    database made by make_database, then CREATE DATABASE … TEMPLATE (a file
+    copy on the server, STRATEGY FILE_COPY: no WAL of the copied files).
+    Statistics counters start at zero in the copies; the catalogs (and so
+    every per-table and per-index series) are the template's."""
+    names = [f"{prefix}{i}" for i in range(count)]
+    have = set(cl.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%'").split())
+    if set(names) <= have:
+        log(f"databases {prefix}0..{count - 1}: already there (--reuse)")
+        return names
+    t = time.time()
+    tmpl = prefix + "tmpl"
+    make_database(cl, tmpl, tables)
+    script = "".join(f"DROP DATABASE IF EXISTS {n};\nCREATE DATABASE {n} TEMPLATE {tmpl} STRATEGY FILE_COPY;\n"
+                     for n in names)
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(cl.port),
+                        "-U", "postgres", "-d", "postgres"], input=script, capture_output=True, text=True,
+                       timeout=3600)
+    if r.returncode != 0:
+        raise RuntimeError(f"creating {prefix}*: {r.stderr.strip()}")
+    cl.psql(f"DROP DATABASE {tmpl}")
+    log(f"databases {prefix}0..{count - 1}: {count} × {tables} tables generated in {time.time() - t:.1f} s")
+    return names
+
+
+class ActivitySampler:
+    """Counts the exporter's backends (pg_stat_activity, by role) every
+    ~50 ms in one long-lived psql session, from start() to stop()."""
+
+    def __init__(self, cl, role):
+        self.samples = []
+        self.stop_flag = threading.Event()
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p", str(cl.port), "-U", "postgres", "-d", "postgres"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.sql = f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}';\n"
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            self.p.stdin.write(self.sql)
+            self.p.stdin.flush()
+            line = self.p.stdout.readline()
+            if not line:
+                return
+            self.samples.append(int(line))
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(timeout=5)
+        try:
+            self.p.stdin.close()
+            self.p.wait(timeout=5)
+        except Exception:
+            self.p.kill()
+        return max(self.samples, default=0), len(self.samples)
+
+
 def floor_sql():
     """Our exporter's per-table, per-index and shared selection SQL, from the source."""
     qs = []
@@ -102,10 +164,11 @@ class Floor:
 
     name = "floor"
 
-    def __init__(self, cl, dbs, work):
+    def __init__(self, cl, dbs, work, enabled=True):
         self.queries = floor_sql()
         self.sessions = []
-        for db in dbs:
+        self.enabled = enabled
+        for db in dbs if enabled else []:
             err = open(os.path.join(work, f"floor-{db}.log"), "w")
             p = subprocess.Popen(
                 ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(cl.port), "-U", "postgres", "-d", db],
@@ -115,6 +178,8 @@ class Floor:
         self.times = []
 
     def run_once(self):
+        if not self.enabled:
+            return float("nan")
         total = 0.0
         for p in self.sessions:
             p.stdin.write("".join(q + ";\n" for q in self.queries) + "\\echo __END__\n")
@@ -213,7 +278,7 @@ def series_count(path):
     return n
 
 
-def start_exporters(args, cl, dbs, work, multi):
+def start_exporters(args, cl, dbs, work, multi, ours_only=False):
     """The exporters of one case; dbs are the databases whose tables are exported."""
     exps = []
     main_db = "postgres" if multi else dbs[0]
@@ -222,12 +287,20 @@ def start_exporters(args, cl, dbs, work, multi):
         "PGMAINT_LISTEN_ADDRESS": "127.0.0.1:{PORT}",
         "PGMAINT_MAX_TABLES_PER_DATABASE": "20000",
         "PGMAINT_MIN_SCRAPE_INTERVAL": "0s",
-        "PGMAINT_INCLUDE_DATABASES": ",".join(dbs),
-        "PGMAINT_SCRAPE_TIMEOUT": "60s",
-        "PGMAINT_STATEMENT_TIMEOUT": "60s",
+        # Many databases: one pattern rather than a thousand names.
+        "PGMAINT_INCLUDE_DATABASES": dbs[0].rsplit("_", 1)[0] + "_[0-9]+" if multi else ",".join(dbs),
         "PGMAINT_LOG_LEVEL": "warn",
+        "PGMAINT_MAX_CONNECTIONS": args.max_connections,
     }
+    if not multi:
+        # One big database: time the whole of it. The multi-database cases
+        # keep the defaults (10 s scrape timeout, 4 connections): the target
+        # is every collector within the default deadline (issue 22).
+        ours_env.update({"PGMAINT_SCRAPE_TIMEOUT": "60s", "PGMAINT_STATEMENT_TIMEOUT": "60s"})
     exps.append(Exporter("ours", "ours", "bench_ours", [args.ours], ours_env, work))
+    if ours_only:
+        exps[0].wait_ready()
+        return exps
     peer_args = ["--web.listen-address=127.0.0.1:{PORT}", "--log.level=warn"]
     if multi:
         peer_args += ["--auto-discover-databases", "--include-databases=" + ",".join(dbs)]
@@ -252,8 +325,10 @@ def start_exporters(args, cl, dbs, work, multi):
 
 def run_case(args, cl, title, dbs, work, multi=False):
     log(f"case {title}: starting exporters")
-    exps = start_exporters(args, cl, dbs, work, multi)
-    floor = Floor(cl, dbs, work)
+    exps = start_exporters(args, cl, dbs, work, multi, ours_only=multi and args.ours_only)
+    # The floor holds one psql session per database: not for hundreds.
+    floor = Floor(cl, dbs, work, enabled=len(dbs) <= 100)
+    sampler = ActivitySampler(cl, "bench_ours")
     try:
         # Warm-up: one scrape each (connection pools, first-scrape caches), not counted.
         for e in exps:
@@ -283,6 +358,7 @@ def run_case(args, cl, title, dbs, work, multi=False):
             e.cpu_per_scrape = (e.cpu() - cpu0[e.name]) / args.rounds
             e.hwm = e.hwm_mib()
             e.series = series_count(e.body)
+            e.failed = failed_collectors(e.body) if e.name == "ours" else None
         # Burst: 4 simultaneous scrapes of each exporter in turn.
         for e in exps:
             s0 = cl.statements()
@@ -300,17 +376,30 @@ def run_case(args, cl, title, dbs, work, multi=False):
             log(f"  burst {e.label}: {e.burst_wall:.2f} s, {e.burst_stmts} statements, "
                 f"{e.burst_ok}/4 HTTP 200 with full body, codes {[x[0] for x in res]}")
     finally:
+        peak, samples = sampler.stop()
         for e in exps:
             e.stop()
         floor.stop()
-    return report(title, exps, floor)
+    return report(title, exps, floor, len(dbs), (peak, samples, args.max_connections))
+
+
+def failed_collectors(path):
+    """Series pg_scrape_collector_success 0 in our last body."""
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.startswith(b"pg_scrape_collector_success{") and line.rstrip().endswith(b" 0"):
+                n += 1
+    return n
 
 
 def fmt_t(xs):
+    if any(x != x for x in xs):
+        return "—"
     return f"{statistics.median(xs):.3f} ({min(xs):.2f}–{max(xs):.2f})"
 
 
-def report(title, exps, floor):
+def report(title, exps, floor, ndbs, activity):
     cols = [e.label for e in exps] + ["floor (psql)"]
     rows = [
         ("scrape s, median (min–max)", [fmt_t(e.times) for e in exps] + [fmt_t(floor.times)]),
@@ -320,12 +409,17 @@ def report(title, exps, floor):
         ("body bytes", [f"{int(statistics.median(e.sizes)):,}" for e in exps] + ["—"]),
         ("series", [f"{e.series:,}" for e in exps] + ["—"]),
         ("statements / scrape", [f"{statistics.median(e.stmts):.0f}" for e in exps] + [str(len(floor.queries) * len(floor.sessions))]),
+        ("statements / database", [f"{statistics.median(e.stmts) / ndbs:.1f}" for e in exps] + [str(len(floor.queries))]),
         ("server exec ms / scrape", [f"{statistics.median(e.exec_ms):.0f}" for e in exps] + ["—"]),
+        ("collectors failed (success 0)", [str(e.failed) if e.failed is not None else "—" for e in exps] + ["—"]),
         ("burst of 4: wall s", [f"{e.burst_wall:.2f}" for e in exps] + ["—"]),
         ("burst of 4: statements", [str(e.burst_stmts) for e in exps] + ["—"]),
         ("burst of 4: HTTP 200 + full body", [f"{e.burst_ok}/4" for e in exps] + ["—"]),
     ]
-    lines = [f"### {title}", ""]
+    peak, samples, cap = activity
+    lines = [f"### {title}", "",
+             f"Our backends in pg_stat_activity (sampled every ~50 ms, {samples} samples): "
+             f"max {peak}, PGMAINT_MAX_CONNECTIONS {cap}.", ""]
     lines.append("| | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---|" * len(cols))
     for name, vals in rows:
@@ -340,7 +434,8 @@ def report(title, exps, floor):
             f"| {e.label} | {med(ours.times) / med(e.times):.2f} | {ratio(ours.cpu_per_scrape, e.cpu_per_scrape)} | "
             f"{ours.hwm / e.hwm:.2f} | {ours.burst_hwm / e.burst_hwm:.2f} | "
             f"ours {ratio(ours.burst_stmts, med(ours.stmts))}, {e.label} {ratio(e.burst_stmts, med(e.stmts))} |")
-    lines.append(f"| floor (psql) | {med(ours.times) / fl:.2f} | | | | |")
+    if floor.enabled:
+        lines.append(f"| floor (psql) | {med(ours.times) / fl:.2f} | | | | |")
     text = "\n".join(lines) + "\n"
     print(text, flush=True)
     return text
@@ -356,7 +451,12 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--tables", default="100,2000,10000")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--multi", action="store_true", help="also 10 databases × 200 tables")
+    ap.add_argument("--multi", action="store_true", help="also the multi-database cases (--dbs)")
+    ap.add_argument("--dbs", default="10x200,100x10,1000x2", help="multi-database cases, DATABASESxTABLES")
+    ap.add_argument("--ours-only", action="store_true", help="multi-database cases: our exporter only, no peers")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the generated databases and reuse those already there (a cluster kept between runs)")
+    ap.add_argument("--max-connections", default="4", help="PGMAINT_MAX_CONNECTIONS (reported; 4 is the default)")
     ap.add_argument("--ours", required=True)
     ap.add_argument("--peer", required=True)
     ap.add_argument("--pgx", default="")
@@ -365,19 +465,27 @@ def main():
     args = ap.parse_args()
     cl = Cluster(args.port)
     for role in ROLES:
-        cl.psql(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
+        cl.psql(f"DO $$ BEGIN CREATE ROLE {role} LOGIN IN ROLE pg_monitor; "
+                f"EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     cl.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     sizes = [int(x.replace("_", "")) for x in args.tables.split(",") if x.strip()]
-    cases = [(f"{n:,} tables (1 database)", [f"bench_t{n}"], [n], False) for n in sizes]
+    cases = [(f"{n:,} tables (1 database)", n, 1, False) for n in sizes]
     if args.multi:
-        cases.append(("10 databases × 200 tables", [f"bench_m{i}" for i in range(10)], [200] * 10, True))
+        for spec in args.dbs.split(","):
+            if spec.strip():
+                d, t = (int(x) for x in spec.lower().split("x"))
+                cases.append((f"{d:,} databases × {t:,} tables", t, d, True))
     texts = []
-    for title, dbs, counts, multi in cases:
-        for db, n in zip(dbs, counts):
-            make_database(cl, db, n)
+    for title, tables, ndbs, multi in cases:
+        if multi:
+            dbs = make_databases(cl, f"bench_m{ndbs}x{tables}_", ndbs, tables)
+        else:
+            dbs = [f"bench_t{tables}"]
+            make_database(cl, dbs[0], tables)
         texts.append(run_case(args, cl, title, dbs, args.work, multi))
-        for db in dbs:  # keep the disk small for the next case
-            cl.psql(f"DROP DATABASE {db} WITH (FORCE)")
+        if not args.reuse:
+            for db in dbs:  # keep the disk small for the next case
+                cl.psql(f"DROP DATABASE {db} WITH (FORCE)")
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(texts))

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,26 @@ use crate::tls::TlsPlan;
 /// `Live`), so they are free again only once the socket is closed.
 pub struct Slotted {
     client: ClientWrapper,
+    /// Something that may change session state ran on it since it was last
+    /// reset (see `mark_dirty`): the next `recycle` resets the session.
+    dirty: AtomicBool,
+    /// Times it was handed out (`Pools::get`): 1 on its first lease.
+    leases: AtomicU32,
+}
+
+impl Slotted {
+    /// Flags the session for a reset before its next lease. Built-in
+    /// scrape statements only read, so a connection that ran nothing else
+    /// goes back out without the reset's round trip (issue 22).
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// True on the connection's first lease: a statement run now would be
+    /// prepared for this one run only (see `scrape::fetch`).
+    pub fn is_fresh(&self) -> bool {
+        self.leases.load(Ordering::Relaxed) <= 1
+    }
 }
 
 /// A connection's socket and the slots it occupies (its own, plus one under
@@ -41,8 +62,33 @@ pub struct Slotted {
 /// server never sees more sessions than there are slots.
 struct Live<F> {
     connection: std::pin::Pin<Box<F>>,
-    _slot: OwnedSemaphorePermit,
-    _shared: Option<OwnedSemaphorePermit>,
+    _slots: Slots,
+}
+
+/// The slots of one connection. The server counts a session until its
+/// backend has exited, a few ms after our side closed the socket (longer on
+/// a loaded server): the slots are freed `EXIT_GRACE` after the socket
+/// closes, so a connection opened in them does not overlap the old session
+/// in `pg_stat_activity` (issue 22 measured 5 sessions under a cap of 4
+/// without this, at 100 databases on a loaded machine).
+struct Slots {
+    slot: Option<OwnedSemaphorePermit>,
+    shared: Option<OwnedSemaphorePermit>,
+}
+
+/// How long a closed connection's slots stay taken (see `Slots`).
+const EXIT_GRACE: Duration = Duration::from_millis(20);
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        let (slot, shared) = (self.slot.take(), self.shared.take());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(EXIT_GRACE).await;
+                drop((slot, shared));
+            });
+        }
+    }
 }
 
 impl Deref for Slotted {
@@ -107,8 +153,10 @@ impl managed::Manager for SlotManager {
             })?;
         let live = Live {
             connection: Box::pin(connection),
-            _slot: slot,
-            _shared: shared,
+            _slots: Slots {
+                slot: Some(slot),
+                shared,
+            },
         };
         // Ends when the client is dropped (deadpool's wrapper aborts it).
         let task = tokio::spawn(async move {
@@ -120,14 +168,20 @@ impl managed::Manager for SlotManager {
         });
         let client = ClientWrapper::new(client, task);
         client.batch_execute(&self.session_setup).await?;
-        Ok(Slotted { client })
+        Ok(Slotted {
+            client,
+            dirty: AtomicBool::new(false),
+            leases: AtomicU32::new(0),
+        })
     }
 
     /// A connection goes back out with the session state it had when it was
     /// new, whatever the last user did to it (issue 17 item 4): one round
     /// trip of `RESET ALL; RESET ROLE; SET …` (RESET ALL leaves `role`
-    /// alone). Not `DISCARD ALL`: it would also drop the prepared statements
-    /// `prepare_cached` keeps on the connection (~30 re-prepared per scrape).
+    /// alone) when anything but the built-in read-only statements ran on it
+    /// (`Slotted::mark_dirty`); a clean one skips it (6 statements and a
+    /// round trip per database and scrape, issue 22). Not `DISCARD ALL`: it
+    /// would also drop the prepared statements `prepare_cached` keeps.
     async fn recycle(&self, obj: &mut Slotted, metrics: &Metrics) -> RecycleResult<ManagerError> {
         self.inner
             .recycle(&mut obj.client, metrics)
@@ -136,23 +190,32 @@ impl managed::Manager for SlotManager {
                 managed::RecycleError::Message(m) => managed::RecycleError::Message(m),
                 managed::RecycleError::Backend(b) => managed::RecycleError::Backend(b.into()),
             })?;
+        if !obj.dirty.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         obj.client
             .batch_execute(&self.session_reset)
             .await
-            .map_err(|e| managed::RecycleError::Backend(e.into()))
+            .map_err(|e| managed::RecycleError::Backend(e.into()))?;
+        obj.dirty.store(false, Ordering::Relaxed);
+        Ok(())
     }
 }
 
 /// Session settings of every exporter connection: read-only and bounded.
 ///
-/// Set with `SET` right after connecting rather than as startup options, so
-/// that `pg_settings.reset_val` in our own sessions still shows the server's
-/// values of these settings (the `settings` collector publishes them). The
-/// values are our own integers, not outside input.
+/// Set right after connecting rather than as startup options, so that
+/// `pg_settings.reset_val` in our own sessions still shows the server's
+/// values of these settings (the `settings` collector publishes them). One
+/// statement (`set_config(…, false)` is `SET`), not four: each new
+/// connection costs the server one statement (issue 22). The values are our
+/// own integers, not outside input.
 fn session_setup(config: &Config) -> String {
     format!(
-        "SET default_transaction_read_only = on; SET statement_timeout = {}; SET lock_timeout = {}; \
-         SET idle_in_transaction_session_timeout = 60000",
+        "SELECT set_config('default_transaction_read_only', 'on', false), \
+                set_config('statement_timeout', '{}', false), \
+                set_config('lock_timeout', '{}', false), \
+                set_config('idle_in_transaction_session_timeout', '60000', false)",
         config.statement_timeout.as_millis(),
         config.lock_timeout.as_millis()
     )
@@ -171,6 +234,9 @@ pub struct Pools {
     /// slot held by an idle connection it can close.
     busy: Arc<Semaphore>,
     pools: Arc<PoolMap>,
+    /// When each database last got a connection: the least recently used
+    /// idle connection is the one closed to make room (`close_lru_idle`).
+    last_used: Mutex<HashMap<String, Instant>>,
     /// A bound on connections shared with other servers' pools (`/probe`).
     shared: Option<Arc<SharedBound>>,
 }
@@ -239,6 +305,7 @@ impl Pools {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             busy: Arc::new(Semaphore::new(config.max_connections)),
             pools: Arc::new(Mutex::new(HashMap::new())),
+            last_used: Mutex::new(HashMap::new()),
             shared: None,
         }
     }
@@ -314,20 +381,31 @@ impl Pools {
             let attempt = tokio::time::timeout(left, pool.get()).await;
             match attempt {
                 Err(_) => return Err(ConnError::Timeout(datname.into())),
-                Ok(Ok(conn)) => return Ok(Lease { conn, _busy: busy }),
+                Ok(Ok(conn)) => {
+                    conn.leases.fetch_add(1, Ordering::Relaxed);
+                    self.last_used
+                        .lock()
+                        .unwrap()
+                        .insert(datname.to_string(), Instant::now());
+                    return Ok(Lease { conn, _busy: busy });
+                }
                 Ok(Err(managed::PoolError::Backend(ManagerError::NoSlot))) => {
-                    let closed = self.close_idle_except(datname);
-                    if !closed
-                        && self
-                            .shared
-                            .as_ref()
-                            .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
+                    // One connection, the least recently used, not every
+                    // idle one: the others stay warm for their next scrape.
+                    let closed = self.close_lru_idle(datname);
+                    if closed {
+                        // Its slot is free `EXIT_GRACE` after its socket closed.
+                        let _ = tokio::time::timeout(left, self.slots.acquire()).await;
+                    } else if self
+                        .shared
+                        .as_ref()
+                        .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
                     {
                         // The server counts a session until its backend has
                         // exited, a few ms after the socket closed: let it go
                         // before opening another in its slot.
                         tokio::time::sleep(Duration::from_millis(30)).await;
-                    } else if !closed {
+                    } else {
                         // A peer is mid-connect or about to return one: retry shortly.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -357,6 +435,43 @@ impl Pools {
         }
     }
 
+    /// True if `datname` has an idle connection open: the scrape visits
+    /// such databases first, before their connections are closed to make
+    /// room for others.
+    pub fn is_warm(&self, datname: &str) -> bool {
+        self.pools
+            .lock()
+            .unwrap()
+            .get(datname)
+            .is_some_and(|p| p.status().available > 0)
+    }
+
+    /// Closes one idle connection of another database, the one used least
+    /// recently; true if one was closed.
+    fn close_lru_idle(&self, keep: &str) -> bool {
+        let mut idle: Vec<(Option<Instant>, Pool)> = {
+            let pools = self.pools.lock().unwrap();
+            let used = self.last_used.lock().unwrap();
+            pools
+                .iter()
+                .filter(|(k, p)| k.as_str() != keep && p.status().available > 0)
+                .map(|(k, p)| (used.get(k).copied(), p.clone()))
+                .collect()
+        };
+        idle.sort_by_key(|(at, _)| *at);
+        for (_, p) in idle {
+            let mut first = true;
+            let closed = !p
+                .retain(|_, _| !std::mem::replace(&mut first, false))
+                .removed
+                .is_empty();
+            if closed {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Closes idle connections of other databases; true if any was closed.
     fn close_idle_except(&self, keep: &str) -> bool {
         let pools: Vec<Pool> = {
@@ -376,6 +491,7 @@ impl Pools {
 
     /// Drops the pools of databases that no longer exist (or are excluded).
     pub fn retain_databases(&self, keep: &[String]) {
+        self.last_used.lock().unwrap().retain(|k, _| keep.contains(k));
         self.pools.lock().unwrap().retain(|k, p| {
             let keep = keep.contains(k);
             if !keep {

@@ -11,6 +11,8 @@
 //! `try_get`/`columns` API collectors already used, and values borrow from
 //! the buffer (`&str` columns cost no allocation).
 
+use std::sync::Arc;
+
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Column, Statement};
 
@@ -20,8 +22,10 @@ const NULL: u32 = 1 << 31;
 /// All rows of one query's result.
 #[derive(Default)]
 pub struct Rows {
-    /// Column names and types (`None` only for the empty default).
-    statement: Option<Statement>,
+    /// Column names and types (`None` for the empty default and for an
+    /// empty result of an unnamed statement, whose columns are only known
+    /// from its rows).
+    statement: Option<Arc<[Col]>>,
     columns: usize,
     /// Every column's bytes, row after row.
     data: Vec<u8>,
@@ -114,12 +118,43 @@ impl<'a> FromSql<'a> for Raw<'a> {
     }
 }
 
+/// A result column's name and type (tokio-postgres' `Column` cannot be
+/// copied out of a row, and an unnamed statement has no `Statement`).
+#[derive(Debug)]
+pub struct Col {
+    name: String,
+    ty: Type,
+}
+
+impl Col {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn type_(&self) -> &Type {
+        &self.ty
+    }
+}
+
 impl RowsBuilder {
     pub fn new(statement: &Statement) -> RowsBuilder {
+        RowsBuilder::with_columns(statement.columns())
+    }
+
+    /// For rows that come without a `Statement` (`query_typed_raw`): the
+    /// columns of their first row.
+    pub fn with_columns(columns: &[Column]) -> RowsBuilder {
+        let cols: Arc<[Col]> = columns
+            .iter()
+            .map(|c| Col {
+                name: c.name().to_string(),
+                ty: c.type_().clone(),
+            })
+            .collect();
         RowsBuilder {
             rows: Rows {
-                columns: statement.columns().len(),
-                statement: Some(statement.clone()),
+                columns: cols.len(),
+                statement: Some(cols),
                 data: Vec::new(),
                 bounds: Vec::new(),
             },
@@ -176,9 +211,9 @@ impl ColumnIndex for usize {
 }
 
 impl<'a> Row<'a> {
-    pub fn columns(&self) -> &'a [Column] {
+    pub fn columns(&self) -> &'a [Col] {
         match &self.rows.statement {
-            Some(s) => s.columns(),
+            Some(s) => s,
             None => &[],
         }
     }

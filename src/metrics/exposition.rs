@@ -73,6 +73,7 @@ impl Exposition {
         Chunks {
             expo: self,
             next: 0,
+            head_sent: false,
             done: false,
         }
     }
@@ -102,6 +103,10 @@ pub struct Chunks {
     expo: Arc<Exposition>,
     /// Index of the next section family to encode.
     next: usize,
+    /// The head went out. Not `next == 0`: a head over `CHUNK_BYTES` (the
+    /// `pg_scrape_collector_*` series of ~1,000 databases) is a chunk on its
+    /// own, and was then sent again and again (issue 22: out of memory).
+    head_sent: bool,
     done: bool,
 }
 
@@ -113,8 +118,9 @@ impl Iterator for Chunks {
             return None;
         }
         let mut out = String::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
-        if self.next == 0 {
+        if !self.head_sent {
             out.push_str(&self.expo.head);
+            self.head_sent = true;
         }
         while out.len() < CHUNK_BYTES {
             if !self.expo.encode(self.next, &mut out) {
@@ -125,5 +131,42 @@ impl Iterator for Chunks {
             self.next += 1;
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static FAMILY: Family = Family::gauge("pg_test_value", "A test family.", &["datname"]);
+    static FAMILIES: &[&Family] = &[&FAMILY];
+
+    /// A head over `CHUNK_BYTES` (the `pg_scrape_collector_*` series of
+    /// ~1,000 databases) goes out once and the text ends: before issue 22's
+    /// fix the head was resent with every chunk, forever.
+    #[test]
+    fn a_head_larger_than_a_chunk_is_sent_once() {
+        let mut head = String::from("# TYPE pg_scrape_collector_success gauge\n");
+        for i in 0..5000 {
+            head.push_str(&format!(
+                "pg_scrape_collector_success{{collector=\"tables\",datname=\"tenant_database_{i:05}\"}} 1\n"
+            ));
+        }
+        assert!(head.len() > CHUNK_BYTES, "head {} bytes", head.len());
+        let mut sink = Sink::default();
+        sink.gauge(&FAMILY, &["a"], 1.0);
+        let sections = vec![Section {
+            families: FAMILIES,
+            sinks: vec![Arc::new(sink)],
+        }];
+        let expo = Arc::new(Exposition::new(head, sections, "# tail\n".to_string()));
+        let text = expo.to_text();
+        assert_eq!(
+            text.matches("# TYPE pg_scrape_collector_success gauge").count(),
+            1
+        );
+        assert_eq!(text.matches("pg_scrape_collector_success{").count(), 5000);
+        assert_eq!(text.matches("pg_test_value{").count(), 1);
+        assert!(text.ends_with("# tail\n"));
     }
 }

@@ -92,9 +92,20 @@ impl Scraper {
                 server: &server,
                 config: &this.config,
             };
-            if let Source::Sql(queries) = collectors::plan(c, &ctx) {
+            // At most half the connections refresh caches at once: with
+            // hundreds of databases, two cached collectors each queued
+            // ahead of the scrape and took every connection (issue 22:
+            // pg_up 0 at 1,000 databases).
+            let turn =
+                tokio::time::timeout_at(deadline.into(), this.background.clone().acquire_owned()).await;
+            let source = match turn {
+                Ok(Ok(_)) => collectors::plan(c, &ctx),
+                _ => Source::NotApplicable,
+            };
+            if let (Ok(Ok(_turn)), Source::Sql(queries)) = (turn, source) {
                 match this.pools.get(&datname, deadline).await {
                     Ok(lease) if c.isolated() => {
+                        let lease = Arc::new(lease);
                         // Outside text: in a read-only transaction that is
                         // rolled back, which also undoes any session-level
                         // setting it changed (issue 17 item 4). SET LOCAL:
@@ -103,31 +114,47 @@ impl Scraper {
                             "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
                             timeout.as_millis()
                         );
+                        // Outside text ran here: the session is reset before
+                        // its next lease (the built-in statements alone leave
+                        // it as it was and skip the reset, see `pool.rs`).
+                        lease.conn.mark_dirty();
                         let began = lease.conn.batch_execute(&begin).await;
                         let runs = match began {
-                            Ok(()) => this.execute(&lease, &ctx, vec![(c, queries)], deadline).await,
+                            Ok(()) => {
+                                this.execute(lease.clone(), &ctx, vec![(c, queries)], deadline)
+                                    .await
+                            }
                             Err(_) => vec![],
                         };
                         let rolled_back = lease.conn.batch_execute("ROLLBACK").await;
                         if began.is_err() || rolled_back.is_err() {
                             // Never hand a connection in an unknown state back to the pool.
-                            let _ = deadpool::managed::Object::take(lease.conn);
+                            // `execute` has dropped its handles by now.
+                            if let Ok(lease) = Arc::try_unwrap(lease) {
+                                let _ = deadpool::managed::Object::take(lease.conn);
+                            }
                         }
                         debug!(collector = c.name(), datname = %datname, ok = !runs.is_empty() && runs.iter().all(|r| r.success), "background refresh done");
                     }
                     Ok(lease) => {
+                        let lease = Arc::new(lease);
                         // Slow by nature and off the scrape path: a longer,
                         // still bounded, statement_timeout for this run only.
                         let limits = |t: Duration| format!("SET statement_timeout = {}", t.as_millis());
                         let widened = lease.conn.batch_execute(&limits(timeout)).await;
-                        let runs = this.execute(&lease, &ctx, vec![(c, queries)], deadline).await;
+                        let runs = this
+                            .execute(lease.clone(), &ctx, vec![(c, queries)], deadline)
+                            .await;
                         let restored = lease
                             .conn
                             .batch_execute(&limits(this.config.statement_timeout))
                             .await;
                         if widened.is_err() || restored.is_err() {
                             // Never hand a connection with unknown limits back to the pool.
-                            let _ = deadpool::managed::Object::take(lease.conn);
+                            // `execute` has dropped its handles by now.
+                            if let Ok(lease) = Arc::try_unwrap(lease) {
+                                let _ = deadpool::managed::Object::take(lease.conn);
+                            }
                         }
                         debug!(collector = c.name(), datname = %datname, ok = runs.iter().all(|r| r.success), "background refresh done");
                     }

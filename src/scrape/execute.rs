@@ -21,14 +21,19 @@ type SharedQuery<'a> = Shared<BoxFuture<'a, QueryResult>>;
 
 impl Scraper {
     /// Runs collectors' queries pipelined on one connection and maps the rows.
+    ///
+    /// Each query holds a handle on the lease until its rows are in: the
+    /// connection goes back to its pool (and its place among the busy ones
+    /// to the next database) as soon as the last query is done, while the
+    /// rows are still being mapped, unless the caller keeps a handle too.
     pub(super) async fn execute(
         &self,
-        lease: &Lease,
+        lease: Arc<Lease>,
         ctx: &Ctx<'_>,
         todo: Vec<(&'static dyn Collector, Vec<Query>)>,
         deadline: Instant,
     ) -> Vec<Run> {
-        let client = &lease.conn;
+        let fresh = lease.conn.is_fresh();
         // One future per distinct query (same SQL, same parameters): a query
         // several collectors need runs once and its rows are shared.
         let mut unique: HashMap<(&'static str, String), SharedQuery<'_>> = HashMap::new();
@@ -41,19 +46,26 @@ impl Scraper {
                     let params = q.params.clone();
                     let sql = q.sql;
                     // Built-in SQL reads catalogs and statistics views, whose
-                    // row types never change under a connection: it is
-                    // prepared once per connection, which saves the server a
-                    // parse and analysis and the scrape a round trip. Custom
-                    // queries read user tables that ALTER TABLE may change
-                    // ("cached plan must not change result type"): never cached.
-                    let cache = !c.name().starts_with("custom:");
+                    // row types never change under a connection: on a
+                    // connection that was leased before (it will likely be
+                    // again) it is prepared once and kept, which saves the
+                    // server a parse and analysis each time. On a fresh one it
+                    // runs unnamed: Parse, Bind and Execute in one message,
+                    // no Parse/Describe round trip for a statement that may
+                    // run only once there (many databases, few connections:
+                    // issue 22). Custom queries read user tables that ALTER
+                    // TABLE may change ("cached plan must not change result
+                    // type"): always unnamed.
+                    let cache = !c.name().starts_with("custom:") && !fresh;
                     let qname = q.name;
                     let t0 = Instant::now();
                     unique
                         .entry(key)
                         .or_insert_with(|| {
+                            let lease = lease.clone();
                             async move {
-                                let rows = fetch(client, sql, &params, cache).await;
+                                let rows = fetch(&lease.conn, sql, &params, cache).await;
+                                drop(lease);
                                 debug!(
                                     query = qname,
                                     ms = t0.elapsed().as_millis() as u64,
@@ -74,6 +86,7 @@ impl Scraper {
         // rows are freed as soon as the last collector using them has mapped
         // them, not when the whole database is done.
         drop(unique);
+        drop(lease);
         let work = planned.into_iter().map(|(c, queries, futs)| async move {
             let started = Instant::now();
             let fetched = async {
@@ -193,7 +206,9 @@ impl Scraper {
 
 /// Runs one query and packs its rows as they arrive (`rows.rs`): no
 /// `Vec<tokio_postgres::Row>` is ever held, and each row's read buffer is
-/// reused as soon as it is copied.
+/// reused as soon as it is copied. `cache`: a named statement kept on the
+/// connection (`prepare_cached`); otherwise the unnamed statement, one
+/// round trip with no separate prepare.
 async fn fetch(
     client: &deadpool_postgres::ClientWrapper,
     sql: &str,
@@ -201,12 +216,21 @@ async fn fetch(
     cache: bool,
 ) -> Result<crate::rows::Rows, String> {
     use futures::TryStreamExt;
-    let stmt = if cache {
-        client.prepare_cached(sql).await
-    } else {
-        client.prepare(sql).await
+    if !cache {
+        let stream = client
+            .query_typed_raw(sql, params.iter().map(typed))
+            .await
+            .map_err(|e| describe(&e))?;
+        let mut stream = std::pin::pin!(stream);
+        let mut rows: Option<crate::rows::RowsBuilder> = None;
+        while let Some(row) = stream.try_next().await.map_err(|e| describe(&e))? {
+            rows.get_or_insert_with(|| crate::rows::RowsBuilder::with_columns(row.columns()))
+                .push(&row)
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(rows.map(|r| r.finish()).unwrap_or_default());
     }
-    .map_err(|e| describe(&e))?;
+    let stmt = client.prepare_cached(sql).await.map_err(|e| describe(&e))?;
     let stream = client
         .query_raw(&stmt, params.iter().map(|p| p.as_sql()))
         .await
@@ -217,6 +241,23 @@ async fn fetch(
         rows.push(&row).map_err(|e| e.to_string())?;
     }
     Ok(rows.finish())
+}
+
+/// A parameter with the type it is sent as (an unnamed statement names its
+/// parameters' types; the server casts from them as it would from a literal).
+fn typed(
+    p: &collectors::Param,
+) -> (
+    &(dyn tokio_postgres::types::ToSql + Sync),
+    tokio_postgres::types::Type,
+) {
+    use tokio_postgres::types::Type;
+    let ty = match p {
+        collectors::Param::Int(_) => Type::INT8,
+        collectors::Param::Float(_) => Type::FLOAT8,
+        collectors::Param::Text(_) => Type::TEXT,
+    };
+    (p.as_sql(), ty)
 }
 
 /// A database error with its SQLSTATE message (tokio-postgres' Display is terse).

@@ -55,6 +55,11 @@ pub struct Run {
     pub from_cache: bool,
     /// The collector's `cache_ttl` (zero: not cached).
     pub cache_ttl: Duration,
+    /// How old the data in `sink` is, for per-database collectors: zero when
+    /// read in this scrape, the cache's age when served from cache
+    /// (`pg_scrape_collector_age_seconds`, issue 22). `None`: cluster-wide,
+    /// or nothing to report.
+    pub age: Option<Duration>,
 }
 
 /// A finished scrape: what it learned, and its Prometheus text (which
@@ -78,6 +83,9 @@ pub struct Snapshot {
     pub duration: Duration,
 }
 
+/// When a per-database collector last succeeded, and what it reported.
+type LastGood = (Instant, Arc<Sink>);
+
 /// Long-lived scrape state: pools, discovery and result caches.
 pub struct Scraper {
     config: Config,
@@ -85,6 +93,12 @@ pub struct Scraper {
     discovered: Mutex<Option<(Instant, Vec<String>)>>,
     cache: Mutex<HashMap<(&'static str, String), Cached>>,
     refreshing: Mutex<HashSet<(&'static str, String)>>,
+    /// Turns for background refreshes: half the connection cap (at least 1).
+    background: Arc<tokio::sync::Semaphore>,
+    /// The last successful result of each per-database collector, when there
+    /// are more databases than connections: served (with its age) for a
+    /// database the deadline left out, and the stalest go first next time.
+    last_good: Mutex<HashMap<(&'static str, String), LastGood>>,
     privilege_warned: AtomicBool,
     was_up: AtomicBool,
     /// Tools found on the host and directories found unreadable (`host/`).
@@ -103,12 +117,14 @@ impl Scraper {
     /// `custom`: collectors besides `collectors::ALL` (the custom queries).
     pub fn new(config: Config, custom: Vec<&'static dyn Collector>) -> Scraper {
         Scraper {
+            background: Arc::new(tokio::sync::Semaphore::new((config.max_connections / 2).max(1))),
             pools: Pools::new(&config),
             config,
             custom,
             discovered: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashSet::new()),
+            last_good: Mutex::new(HashMap::new()),
             privilege_warned: AtomicBool::new(false),
             was_up: AtomicBool::new(true),
             host: Default::default(),
@@ -174,6 +190,7 @@ impl Run {
             sink,
             from_cache: false,
             cache_ttl: c.cache_ttl(config),
+            age: None,
         }
     }
 
@@ -183,5 +200,12 @@ impl Run {
             from_cache: true,
             ..self
         }
+    }
+
+    fn with_age(mut self, age: Duration) -> Run {
+        if !self.datname.is_empty() {
+            self.age = Some(age);
+        }
+        self
     }
 }

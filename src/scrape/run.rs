@@ -2,17 +2,18 @@
 //! `pg_up`), database discovery, then the collectors of every database side
 //! by side under the pool's connection cap.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::future::join_all;
+use futures::future::{join_all, FutureExt};
 use tracing::{debug, info, warn, Instrument};
 
 use super::execute::{explain, explain_conn};
 use super::{Run, Scraper, Snapshot};
 use crate::collectors::{self, Collector, Ctx, Scope, ServerInfo, Source};
-use crate::error::CollectError;
+use crate::error::{CollectError, ConnError};
 use crate::keywords::quote_ident;
 use crate::pool::Lease;
 
@@ -90,20 +91,33 @@ impl Scraper {
         }
         main_set.extend(self.enabled(Scope::Cluster));
         let main_task = self.run_set(Some(lease), main_db.clone(), main_set, &server, deadline);
-        let others = databases.iter().filter(|d| **d != main_db).map(|d| {
+        // Databases with an idle connection open (the most recently scraped)
+        // first, while their connections are still there: the others then
+        // close the least recently used ones to make room (issue 22). The
+        // connection cap admits them in this order; the output keeps the
+        // discovery order.
+        // With more databases than connections, the ones whose results are
+        // oldest come next, so a deadline that cannot fit them all still
+        // refreshes every database in turn.
+        let refreshed = self.last_refreshed();
+        let mut order: Vec<&String> = databases.iter().filter(|d| **d != main_db).collect();
+        order.sort_by_key(|d| (!self.pools.is_warm(d), refreshed.get(d.as_str()).copied()));
+        let others = order.iter().map(|d| {
             self.run_set(
                 None,
-                d.clone(),
+                (*d).clone(),
                 self.enabled(Scope::PerDatabase).collect(),
                 &server,
                 deadline,
             )
+            .map(move |r| (*d, r))
         });
         // The other databases start beside the main one, not after it (the
         // connection cap still bounds how many run at once).
         let (mut runs, others) = futures::join!(main_task, join_all(others));
-        for r in others {
-            runs.extend(r);
+        let mut others: HashMap<&String, Vec<Run>> = others.into_iter().collect();
+        for d in databases.iter().filter(|d| **d != main_db) {
+            runs.extend(others.remove(d).unwrap_or_default());
         }
         snap.runs = runs;
         snap.server = Some(server);
@@ -201,6 +215,10 @@ impl Scraper {
             .lock()
             .unwrap()
             .retain(|(_, db), _| db.is_empty() || found.contains(db));
+        self.last_good
+            .lock()
+            .unwrap()
+            .retain(|(_, db), _| found.contains(db));
         *self.discovered.lock().unwrap() = Some((Instant::now(), found.clone()));
         found
     }
@@ -264,16 +282,20 @@ impl Scraper {
                 let cache = self.cache.lock().unwrap();
                 cache
                     .get(&(c.name(), datname.clone()))
-                    .map(|e| (e.at.elapsed() < ttl, e.success, e.sink.clone()))
+                    .map(|e| (e.at.elapsed(), e.success, e.sink.clone()))
             };
             match (cached, collectors::plan(c, &ctx)) {
                 (_, Source::NotApplicable) => {}
                 (_, Source::Host(requests)) => host.push((c, requests)),
-                (Some((fresh, success, sink)), _) => {
-                    if !fresh {
+                (Some((age, success, sink)), _) => {
+                    if age >= ttl {
                         self.refresh_in_background(c, datname.clone(), server.clone());
                     }
-                    runs.push(Run::new(c, &self.config, &datname, success, Duration::ZERO, sink).cached());
+                    runs.push(
+                        Run::new(c, &self.config, &datname, success, Duration::ZERO, sink)
+                            .cached()
+                            .with_age(age),
+                    );
                 }
                 // Cached collectors are slow by nature: even their first run
                 // happens beside the scrape, not in it (see `await_first_runs`).
@@ -299,6 +321,13 @@ impl Scraper {
         };
         let lease = match lease {
             Ok(l) => l,
+            Err(ConnError::Timeout(_)) if self.rotating() => {
+                // More databases than the deadline lets the cap visit: this
+                // one's turn is a later scrape (it goes first then).
+                debug!(datname = %datname, "no connection before the deadline; serving the last results");
+                runs.extend(todo.iter().map(|(c, _)| self.stale_or_failed(*c, &datname)));
+                return runs;
+            }
             Err(e) => {
                 warn!(datname = %datname, error = %explain_conn(&e), "cannot reach database; its collectors report failure");
                 runs.extend(todo.iter().map(|(c, _)| {
@@ -314,10 +343,88 @@ impl Scraper {
                 return runs;
             }
         };
-        let results = self.execute(&lease, &ctx, todo, deadline).instrument(span).await;
-        drop(lease);
+        let results = self
+            .execute(Arc::new(lease), &ctx, todo, deadline)
+            .instrument(span)
+            .await;
+        let late = Instant::now() >= deadline;
+        let results = results.into_iter().map(|r| match (r.success, late) {
+            (true, _) => {
+                if self.rotating() {
+                    self.last_good
+                        .lock()
+                        .unwrap()
+                        .insert((r.collector, datname.clone()), (Instant::now(), r.sink.clone()));
+                }
+                r.with_age(Duration::ZERO)
+            }
+            // Cut off by the deadline: the last good result, with its age.
+            (false, true) if self.rotating() => self.stale_by_name(r, &datname),
+            (false, _) => r,
+        });
         runs.extend(results);
         runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
         runs
+    }
+
+    /// True when there are more databases than connections: each database's
+    /// last good results are kept, served for a database the deadline left
+    /// out, and the stalest databases are visited first (issue 22).
+    fn rotating(&self) -> bool {
+        let discovered = self.discovered.lock().unwrap();
+        discovered
+            .as_ref()
+            .is_some_and(|(_, dbs)| dbs.len() > self.config.max_connections)
+    }
+
+    /// The last good result of `c` in `datname` with its age, else failure.
+    fn stale_or_failed(&self, c: &'static dyn Collector, datname: &str) -> Run {
+        match self
+            .last_good
+            .lock()
+            .unwrap()
+            .get(&(c.name(), datname.to_string()))
+        {
+            Some((at, sink)) => Run::new(c, &self.config, datname, true, Duration::ZERO, sink.clone())
+                .cached()
+                .with_age(at.elapsed()),
+            None => Run::new(
+                c,
+                &self.config,
+                datname,
+                false,
+                Duration::ZERO,
+                Default::default(),
+            ),
+        }
+    }
+
+    /// `stale_or_failed` for a run that was cut off.
+    fn stale_by_name(&self, run: Run, datname: &str) -> Run {
+        match self
+            .last_good
+            .lock()
+            .unwrap()
+            .get(&(run.collector, datname.to_string()))
+        {
+            Some((at, sink)) => Run {
+                success: true,
+                sink: sink.clone(),
+                ..run
+            }
+            .with_age(at.elapsed()),
+            None => run,
+        }
+    }
+
+    /// When each database's collectors were last all read (oldest of its
+    /// kept results; absent: never, or not kept).
+    fn last_refreshed(&self) -> HashMap<String, Instant> {
+        let mut at: HashMap<String, Instant> = HashMap::new();
+        for ((_, d), (t, _)) in self.last_good.lock().unwrap().iter() {
+            let e = at.entry(d.clone()).or_insert(*t);
+            *e = (*e).min(*t);
+        }
+        at
     }
 }

@@ -22,6 +22,11 @@ pub static COLLECTOR_DURATION: Family = Family::gauge(
     "Time the collector took in this scrape, including its queries (0 when served from cache).",
     &["collector", "datname"],
 );
+pub static COLLECTOR_AGE: Family = Family::gauge(
+    "pg_scrape_collector_age_seconds",
+    "Age of the data a per-database collector reported for the database: 0 when read in this scrape; the time since it was read when served from cache (cached collectors) or when the deadline left the database out of this scrape and its last good result is served (more databases than PGMAINT_MAX_CONNECTIONS can visit in PGMAINT_SCRAPE_TIMEOUT).",
+    &["collector", "datname"],
+);
 pub static BUILD_INFO: Family = Family::gauge(
     "pgmaint_exporter_build_info",
     "Always 1; labels carry the exporter's version and git revision.",
@@ -68,6 +73,7 @@ pub const SELF_FAMILIES: &[&Family] = &[
     &UP,
     &COLLECTOR_SUCCESS,
     &COLLECTOR_DURATION,
+    &COLLECTOR_AGE,
     &BUILD_INFO,
     &SERVER_INFO,
     &POSTMASTER_START,
@@ -96,6 +102,11 @@ pub fn exposition(snap: &Snapshot, scraper: &Scraper, tail: String) -> Expositio
             &COLLECTOR_DURATION,
             &[r.collector, &r.datname],
             r.duration.as_secs_f64(),
+        );
+        own.gauge_opt(
+            &COLLECTOR_AGE,
+            &[r.collector, &r.datname],
+            r.age.map(|a| a.as_secs_f64()),
         );
     }
     own.gauge(
