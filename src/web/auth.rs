@@ -191,18 +191,9 @@ pub fn protect(router: Router, config: &WebConfig) -> Router {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
-    fn parse(text: &str) -> Result<WebConfig, String> {
-        WebConfig::parse(Path::new("/etc/pgmaint/web.yml"), text).map_err(|e| e.to_string())
-    }
-
-    /// bcrypt of "secret" at the minimum cost, so the tests stay fast.
-    fn hash() -> String {
-        bcrypt::hash("secret", 4).unwrap()
-    }
+    use super::super::test_support::{hash, parse};
 
     #[test]
     fn credentials_are_decoded() {

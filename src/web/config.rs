@@ -268,16 +268,7 @@ fn check_hash(hash: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<WebConfig, String> {
-        WebConfig::parse(Path::new("/etc/pgmaint/web.yml"), text).map_err(|e| e.to_string())
-    }
-
-    /// bcrypt of "secret" at the minimum cost, so the tests stay fast.
-    fn hash() -> String {
-        bcrypt::hash("secret", 4).unwrap()
-    }
+    use super::super::test_support::{hash, parse};
 
     #[test]
     fn empty_file_means_plain_http_without_auth() {

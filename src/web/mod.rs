@@ -40,3 +40,20 @@ pub fn from_config(config: &Config) -> Result<Option<Arc<WebConfig>>, ConfigErro
             }),
     }
 }
+
+/// What the unit tests of `config.rs` and `auth.rs` both need.
+#[cfg(test)]
+mod test_support {
+    use std::path::Path;
+
+    use super::WebConfig;
+
+    pub fn parse(text: &str) -> Result<WebConfig, String> {
+        WebConfig::parse(Path::new("/etc/pgmaint/web.yml"), text).map_err(|e| e.to_string())
+    }
+
+    /// bcrypt of "secret" at the minimum cost, so the tests stay fast.
+    pub fn hash() -> String {
+        bcrypt::hash("secret", 4).unwrap()
+    }
+}
