@@ -16,7 +16,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::collectors::{num, num0, text_ref, Ctx, Fetched, Query};
+use crate::collectors::{num, num_req, text_ref, Ctx, Fetched, Query};
 use crate::error::CollectError;
 
 /// Query name used in `Fetched`.
@@ -34,6 +34,16 @@ pub const NAME: &str = "selection";
 /// has none), autovacuum_multixact_freeze_max_age, and the relminmxid ages of
 /// the heap and the TOAST table. The counters are read with the pg_stat_get_* functions, not
 /// pg_stat_user_tables, whose per-table index join we do not need here.
+///
+/// NULL only means "does not exist" here: relallfrozen before 18,
+/// autovacuum_vacuum_max_threshold before 18, and the TOAST columns of a
+/// table without one. Every other column is never NULL and read with
+/// `num_req`: pg_class.reltuples/relpages are NOT NULL, the pg_stat_get_*
+/// counters return 0 without a statistics entry (pgstatfuncs.c), age() and
+/// mxid_age() return INT_MAX for a permanent id (xid.c), current_setting()
+/// without missing_ok errors instead of returning NULL, and the size
+/// coalesces the TOAST and index pages to 0 because a table without a TOAST
+/// table or indexes has no pages there.
 const SQL: &str = "WITH g AS (
   SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool AS active,
          current_setting('autovacuum_vacuum_threshold')::float8 AS vac_thresh,
@@ -59,6 +69,7 @@ SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.reloptions::text
        pg_stat_get_mod_since_analyze(c.oid)::float8,
        (v.indrelid IS NOT NULL),
        age(c.relfrozenxid)::float8,
+       -- No TOAST table or no index: no pages there, 0.
        (c.relpages + coalesce(t.relpages, 0) + coalesce(idx.relpages, 0))::float8
          * current_setting('block_size')::float8,
        c.relpages::float8,
@@ -336,28 +347,28 @@ pub fn kept<'a>(ctx: &Ctx, input: &'a Fetched) -> Result<Kept<'a>, CollectError>
             continue;
         }
         let g = Settings {
-            active: row.try_get::<_, Option<bool>>(12)?.unwrap_or(true),
-            vacuum_threshold: num0(row, 13)?,
-            vacuum_scale_factor: num0(row, 14)?,
-            insert_threshold: num0(row, 15)?,
-            insert_scale_factor: num0(row, 16)?,
-            analyze_threshold: num0(row, 17)?,
-            analyze_scale_factor: num0(row, 18)?,
-            freeze_max_age: num0(row, 19)?,
+            active: row.try_get::<_, bool>(12)?,
+            vacuum_threshold: num_req(row, 13)?,
+            vacuum_scale_factor: num_req(row, 14)?,
+            insert_threshold: num_req(row, 15)?,
+            insert_scale_factor: num_req(row, 16)?,
+            analyze_threshold: num_req(row, 17)?,
+            analyze_scale_factor: num_req(row, 18)?,
+            freeze_max_age: num_req(row, 19)?,
             vacuum_max_threshold: num(row, 20)?,
-            multixact_freeze_max_age: num0(row, 23)?,
+            multixact_freeze_max_age: num_req(row, 23)?,
         };
         let opts: Vec<&str> = row.try_get::<_, Option<Vec<&str>>>(3)?.unwrap_or_default();
         let av = Autovacuum::compute(
             &g,
             &RelOptions::parse(&opts),
-            num0(row, 2)?,
-            num0(row, 10)?,
+            num_req(row, 2)?,
+            num_req(row, 10)?,
             num(row, 11)?,
         );
-        let (dead, inserted, modified) = (num0(row, 4)?, num0(row, 5)?, num0(row, 6)?);
-        let invalid_index = row.try_get::<_, Option<bool>>(7)?.unwrap_or(false);
-        let heap_age = num0(row, 8)?;
+        let (dead, inserted, modified) = (num_req(row, 4)?, num_req(row, 5)?, num_req(row, 6)?);
+        let invalid_index = row.try_get::<_, bool>(7)?;
+        let heap_age = num_req(row, 8)?;
         // A TOAST table's own reloptions, else its heap's (do_autovacuum()).
         let toast_opts: Option<RelOptions> = row
             .try_get::<_, Option<Vec<&str>>>(22)?
@@ -388,14 +399,14 @@ pub fn kept<'a>(ctx: &Ctx, input: &'a Fetched) -> Result<Kept<'a>, CollectError>
             || av.insert_trigger.is_some_and(|t| inserted > t)
             || modified > av.analyze_trigger
             || age_forces_vacuum(heap_age, av.freeze_max_age, toast)
-            || age_forces_vacuum(num0(row, 24)?, av.multixact_freeze_max_age, toast_mxid)
+            || age_forces_vacuum(num_req(row, 24)?, av.multixact_freeze_max_age, toast_mxid)
             || invalid_index;
         cands.push(Cand {
             key: (schema, table),
             av,
             attention,
             frozen_age,
-            bytes: num0(row, 9)?,
+            bytes: num_req(row, 9)?,
         });
     }
     Ok(cap(cands, ctx.config.max_tables_per_database))

@@ -12,7 +12,7 @@
 
 use crate::collectors::selection;
 use crate::collectors::{
-    num, num0, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -24,6 +24,10 @@ use crate::metrics::{Family, Sink};
 /// same for relminmxid. Sizes
 /// are the cached `sizes` collector's: size functions lock and stat files,
 /// ~1 s per 10,000 tables, too slow for every scrape. PostgreSQL 14–17.
+/// The tuple counts and the vacuum/analyze counts are never NULL: the
+/// pg_stat_get_* functions behind the view return 0 for a table without a
+/// statistics entry (pgstatfuncs.c), so they are read with `num_req`; the
+/// timestamps are NULL for "never" and idx_scan for "no index".
 const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
        s.n_live_tup::float8, s.n_dead_tup::float8,
        s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
@@ -265,19 +269,19 @@ impl Collector for Tables {
                 continue;
             };
             let l = &[db, schema, table];
-            out.gauge(&LIVE, l, num0(row, 2)?);
-            out.gauge(&DEAD, l, num0(row, 3)?);
-            out.gauge(&MODIFIED, l, num0(row, 4)?);
+            out.gauge(&LIVE, l, num_req(row, 2)?);
+            out.gauge(&DEAD, l, num_req(row, 3)?);
+            out.gauge(&MODIFIED, l, num_req(row, 4)?);
             out.gauge_opt(&INSERTED, l, num(row, 5)?);
             // Never vacuumed/analyzed → no sample, never a 1970 timestamp.
             out.gauge_opt(&LAST_VACUUM, l, num(row, 6)?);
             out.gauge_opt(&LAST_AUTOVACUUM, l, num(row, 7)?);
             out.gauge_opt(&LAST_ANALYZE, l, num(row, 8)?);
             out.gauge_opt(&LAST_AUTOANALYZE, l, num(row, 9)?);
-            out.counter(&VACUUMS, l, num0(row, 10)?);
-            out.counter(&AUTOVACUUMS, l, num0(row, 11)?);
-            out.counter(&ANALYZES, l, num0(row, 12)?);
-            out.counter(&AUTOANALYZES, l, num0(row, 13)?);
+            out.counter(&VACUUMS, l, num_req(row, 10)?);
+            out.counter(&AUTOVACUUMS, l, num_req(row, 11)?);
+            out.counter(&ANALYZES, l, num_req(row, 12)?);
+            out.counter(&AUTOANALYZES, l, num_req(row, 13)?);
             out.counter_opt(&SEQ_SCANS, l, num(row, 14)?);
             out.counter_opt(&IDX_SCANS, l, num(row, 15)?);
             out.gauge_opt(&FROZEN_AGE, l, num(row, 16)?);
