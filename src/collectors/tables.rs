@@ -302,4 +302,3 @@ impl Collector for Tables {
         Ok(())
     }
 }
-
