@@ -361,7 +361,8 @@ impl Collector for Settings {
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let mut pending = 0;
         for row in input.rows("settings")? {
-            if row.try_get::<_, Option<bool>>(5)?.unwrap_or(false) {
+            // pg_settings.pending_restart is never NULL.
+            if row.try_get::<_, bool>(5)? {
                 pending += 1;
             }
             let (name, value, unit, vartype, source) = (
