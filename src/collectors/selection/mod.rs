@@ -75,7 +75,7 @@ SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.reloptions::text
        pg_stat_get_mod_since_analyze(c.oid)::float8,
        (v.indrelid IS NOT NULL),
        age(c.relfrozenxid)::float8,
-       -- No TOAST table or no index: no pages there, 0.
+       /* no TOAST table or no index: no pages there */
        (c.relpages + coalesce(t.relpages, 0) + coalesce(idx.relpages, 0))::float8
          * current_setting('block_size')::float8,
        c.relpages::float8,
