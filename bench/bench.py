@@ -150,11 +150,19 @@ def floor_sql():
     """Our exporter's per-table, per-index and shared selection SQL, from the source."""
     qs = []
     for f in ("tables", "selection", "indexes"):
-        src = open(os.path.join(ROOT, "src", "collectors", f + ".rs")).read()
+        path = os.path.join(ROOT, "src", "collectors", f + ".rs")
+        if not os.path.exists(path):
+            path = os.path.join(ROOT, "src", "collectors", f, "mod.rs")
+        src = open(path).read()
+        # String consts, and consts built with concatcp!(A, "literal", B) from them.
+        consts = {n: v for n, v in re.findall(r'const (\w+): &str = "(.*?)";\n', src, re.S)}
+        for n, args in re.findall(r'const (\w+): &str = concatcp!\((.*?)\);\n', src, re.S):
+            parts = re.findall(r'"((?:[^"\\]|\\.)*)"|(\w+)', args, re.S)
+            consts[n] = "".join(lit if name == "" else consts[name] for lit, name in parts)
         # tables.rs has one statement per version range (SQL_14 for 14-17, SQL_18): the bench runs PostgreSQL 15.
-        m = re.findall(r'const SQL(?:_14)?: &str = "(.*?)";\n', src, re.S)
+        m = [consts[n] for n in ("SQL", "SQL_14") if n in consts]
         if not m:
-            raise RuntimeError(f"no `const SQL` in src/collectors/{f}.rs")
+            raise RuntimeError(f"no `const SQL` in {path}")
         qs += [q.replace('\\"', '"') for q in m]
     return qs
 

@@ -36,7 +36,7 @@
 #      rounds ÷ scrapes), peak RSS (VmHWM), body bytes, series, statements and server execution time
 #      per scrape (pg_stat_statements, per role);
 #   5. the floor: our exporter's per-table, per-index and selection SQL (the `const SQL` strings of
-#      src/collectors/{tables,selection,indexes}.rs) in one long-lived psql session per database
+#      src/collectors/tables.rs, selection/mod.rs, indexes/mod.rs) in one long-lived psql session per database
 #      with \timing (up to 100 databases);
 #   6. a burst of 4 simultaneous scrapes per exporter: wall time, statements sent, and whether all 4
 #      got HTTP 200 with a full body (size within 5 % of the median);

@@ -343,12 +343,6 @@ pub fn num_req(row: Row<'_>, idx: usize) -> Result<f64, CollectError> {
     num(row, idx)?.ok_or_else(|| CollectError::Other(format!("column {} is NULL", row.columns()[idx].name())))
 }
 
-/// Reads a numeric column, NULL as 0.0. Being phased out (a NULL that means
-/// "unknown" must not read as 0): use `num_req` or `num`.
-pub fn num0(row: Row<'_>, idx: usize) -> Result<f64, CollectError> {
-    Ok(num(row, idx)?.unwrap_or(0.0))
-}
-
 /// Reads an optional text column without copying it; NULL becomes "".
 pub fn text_ref(row: Row<'_>, idx: usize) -> Result<&str, CollectError> {
     Ok(row.try_get::<_, Option<&str>>(idx)?.unwrap_or_default())

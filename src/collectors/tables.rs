@@ -10,9 +10,11 @@
 //! partitions are reported instead. The trigger points come from `selection`,
 //! so the cap's "needs attention" and these series never disagree.
 
+use const_format::concatcp;
+
 use crate::collectors::selection;
 use crate::collectors::{
-    num, num0, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
+    num, num_req, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
@@ -23,8 +25,15 @@ use crate::metrics::{Family, Sink};
 /// table on its own, and datfrozenxid is the minimum over both), and the
 /// same for relminmxid. Sizes
 /// are the cached `sizes` collector's: size functions lock and stat files,
-/// ~1 s per 10,000 tables, too slow for every scrape. PostgreSQL 14–17.
-const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
+/// ~1 s per 10,000 tables, too slow for every scrape.
+/// The tuple counts and the vacuum/analyze counts are never NULL: the
+/// pg_stat_get_* functions behind the view return 0 for a table without a
+/// statistics entry (pgstatfuncs.c), so they are read with `num_req`; the
+/// timestamps are NULL for "never" and idx_scan for "no index".
+/// Built from the columns every version has (`TABLES_HEAD`), the four
+/// vacuum/analyze time totals (PostgreSQL 18+, NULL before), and the
+/// MultiXact age and the joins (`TABLES_TAIL`).
+const TABLES_HEAD: &str = "SELECT s.schemaname::text, s.relname::text,
        s.n_live_tup::float8, s.n_dead_tup::float8,
        s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
        extract(epoch FROM s.last_vacuum)::float8,
@@ -35,7 +44,11 @@ const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
        s.analyze_count::float8, s.autoanalyze_count::float8,
        s.seq_scan::float8, s.idx_scan::float8,
        greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
-       NULL::float8, NULL::float8, NULL::float8, NULL::float8,
+       ";
+
+/// The relminmxid age, and the tables: pg_stat_user_tables joined to the
+/// heap's and the TOAST table's pg_class rows.
+const TABLES_TAIL: &str = ",
        greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid))::float8
   FROM pg_stat_user_tables s
   JOIN pg_class c ON c.oid = s.relid
@@ -44,28 +57,21 @@ const SQL_14: &str = "SELECT s.schemaname::text, s.relname::text,
    AND s.schemaname !~ '^pg_toast'
    AND s.schemaname NOT LIKE 'pg_temp%'";
 
-/// The same for PostgreSQL 18+, with the time spent in each kind of
-/// vacuum and analyze (ms converted to s).
-const SQL_18: &str = "SELECT s.schemaname::text, s.relname::text,
-       s.n_live_tup::float8, s.n_dead_tup::float8,
-       s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
-       extract(epoch FROM s.last_vacuum)::float8,
-       extract(epoch FROM s.last_autovacuum)::float8,
-       extract(epoch FROM s.last_analyze)::float8,
-       extract(epoch FROM s.last_autoanalyze)::float8,
-       s.vacuum_count::float8, s.autovacuum_count::float8,
-       s.analyze_count::float8, s.autoanalyze_count::float8,
-       s.seq_scan::float8, s.idx_scan::float8,
-       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
-       s.total_vacuum_time / 1000, s.total_autovacuum_time / 1000,
-       s.total_analyze_time / 1000, s.total_autoanalyze_time / 1000,
-       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid))::float8
-  FROM pg_stat_user_tables s
-  JOIN pg_class c ON c.oid = s.relid
-  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
- WHERE c.relkind IN ('r', 'm')
-   AND s.schemaname !~ '^pg_toast'
-   AND s.schemaname NOT LIKE 'pg_temp%'";
+/// PostgreSQL 14–17: no time totals.
+const SQL_14: &str = concatcp!(
+    TABLES_HEAD,
+    "NULL::float8, NULL::float8, NULL::float8, NULL::float8",
+    TABLES_TAIL
+);
+
+/// PostgreSQL 18+: the time spent in each kind of vacuum and analyze (ms
+/// converted to s).
+const SQL_18: &str = concatcp!(
+    TABLES_HEAD,
+    "s.total_vacuum_time / 1000, s.total_autovacuum_time / 1000,
+       s.total_analyze_time / 1000, s.total_autoanalyze_time / 1000",
+    TABLES_TAIL
+);
 
 const L: &[&str] = &["datname", "schemaname", "relname"];
 
@@ -265,19 +271,19 @@ impl Collector for Tables {
                 continue;
             };
             let l = &[db, schema, table];
-            out.gauge(&LIVE, l, num0(row, 2)?);
-            out.gauge(&DEAD, l, num0(row, 3)?);
-            out.gauge(&MODIFIED, l, num0(row, 4)?);
+            out.gauge(&LIVE, l, num_req(row, 2)?);
+            out.gauge(&DEAD, l, num_req(row, 3)?);
+            out.gauge(&MODIFIED, l, num_req(row, 4)?);
             out.gauge_opt(&INSERTED, l, num(row, 5)?);
             // Never vacuumed/analyzed → no sample, never a 1970 timestamp.
             out.gauge_opt(&LAST_VACUUM, l, num(row, 6)?);
             out.gauge_opt(&LAST_AUTOVACUUM, l, num(row, 7)?);
             out.gauge_opt(&LAST_ANALYZE, l, num(row, 8)?);
             out.gauge_opt(&LAST_AUTOANALYZE, l, num(row, 9)?);
-            out.counter(&VACUUMS, l, num0(row, 10)?);
-            out.counter(&AUTOVACUUMS, l, num0(row, 11)?);
-            out.counter(&ANALYZES, l, num0(row, 12)?);
-            out.counter(&AUTOANALYZES, l, num0(row, 13)?);
+            out.counter(&VACUUMS, l, num_req(row, 10)?);
+            out.counter(&AUTOVACUUMS, l, num_req(row, 11)?);
+            out.counter(&ANALYZES, l, num_req(row, 12)?);
+            out.counter(&AUTOANALYZES, l, num_req(row, 13)?);
             out.counter_opt(&SEQ_SCANS, l, num(row, 14)?);
             out.counter_opt(&IDX_SCANS, l, num(row, 15)?);
             out.gauge_opt(&FROZEN_AGE, l, num(row, 16)?);

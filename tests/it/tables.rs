@@ -401,3 +401,60 @@ async fn a_table_past_its_multixact_freeze_max_age_needs_attention() {
         Some(1.0)
     );
 }
+
+/// The tuple and vacuum/analyze counts are read as never NULL (a NULL would
+/// fail the collector, not read as 0): an empty table without TOAST table or
+/// index, a materialized view and statistics just reset all give real zeros
+/// and a successful collector, while "never vacuumed" stays absent.
+#[tokio::test]
+async fn counts_of_tables_without_activity_are_zero_not_missing() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE empty_t (id int);
+         CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x;
+         SELECT pg_stat_force_next_flush();",
+    )
+    .await;
+    db.batch("SELECT pg_stat_reset()").await;
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables")])
+        .await;
+    let m = exporter.scrape().await;
+    assert_eq!(
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", "tables"), ("datname", db.name.as_str())]
+        ),
+        Some(1.0)
+    );
+    for table in ["empty_t", "mv"] {
+        let l = [("datname", db.name.as_str()), ("relname", table)];
+        for family in [
+            "pg_table_vacuums_total",
+            "pg_table_autovacuums_total",
+            "pg_table_analyzes_total",
+            "pg_table_autoanalyzes_total",
+        ] {
+            assert_eq!(m.value(family, &l), Some(0.0), "{family} of {table}");
+        }
+        for family in [
+            "pg_table_live_tuples",
+            "pg_table_dead_tuples",
+            "pg_table_modified_since_analyze_tuples",
+            "pg_table_frozen_xid_age",
+        ] {
+            assert!(m.value(family, &l).is_some(), "{family} of {table}");
+        }
+        assert_eq!(m.value("pg_table_last_vacuum_timestamp_seconds", &l), None);
+    }
+    let l = [("datname", db.name.as_str()), ("relname", "empty_t")];
+    // Never analyzed: reltuples -1 counts as 0, as in autovacuum.
+    assert_eq!(
+        m.value("pg_table_autovacuum_vacuum_trigger_tuples", &l),
+        Some(50.0)
+    );
+    assert_eq!(m.value("pg_table_live_tuples", &l), Some(0.0));
+    assert_eq!(m.value("pg_table_dead_tuples", &l), Some(0.0));
+    assert_eq!(m.value("pg_table_idx_scans_total", &l), None, "no index");
+}
