@@ -148,7 +148,7 @@ pub fn load_config_file(path: &str) -> Result<BTreeMap<String, AuthModule>, Stri
     parse_config_file(&text).map_err(|e| format!("{path}: {e}"))
 }
 
-fn parse_config_file(text: &str) -> Result<BTreeMap<String, AuthModule>, String> {
+pub(super) fn parse_config_file(text: &str) -> Result<BTreeMap<String, AuthModule>, String> {
     let raw: RawFile = serde_norway::from_str(text).map_err(|e| format!("not a valid config file: {e}"))?;
     let mut out = BTreeMap::new();
     for (name, m) in raw.auth_modules {

@@ -14,23 +14,22 @@ pub struct Gauges {
 }
 
 impl Gauges {
-    pub fn new(probes: Arc<Probes>) -> Gauges {
-        // Constant, valid names: the prometheus crate cannot refuse them.
+    /// Constant, valid names: the prometheus crate does not refuse them in
+    /// practice; created once at start-up, which stops on the error.
+    pub fn new(probes: Arc<Probes>) -> prometheus::Result<Gauges> {
         let targets = prometheus::IntGauge::new(
             "pgmaint_exporter_probe_targets",
             "/probe targets held open right now (PGMAINT_MAX_TARGETS caps them).",
-        )
-        .expect("valid metric");
+        )?;
         let connections = prometheus::IntGauge::new(
             "pgmaint_exporter_probe_connections_open",
             "Database connections open across all /probe targets (PGMAINT_MAX_CONNECTIONS_TOTAL caps them).",
-        )
-        .expect("valid metric");
-        Gauges {
+        )?;
+        Ok(Gauges {
             probes,
             targets,
             connections,
-        }
+        })
     }
 }
 

@@ -120,15 +120,20 @@ impl Probes {
         let mut config = self.base.clone();
         config.dsn = dsn;
         if let Some(db) = &key.database {
-            config.include_databases =
-                vec![regex::Regex::new(&format!("^{}$", regex::escape(db))).expect("escaped")];
+            // An escaped literal always parses; only a name past the regex
+            // size limit is refused.
+            let exact = regex::Regex::new(&format!("^{}$", regex::escape(db)))
+                .map_err(|e| ProbeError::BadDatabase(e.to_string()))?;
+            config.include_databases = vec![exact];
         }
         info!(target = %key.target, auth_module = %key.module, database = key.database.as_deref().unwrap_or(""), "new probe target");
-        let app = Arc::new(Coalescer::new(Scraper::with_shared_bound(
+        let app = Coalescer::new(Scraper::with_shared_bound(
             config,
             self.custom.clone(),
             self.shared.clone(),
-        )));
+        ))
+        .map_err(|e| ProbeError::Internal(e.to_string()))?;
+        let app = Arc::new(app);
         targets.insert(
             key,
             Entry {

@@ -32,33 +32,34 @@ struct Latest {
 }
 
 impl Coalescer {
-    pub fn new(scraper: Scraper) -> Coalescer {
+    /// The prometheus crate refuses only invalid or repeated names, and these
+    /// are constants registered once into a new registry, so this does not
+    /// fail in practice; but a `/probe` request creates a `Coalescer` for a
+    /// new target, so the error is returned (start-up stops on it, a probe
+    /// answers 500), never a panic.
+    pub fn new(scraper: Scraper) -> prometheus::Result<Coalescer> {
         let registry = prometheus::Registry::new();
-        // The prometheus crate only fails on invalid or repeated names: these
-        // are constants, registered once into a new registry.
         let scrapes = prometheus::IntCounter::new(
             "pgmaint_exporter_scrapes_total",
             "Scrapes served by /metrics since the exporter started.",
-        )
-        .expect("valid metric");
+        )?;
         let failures = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
                 "pgmaint_exporter_collector_failures_total",
                 "Collector runs that failed (success 0) since the exporter started, by collector.",
             ),
             &["collector"],
-        )
-        .expect("valid metric");
-        registry.register(Box::new(scrapes.clone())).expect("unique");
-        registry.register(Box::new(failures.clone())).expect("unique");
-        Coalescer {
+        )?;
+        registry.register(Box::new(scrapes.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        Ok(Coalescer {
             scraper: Arc::new(scraper),
             registry,
             scrapes,
             failures,
             running: tokio::sync::Mutex::new(()),
             latest: Mutex::new(None),
-        }
+        })
     }
 
     /// Adds process-level families to the tail of every exposition.
