@@ -3,7 +3,7 @@
 //! `PGMAINT_TARGET_IDLE_TIMEOUT` or evicted at `PGMAINT_MAX_TARGETS`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use tracing::info;
@@ -63,9 +63,15 @@ impl Probes {
         })
     }
 
+    /// The target map. A panic elsewhere while holding it cannot leave the
+    /// map half-changed, so a poisoned lock is used as is, not a panic here.
+    fn held(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
+        self.targets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Targets held right now.
     pub fn targets(&self) -> usize {
-        self.targets.lock().unwrap().len()
+        self.held().len()
     }
 
     /// Open connections across every target.
@@ -93,7 +99,7 @@ impl Probes {
     /// The target's `Coalescer`, created if new.
     pub(super) fn app(&self, key: Key, module: &AuthModule) -> Result<Arc<Coalescer>, ProbeError> {
         self.sweep();
-        let mut targets = self.targets.lock().unwrap();
+        let mut targets = self.held();
         if let Some(e) = targets.get_mut(&key) {
             e.last_used = Instant::now();
             return Ok(e.app.clone());
@@ -145,7 +151,7 @@ impl Probes {
     }
 
     pub(super) fn touch(&self, key: &Key) {
-        if let Some(e) = self.targets.lock().unwrap().get_mut(key) {
+        if let Some(e) = self.held().get_mut(key) {
             e.last_used = Instant::now();
         }
     }
@@ -155,7 +161,7 @@ impl Probes {
     pub(super) fn sweep(&self) {
         let idle = self.base.target_idle_timeout;
         let mut closed = Vec::new();
-        self.targets.lock().unwrap().retain(|k, e| {
+        self.held().retain(|k, e| {
             let keep = e.last_used.elapsed() < idle || Arc::strong_count(&e.app) > 1;
             if !keep {
                 closed.push((k.clone(), e.app.clone()));

@@ -9,7 +9,7 @@
 //! `/probe` gauges) may `register` into it: it is encoded as the tail of
 //! every exposition.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Scraped, Scraper};
@@ -62,6 +62,12 @@ impl Coalescer {
         })
     }
 
+    /// The latest scrape. Replacing an `Option` cannot be left half-done, so
+    /// a poisoned lock is used as is, not a panic on the next request.
+    fn latest(&self) -> MutexGuard<'_, Option<Latest>> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Adds process-level families to the tail of every exposition.
     pub fn register(&self, c: Box<dyn prometheus::core::Collector>) -> prometheus::Result<()> {
         self.registry.register(c)
@@ -87,7 +93,7 @@ impl Coalescer {
         let _turn = match tokio::time::timeout_at(deadline.into(), self.running.lock()).await {
             Ok(turn) => turn,
             Err(_) => {
-                if let Some(l) = self.latest.lock().unwrap().as_ref() {
+                if let Some(l) = self.latest().as_ref() {
                     return Arc::clone(&l.scraped);
                 }
                 // The very first scrape is still running: wait for it (its own
@@ -95,7 +101,7 @@ impl Coalescer {
                 self.running.lock().await
             }
         };
-        if let Some(scraped) = reusable(&self.latest.lock().unwrap()) {
+        if let Some(scraped) = reusable(&self.latest()) {
             return scraped;
         }
         self.scrape_now(deadline.saturating_duration_since(Instant::now()))
@@ -119,7 +125,7 @@ impl Coalescer {
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), up, "scrape done");
         // Dropping the previous scrape here, before anyone encodes this one,
         // keeps at most two scrapes' samples alive.
-        *self.latest.lock().unwrap() = Some(Latest {
+        *self.latest() = Some(Latest {
             finished: Instant::now(),
             scraped: Arc::clone(&scraped),
         });
