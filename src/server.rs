@@ -1,4 +1,4 @@
-//! HTTP: `/metrics`, `/probe` (many targets, see `probe.rs`), `/` (landing page),
+//! HTTP: `/metrics`, `/probe` (many targets, see `probe/`), `/` (landing page),
 //! `/healthz` and the maintenance report (`/report`, `/report.json`, see `report/`).
 //!
 //! `router()` is what tests drive; `run()` serves it on a listener until the
