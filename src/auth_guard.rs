@@ -18,7 +18,7 @@
 //!
 //! SCRAM is let through: it never sends the password, though a fake server
 //! that picks the salt and iteration count gets a proof it can attack
-//! offline. Only `allowed_targets` (see `probe.rs`) and a verified
+//! offline. Only `allowed_targets` (see `probe/allowed.rs`) and a verified
 //! certificate keep the exporter off a fake server; this guard stops the
 //! two methods that give the secret away outright or cheaply.
 

@@ -52,7 +52,7 @@ pub struct Dsn {
     pub channel_binding: Option<ChannelBinding>,
     /// Refuse a server's request for a cleartext or md5 password unless the
     /// server's certificate was verified (set for `/probe` auth modules
-    /// without `allow_unverified_password_auth`; see `tls.rs`).
+    /// without `allow_unverified_password_auth`; see `tls/`).
     pub refuse_unverified_password: bool,
 }
 

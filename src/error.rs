@@ -34,7 +34,7 @@ pub enum ConnError {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// A TLS problem, explained (see `tls.rs`).
+    /// A TLS problem, explained (see `tls/`).
     #[error("cannot connect to database {datname:?}: {reason}")]
     Tls { datname: String, reason: String },
     #[error("timed out waiting for a connection to database {0:?}")]

@@ -317,7 +317,8 @@ pub async fn serve(
                 }
             }
         };
-        // No Nagle delay between a response's headers and body (see server.rs).
+        // No Nagle delay between a response's headers and body: the second
+        // write would wait for the client's delayed ACK (docs/performance.md).
         let _ = tcp.set_nodelay(true);
         let conn = Arc::new(Conn {
             last_io: AtomicU64::new(registry.now()),

@@ -21,7 +21,8 @@
 //!   to scrape calls, scrape results to responses.
 //! - `report/` — the maintenance report: findings from the latest snapshot, HTML and JSON.
 //! - `runbook.rs` — `/runbook`: docs/runbook.md compiled in, the target of the alerts' runbook links.
-//! - `probe.rs` — `/probe`: many servers from one exporter, auth modules of `PGMAINT_CONFIG_FILE`.
+//! - `probe/` — `/probe`: many servers from one exporter (`targets.rs` the target cache),
+//!   auth modules of `PGMAINT_CONFIG_FILE` (`auth_modules.rs`, `allowed.rs`).
 //! - `web/` — `PGMAINT_WEB_CONFIG_FILE`: TLS and basic auth for the HTTP endpoint
 //!   (`config.rs` the file, `tls.rs` its TLS section, `auth.rs` the middleware).
 //! - `keywords.rs` — PostgreSQL's key words that `quote_ident()` quotes.

@@ -188,7 +188,8 @@ async fn serve(start: StartUp) -> Result<(), String> {
         "pgmaint-exporter {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    let state = server::App::new(Scraper::new(config, custom), auth_modules);
+    let state = server::App::new(Scraper::new(config, custom), auth_modules)
+        .map_err(|e| format!("cannot set up the exporter's own metrics: {e}"))?;
     server::run(listener, state, web, shutdown_signal())
         .await
         .map_err(|e| e.to_string())

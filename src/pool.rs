@@ -8,7 +8,7 @@
 //! read-only with `statement_timeout` and `lock_timeout`, set at connect time
 //! (see `Dsn::to_pg_config`). Pools are created lazily and dropped when their
 //! database disappears; a server that is down simply fails `get` until it is
-//! back, with no restart. TLS follows libpq's `sslmode` (see `tls.rs`); its
+//! back, with no restart. TLS follows libpq's `sslmode` (see `tls/`); its
 //! files are read when a database's pool is created, and a pool that could
 //! not be created is not kept, so the next scrape tries again.
 //!
@@ -49,7 +49,7 @@ impl Slotted {
     }
 
     /// True on the connection's first lease: a statement run now would be
-    /// prepared for this one run only (see `scrape::fetch`).
+    /// prepared for this one run only (see `fetch` in `scrape/execute.rs`).
     pub fn is_fresh(&self) -> bool {
         self.leases.load(Ordering::Relaxed) <= 1
     }

@@ -1,4 +1,4 @@
-//! HTTP: `/metrics`, `/probe` (many targets, see `probe.rs`), `/` (landing page),
+//! HTTP: `/metrics`, `/probe` (many targets, see `probe/`), `/` (landing page),
 //! `/healthz` and the maintenance report (`/report`, `/report.json`, see `report/`).
 //!
 //! `router()` is what tests drive; `run()` serves it on a listener until the
@@ -37,20 +37,19 @@ pub type AppState = Arc<App>;
 
 impl App {
     /// `auth_modules`: what `/probe` may use (`probe::auth_modules`).
-    pub fn new(scraper: Scraper, auth_modules: BTreeMap<String, AuthModule>) -> AppState {
+    /// Fails only if the exporter's own constant metric names were refused
+    /// (see `Coalescer::new`): called once, at start-up.
+    pub fn new(scraper: Scraper, auth_modules: BTreeMap<String, AuthModule>) -> prometheus::Result<AppState> {
         let probing = !auth_modules.is_empty();
         let probes = Probes::new(scraper.config(), auth_modules, scraper.custom());
-        let scrape = Coalescer::new(scraper);
+        let scrape = Coalescer::new(scraper)?;
         if probing {
-            // A new registry and two constant, valid names: cannot fail.
-            scrape
-                .register(Box::new(crate::probe::Gauges::new(probes.clone())))
-                .expect("unique");
+            scrape.register(Box::new(crate::probe::Gauges::new(probes.clone())?))?;
         }
-        Arc::new(App {
+        Ok(Arc::new(App {
             scrape: Arc::new(scrape),
             probes,
-        })
+        }))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `backup`: logical backups (`pg_dump` archives) in backup directories —
 //! how many, how big, how fresh, and whether the newest one reads back.
 //! Source: the files in `PGMAINT_BACKUP_DIRS` (host, read-only), and
-//! `pg_restore` for verification (see `host.rs`). Scope: cluster. Off unless
+//! `pg_restore` for verification (see `host/`). Scope: cluster. Off unless
 //! `PGMAINT_BACKUP_DIRS` is set.
 //!
 //! A backup's time comes from a `YYYYmmdd_HHMMSS` timestamp in its name
@@ -90,7 +90,7 @@ const META: Meta = Meta {
     scope: Scope::Cluster,
     families: FAMILIES,
     min_major: MIN_SUPPORTED_MAJOR,
-    // Switched on by PGMAINT_BACKUP_DIRS (config/backup.rs).
+    // Switched on by PGMAINT_BACKUP_DIRS (config/sections.rs).
     default_enabled: false,
 };
 
@@ -120,7 +120,7 @@ impl Collector for Backup {
             };
             let listing = match result {
                 Ok(l) => l,
-                // host.rs logs the reason when the directory becomes unreadable.
+                // host/mod.rs logs the reason when the directory becomes unreadable.
                 Err(_) => {
                     out.gauge(&READABLE, &[dir], 0.0);
                     continue;

@@ -3,7 +3,7 @@
 //!
 //! A collector does no I/O. It says which queries it needs for a server
 //! version (`source`), and turns their rows into samples (`map`). The
-//! orchestrator (`scrape.rs`) owns connections, fan-out across databases,
+//! orchestrator (`scrape/`) owns connections, fan-out across databases,
 //! deadlines, caches and the `pg_scrape_collector_*` metrics. A query marked
 //! `optional` may fail (e.g. `pg_ls_waldir` without privilege) while the rest
 //! of the collector still works. A new collector is one file (a directory
@@ -181,7 +181,7 @@ pub enum Source {
     Sql(Vec<Query>),
     /// Does not apply (version, recovery state, …): skipped, not a failure.
     NotApplicable,
-    /// Read files or run programs on the exporter's host (`host.rs` executes
+    /// Read files or run programs on the exporter's host (`host/` executes
     /// them); the results arrive in `Fetched::host`, in request order.
     Host(Vec<crate::host::HostRequest>),
 }

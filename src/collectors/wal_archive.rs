@@ -170,7 +170,7 @@ const META: Meta = Meta {
     scope: Scope::Cluster,
     families: FAMILIES,
     min_major: MIN_SUPPORTED_MAJOR,
-    // Switched on by PGMAINT_WAL_ARCHIVE_DIR (config.rs).
+    // Switched on by PGMAINT_WAL_ARCHIVE_DIR (config/sections.rs).
     default_enabled: false,
 };
 
@@ -201,7 +201,7 @@ impl Collector for WalArchive {
             };
             let listing = match result {
                 Ok(l) => l,
-                // host.rs logs the reason when the directory becomes unreadable.
+                // host/mod.rs logs the reason when the directory becomes unreadable.
                 Err(_) => {
                     out.gauge(&READABLE, &[], 0.0);
                     continue;

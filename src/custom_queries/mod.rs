@@ -35,7 +35,7 @@ mod sql_check;
 
 pub use sql_check::check_sql;
 
-/// Families of the exporter's process registry (server.rs), also reserved.
+/// Families of the exporter's process registry (`scrape/coalesce.rs`), also reserved.
 const RESERVED_PREFIXES: &[&str] = &["pgmaint_exporter_", "pg_scrape_collector_"];
 
 #[derive(Debug, Deserialize)]
@@ -295,7 +295,7 @@ fn validate(
 /// decoder summed `digit * 10000^k` in floating point, which rounded at
 /// each step: `1::numeric / 3` came out as 0.33333333333333337, and about
 /// one in four epochs with microseconds (e.g. 594707488.797792) one unit in
-/// the last place off (tests/custom_queries.rs checks both against `::float8`).
+/// the last place off (tests/it/custom_queries.rs checks both against `::float8`).
 struct Numeric(f64);
 
 impl<'a> FromSql<'a> for Numeric {

@@ -9,7 +9,7 @@
 //! `/probe` gauges) may `register` into it: it is encoded as the tail of
 //! every exposition.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Scraped, Scraper};
@@ -32,33 +32,40 @@ struct Latest {
 }
 
 impl Coalescer {
-    pub fn new(scraper: Scraper) -> Coalescer {
+    /// The prometheus crate refuses only invalid or repeated names, and these
+    /// are constants registered once into a new registry, so this does not
+    /// fail in practice; but a `/probe` request creates a `Coalescer` for a
+    /// new target, so the error is returned (start-up stops on it, a probe
+    /// answers 500), never a panic.
+    pub fn new(scraper: Scraper) -> prometheus::Result<Coalescer> {
         let registry = prometheus::Registry::new();
-        // The prometheus crate only fails on invalid or repeated names: these
-        // are constants, registered once into a new registry.
         let scrapes = prometheus::IntCounter::new(
             "pgmaint_exporter_scrapes_total",
             "Scrapes served by /metrics since the exporter started.",
-        )
-        .expect("valid metric");
+        )?;
         let failures = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
                 "pgmaint_exporter_collector_failures_total",
                 "Collector runs that failed (success 0) since the exporter started, by collector.",
             ),
             &["collector"],
-        )
-        .expect("valid metric");
-        registry.register(Box::new(scrapes.clone())).expect("unique");
-        registry.register(Box::new(failures.clone())).expect("unique");
-        Coalescer {
+        )?;
+        registry.register(Box::new(scrapes.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        Ok(Coalescer {
             scraper: Arc::new(scraper),
             registry,
             scrapes,
             failures,
             running: tokio::sync::Mutex::new(()),
             latest: Mutex::new(None),
-        }
+        })
+    }
+
+    /// The latest scrape. Replacing an `Option` cannot be left half-done, so
+    /// a poisoned lock is used as is, not a panic on the next request.
+    fn latest(&self) -> MutexGuard<'_, Option<Latest>> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Adds process-level families to the tail of every exposition.
@@ -86,7 +93,7 @@ impl Coalescer {
         let _turn = match tokio::time::timeout_at(deadline.into(), self.running.lock()).await {
             Ok(turn) => turn,
             Err(_) => {
-                if let Some(l) = self.latest.lock().unwrap().as_ref() {
+                if let Some(l) = self.latest().as_ref() {
                     return Arc::clone(&l.scraped);
                 }
                 // The very first scrape is still running: wait for it (its own
@@ -94,7 +101,7 @@ impl Coalescer {
                 self.running.lock().await
             }
         };
-        if let Some(scraped) = reusable(&self.latest.lock().unwrap()) {
+        if let Some(scraped) = reusable(&self.latest()) {
             return scraped;
         }
         self.scrape_now(deadline.saturating_duration_since(Instant::now()))
@@ -118,7 +125,7 @@ impl Coalescer {
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), up, "scrape done");
         // Dropping the previous scrape here, before anyone encodes this one,
         // keeps at most two scrapes' samples alive.
-        *self.latest.lock().unwrap() = Some(Latest {
+        *self.latest() = Some(Latest {
             finished: Instant::now(),
             scraped: Arc::clone(&scraped),
         });

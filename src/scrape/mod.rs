@@ -109,7 +109,7 @@ pub struct Scraper {
     /// so a closed, filtered or non-PostgreSQL port looks the same to whoever
     /// names it (no port-scan oracle in the timing or the duration metric).
     pad_failures: bool,
-    /// Custom queries (`custom_queries.rs`), run after the built-in collectors.
+    /// Custom queries (`custom_queries/`), run after the built-in collectors.
     custom: Vec<&'static dyn Collector>,
 }
 
@@ -134,7 +134,7 @@ impl Scraper {
     }
 
     /// A scraper whose connections also count against `shared`, a bound
-    /// across the servers `/probe` watches (see `probe.rs`).
+    /// across the servers `/probe` watches (see `probe/`).
     /// A `/probe` target: its failures are answered at the deadline too.
     pub fn with_shared_bound(
         config: Config,

@@ -218,7 +218,7 @@ async fn dumps_are_counted_sized_and_verified() {
     // Verified once per file: a later scrape starts no new pg_restore. Only
     // a cached verification is answered within the scrape; a miss starts
     // pg_restore in the background and leaves the directory without
-    // verification series in that scrape (host.rs `verification`).
+    // verification series in that scrape (scrape/host_cache.rs `verification`).
     let runs = logs.matches("backup verified").count();
     let again = exporter.scrape().await;
     for dir in [&la, &lb, &lc, &ld, &lh, &le, &lf, &lg] {

@@ -74,7 +74,7 @@ fn every_family_is_documented() {
 }
 
 /// The exporter's process-level families live in the prometheus crate's
-/// registry (src/server.rs), outside `ALL` and `SELF_FAMILIES`: they are
+/// registry (src/scrape/coalesce.rs), outside `ALL` and `SELF_FAMILIES`: they are
 /// taken from a real /metrics with everything that registers or fills them
 /// switched on (an auth module registers the /probe gauges; a failing custom
 /// query gives the failure counter a series), so a family added there is
