@@ -336,9 +336,6 @@ async fn sixty_databases_under_two_connections() {
     // cluster-wide ones spread over the 60 (measured 8.42–8.5; 12.3–12.6
     // before indexes, sequences and vacuum_progress sent one statement each).
     for n in &per_db {
-        assert!(
-            *n <= 9.0,
-            "{n} statements per database in one scrape: {per_db:?}"
-        );
+        assert!(*n <= 9.0, "{n} statements per database in one scrape: {per_db:?}");
     }
 }

@@ -24,8 +24,8 @@ use crate::collectors::{
     num, num_req, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
 };
 use crate::error::CollectError;
-use crate::rows::Row;
 use crate::metrics::{Family, Sink};
+use crate::rows::Row;
 use const_format::concatcp;
 
 mod duplicates;
