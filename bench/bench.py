@@ -149,10 +149,14 @@ class ActivitySampler:
 def floor_sql():
     """Our exporter's per-table, per-index and shared selection SQL, from the source."""
     qs = []
-    for f in ("tables", "selection", "indexes"):
+    for f in ("tables", "selection", "indexes/mod"):
         src = open(os.path.join(ROOT, "src", "collectors", f + ".rs")).read()
         # tables.rs has one statement per version range (SQL_14 for 14-17, SQL_18): the bench runs PostgreSQL 15.
         m = re.findall(r'const SQL(?:_14)?: &str = "(.*?)";\n', src, re.S)
+        # indexes/mod.rs: SQL_15 = concatcp!(SQL_HEAD, "i.indnullsnotdistinct", SQL_TAIL).
+        parts = dict(re.findall(r'const (SQL_HEAD|SQL_TAIL): &str = "(.*?)";\n', src, re.S))
+        if not m and len(parts) == 2:
+            m = [parts["SQL_HEAD"] + "i.indnullsnotdistinct" + parts["SQL_TAIL"]]
         if not m:
             raise RuntimeError(f"no `const SQL` in src/collectors/{f}.rs")
         qs += [q.replace('\\"', '"') for q in m]
