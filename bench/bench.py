@@ -159,8 +159,9 @@ def floor_sql():
         for n, args in re.findall(r'const (\w+): &str = concatcp!\((.*?)\);\n', src, re.S):
             parts = re.findall(r'"((?:[^"\\]|\\.)*)"|(\w+)', args, re.S)
             consts[n] = "".join(lit if name == "" else consts[name] for lit, name in parts)
-        # tables.rs has one statement per version range (SQL_14 for 14-17, SQL_18): the bench runs PostgreSQL 15.
-        m = [consts[n] for n in ("SQL", "SQL_14") if n in consts]
+        # One statement per version range (tables.rs: SQL_14 for 14-17, SQL_18;
+        # indexes: SQL_14, SQL_15 for ≥ 15): the bench runs PostgreSQL 15.
+        m = [consts[n] for n in ("SQL", "SQL_15", "SQL_14") if n in consts][:1]
         if not m:
             raise RuntimeError(f"no `const SQL` in {path}")
         qs += [q.replace('\\"', '"') for q in m]

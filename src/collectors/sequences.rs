@@ -31,46 +31,52 @@ use crate::collectors::{
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
 
-/// One row per readable sequence: schema, name, last value (NULL if not
-/// called since creation or the last RESTART/`setval(…, false)`), bounds, and
-/// the used share of its range (NULL when unknown). Numeric arithmetic
-/// because `max - min` overflows bigint. `pos` is the last value handed out,
-/// or, when `is_called` is false, the relation's `last_value` (the next one)
-/// minus the increment: see the module docs. The privilege check is guarded by
-/// relkind because the planner may run it on every pg_class row before the
-/// join, and it raises an error on non-sequences; pg_sequence_last_value()
-/// raises without privilege, so it must only see rows that passed. Other sessions' temporary sequences
+/// One statement per database (issue 22): the readable sequences (`seq`,
+/// computed once and read by both parts), then the integer columns they
+/// feed. Every row starts with `is_column`; sequence rows are (false,
+/// schema, sequence, NULL, NULL, last value, min, max, used share), column
+/// rows (true, schema, table, column, sequence, NULL, NULL, NULL, used share
+/// of the column type's range).
+///
+/// `seq`: schema, name, last value (NULL if not called since creation or
+/// the last RESTART/`setval(…, false)`), bounds, increment and `pos`: the
+/// last value handed out, or, when `is_called` is false, the relation's
+/// `last_value` (the next one) minus the increment: see the module docs.
+/// The privilege check is guarded by relkind because the planner may run it
+/// on every pg_class row before the join, and it raises an error on
+/// non-sequences; pg_sequence_last_value() raises without privilege, so it
+/// must only see rows that passed. Other sessions' temporary sequences
 /// cannot be read; unlogged ones cannot be read on a standby.
-const SEQUENCES_SQL: &str =
-    "SELECT schemaname, sequencename, last_value::float8, min_value::float8, max_value::float8,
-       CASE WHEN pos IS NOT NULL THEN
-         greatest(CASE WHEN increment > 0 THEN (pos - min_value) / (max_value::numeric - min_value)
-                       ELSE (max_value - pos) / (max_value::numeric - min_value) END, 0) END::float8
-  FROM (SELECT schemaname, sequencename, min_value, max_value, increment, last_value,
-               coalesce(last_value::numeric,
-                 CASE WHEN has_sequence_privilege(oid, 'SELECT') THEN
-                   (xpath('/row/last_value/text()',
-                      query_to_xml(format('SELECT last_value FROM %I.%I', schemaname, sequencename),
-                                   false, true, '')))[1]::text::numeric - increment
-                 END) AS pos
-          FROM (SELECT n.nspname::text AS schemaname, c.relname::text AS sequencename, c.oid,
-               s.seqmin AS min_value, s.seqmax AS max_value, s.seqincrement AS increment,
-               pg_sequence_last_value(c.oid) AS last_value
-          FROM pg_sequence s
-          JOIN pg_class c ON c.oid = s.seqrelid
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE NOT pg_is_other_temp_schema(n.oid)
-           AND NOT (c.relpersistence = 'u' AND pg_is_in_recovery())
-           AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,USAGE') END) q) p";
-
-/// One row per (table column, sequence feeding it) where the column is
-/// smallint, integer or bigint (or a domain over one): schema, table, column,
-/// sequence, and the used share of the column type's range in the sequence's
-/// direction (NULL when unknown; the sequence's position as in SEQUENCES_SQL). A column is fed by a sequence that is its identity (pg_depend
-/// 'i'), owns it (serial or OWNED BY: 'a'), or is named in its DEFAULT
-/// (nextval: the pg_attrdef entry depends on the sequence). Partitions are
-/// left out: their parent carries the same column and sequence.
-const COLUMNS_SQL: &str = "WITH feeds AS (
+///
+/// Sequence rows: the used share of its range (NULL when unknown). Numeric
+/// arithmetic because `max - min` overflows bigint.
+///
+/// Column rows: one per (table column, sequence feeding it) where the
+/// column is smallint, integer or bigint (or a domain over one), with the
+/// used share of the column type's range in the sequence's direction (NULL
+/// when unknown). A column is fed by a sequence that is its identity
+/// (pg_depend 'i'), owns it (serial or OWNED BY: 'a'), or is named in its
+/// DEFAULT (nextval: the pg_attrdef entry depends on the sequence).
+/// Partitions are left out: their parent carries the same column and
+/// sequence.
+const SQL: &str = "WITH seq AS (
+  SELECT oid, schemaname, sequencename, min_value, max_value, increment, last_value,
+         coalesce(last_value::numeric,
+           CASE WHEN has_sequence_privilege(oid, 'SELECT') THEN
+             (xpath('/row/last_value/text()',
+                query_to_xml(format('SELECT last_value FROM %I.%I', schemaname, sequencename),
+                             false, true, '')))[1]::text::numeric - increment
+           END) AS pos
+    FROM (SELECT n.nspname::text AS schemaname, c.relname::text AS sequencename, c.oid,
+                 s.seqmin AS min_value, s.seqmax AS max_value, s.seqincrement AS increment,
+                 pg_sequence_last_value(c.oid) AS last_value
+            FROM pg_sequence s
+            JOIN pg_class c ON c.oid = s.seqrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE NOT pg_is_other_temp_schema(n.oid)
+             AND NOT (c.relpersistence = 'u' AND pg_is_in_recovery())
+             AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,USAGE') END) q
+), feeds AS (
   SELECT d.objid AS seqoid, d.refobjid AS reloid, d.refobjsubid::int2 AS attnum
     FROM pg_depend d
    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
@@ -81,9 +87,18 @@ const COLUMNS_SQL: &str = "WITH feeds AS (
     JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
    WHERE d.refclassid = 'pg_class'::regclass
 )
-SELECT DISTINCT ON (1, 2, 3, 4) n.nspname::text, c.relname::text, a.attname::text, sc.relname::text,
-       CASE WHEN p.pos IS NOT NULL THEN greatest(p.pos
-         / CASE WHEN s.seqincrement > 0
+SELECT false, schemaname, sequencename, NULL::text, NULL::text,
+       last_value::float8, min_value::float8, max_value::float8,
+       CASE WHEN pos IS NOT NULL THEN
+         greatest(CASE WHEN increment > 0 THEN (pos - min_value) / (max_value::numeric - min_value)
+                       ELSE (max_value - pos) / (max_value::numeric - min_value) END, 0) END::float8
+  FROM seq
+UNION ALL
+SELECT * FROM (
+SELECT DISTINCT ON (2, 3, 4, 5) true, n.nspname::text, c.relname::text, a.attname::text, q.sequencename,
+       NULL::float8, NULL::float8, NULL::float8,
+       CASE WHEN q.pos IS NOT NULL THEN greatest(q.pos
+         / CASE WHEN q.increment > 0
                 THEN CASE coalesce(nullif(t.typbasetype, 0), t.oid)
                           WHEN 'int2'::regtype THEN 32767::numeric
                           WHEN 'int4'::regtype THEN 2147483647::numeric
@@ -94,26 +109,14 @@ SELECT DISTINCT ON (1, 2, 3, 4) n.nspname::text, c.relname::text, a.attname::tex
                           ELSE -9223372036854775808::numeric END
            END, 0) END::float8
   FROM feeds f
-  JOIN pg_class sc ON sc.oid = f.seqoid AND sc.relkind = 'S'
-  JOIN pg_namespace sn ON sn.oid = sc.relnamespace
-  JOIN pg_sequence s ON s.seqrelid = sc.oid
+  JOIN seq q ON q.oid = f.seqoid
   JOIN pg_class c ON c.oid = f.reloid AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = f.attnum AND NOT a.attisdropped
   JOIN pg_type t ON t.oid = a.atttypid
-  CROSS JOIN LATERAL (
-    SELECT coalesce(pg_sequence_last_value(sc.oid)::numeric,
-             CASE WHEN has_sequence_privilege(sc.oid, 'SELECT') THEN
-               (xpath('/row/last_value/text()',
-                  query_to_xml(format('SELECT last_value FROM %I.%I', sn.nspname, sc.relname),
-                               false, true, '')))[1]::text::numeric - s.seqincrement
-             END) AS pos) p
  WHERE coalesce(nullif(t.typbasetype, 0), t.oid) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-   AND NOT pg_is_other_temp_schema(sn.oid)
    AND NOT pg_is_other_temp_schema(n.oid)
-   AND NOT (sc.relpersistence = 'u' AND pg_is_in_recovery())
-   AND CASE WHEN sc.relkind = 'S' THEN has_sequence_privilege(sc.oid, 'SELECT,USAGE') END
- ORDER BY 1, 2, 3, 4";
+ ORDER BY 2, 3, 4, 5) cols";
 
 const SEQ_LABELS: &[&str] = &["datname", "schemaname", "sequencename"];
 
@@ -162,28 +165,33 @@ impl Collector for Sequences {
         &META
     }
     fn source(&self, _ctx: &Ctx) -> Source {
-        Source::Sql(vec![
-            Query::new("sequences", SEQUENCES_SQL),
-            Query::new("columns", COLUMNS_SQL),
-        ])
+        Source::Sql(vec![Query::new("sequences", SQL)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let db = ctx.datname;
-        for row in input.rows("sequences")? {
-            let (schema, seq) = (text(row, 0)?, text(row, 1)?);
+        let rows = input.rows("sequences")?;
+        // Sequence rows first (as before: all of them, then the columns).
+        for row in rows {
+            if row.try_get::<_, bool>(0)? {
+                continue;
+            }
+            let (schema, seq) = (text(row, 1)?, text(row, 2)?);
             let labels = [db, schema.as_str(), seq.as_str()];
-            out.gauge_opt(&LAST_VALUE, &labels, num(row, 2)?);
-            out.gauge_opt(&MIN_VALUE, &labels, num(row, 3)?);
-            out.gauge_opt(&MAX_VALUE, &labels, num(row, 4)?);
-            out.gauge_opt(&USED, &labels, num(row, 5)?);
+            out.gauge_opt(&LAST_VALUE, &labels, num(row, 5)?);
+            out.gauge_opt(&MIN_VALUE, &labels, num(row, 6)?);
+            out.gauge_opt(&MAX_VALUE, &labels, num(row, 7)?);
+            out.gauge_opt(&USED, &labels, num(row, 8)?);
         }
-        for row in input.rows("columns")? {
-            let (schema, table) = (text(row, 0)?, text(row, 1)?);
+        for row in rows {
+            if !row.try_get::<_, bool>(0)? {
+                continue;
+            }
+            let (schema, table) = (text(row, 1)?, text(row, 2)?);
             if !wanted(ctx, &schema, &table) {
                 continue;
             }
-            let (column, seq) = (text(row, 2)?, text(row, 3)?);
-            out.gauge_opt(&COLUMN_USED, &[db, &schema, &table, &column, &seq], num(row, 4)?);
+            let (column, seq) = (text(row, 3)?, text(row, 4)?);
+            out.gauge_opt(&COLUMN_USED, &[db, &schema, &table, &column, &seq], num(row, 8)?);
         }
         Ok(())
     }

@@ -35,13 +35,22 @@ const PROGRESS_HEAD: &str = "SELECT n.nspname::text, c.relname::text, p.phase::t
        p.index_vacuum_count::float8,
        ";
 
-/// The progress rows of this database's VACUUMs, with their table and session.
-const PROGRESS_FROM: &str = "
-  FROM pg_stat_progress_vacuum p
-  JOIN pg_class c ON c.oid = p.relid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_stat_activity a ON a.pid = p.pid
- WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+/// The progress rows of this database's VACUUMs, with their table and
+/// session, then the autovacuum workers working in the current database
+/// (last column). One statement per database (issue 22): the progress rows
+/// are LEFT JOINed to the one-row count, so with no VACUUM running there is
+/// still one row, whose progress columns are all NULL. The count is only
+/// read with pg_read_all_stats: without it backend_type is NULL for the
+/// workers (see the module docs).
+const PROGRESS_FROM: &str = ",
+       w.busy
+  FROM (SELECT count(*)::float8 AS busy FROM pg_stat_activity
+         WHERE backend_type = 'autovacuum worker' AND datname = current_database()) w
+  LEFT JOIN (pg_stat_progress_vacuum p
+    JOIN pg_class c ON c.oid = p.relid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_stat_activity a ON a.pid = p.pid)
+    ON p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())";
 
 /// PG 14–16: dead tuples counted against max_dead_tuples; no byte or index
 /// progress.
@@ -61,11 +70,6 @@ const PROGRESS_17_SQL: &str = concatcp!(
        (p.indexes_total - p.indexes_processed)::float8",
     PROGRESS_FROM
 );
-
-/// One row: autovacuum workers working in the current database. Only run
-/// with pg_read_all_stats: without it backend_type is NULL for them.
-const WORKERS_SQL: &str = "SELECT count(*)::float8 FROM pg_stat_activity
- WHERE backend_type = 'autovacuum worker' AND datname = current_database()";
 
 const LABELS: &[&str] = &["datname", "schemaname", "relname"];
 
@@ -166,16 +170,22 @@ impl Collector for VacuumProgress {
             ..=16 => PROGRESS_SQL,
             _ => PROGRESS_17_SQL,
         };
-        let mut queries = vec![Query::new("progress", progress)];
-        // Other roles' sessions hide backend_type: no count rather than 0.
-        if ctx.server.read_all_stats {
-            queries.push(Query::new("workers", WORKERS_SQL));
-        }
-        Source::Sql(queries)
+        Source::Sql(vec![Query::new("progress", progress)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let db = ctx.datname;
-        for row in input.rows("progress")? {
+        let rows = input.rows("progress")?;
+        // Other roles' sessions hide backend_type: no count rather than 0.
+        if ctx.server.read_all_stats {
+            if let Some(row) = rows.first() {
+                out.gauge(&WORKERS_BUSY, &[db], num_req(row, 14)?);
+            }
+        }
+        for row in rows {
+            // The lone row of a database where no VACUUM runs.
+            if row.try_get::<_, Option<&str>>(0)?.is_none() {
+                continue;
+            }
             let (schema, table) = (text(row, 0)?, text(row, 1)?);
             let autovacuum: bool = row.try_get(3)?;
             let l = [db, &schema, &table];
@@ -200,11 +210,6 @@ impl Collector for VacuumProgress {
             out.gauge_opt(&DEAD_TUPLE_BYTES, &l, num(row, 11)?);
             out.gauge_opt(&MAX_DEAD_TUPLE_BYTES, &l, num(row, 12)?);
             out.gauge_opt(&INDEXES_LEFT, &l, num(row, 13)?);
-        }
-        if ctx.server.read_all_stats {
-            for row in input.rows("workers")? {
-                out.gauge(&WORKERS_BUSY, &[db], num_req(row, 0)?);
-            }
         }
         Ok(())
     }

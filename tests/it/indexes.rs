@@ -90,6 +90,31 @@ async fn stats_reset_time_is_published() {
     assert!((before..before + 60.0).contains(&at), "{at} vs {before}");
 }
 
+/// The reset time rides on the index query (one statement per database): a
+/// database without any index still gets it, and no index series.
+#[tokio::test]
+async fn stats_reset_time_is_published_without_any_index() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch("CREATE TABLE t (id int); SELECT pg_stat_reset()").await;
+    let exporter = pg.spawn_exporter(&db.name, &[]).await;
+    let m = exporter.scrape().await;
+    let d = [("datname", db.name.as_str())];
+    assert_eq!(
+        m.value(
+            "pg_scrape_collector_success",
+            &[("collector", "indexes"), ("datname", db.name.as_str())]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        m.value("pg_index_stats_reset_timestamp_seconds", &d).is_some(),
+        "stats_reset after pg_stat_reset() in a database without indexes"
+    );
+    assert_eq!(m.find("pg_index_scans_total", &d).count(), 0);
+    assert_eq!(m.find("pg_index_unused", &d).count(), 0);
+}
+
 /// The report's `qualified()` against the server's own `quote_ident()`: every
 /// key word the server knows, and names that trip naive quoting.
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! whether still maintained), duplicate, supporting a foreign key — for the
 //! indexes of the tables `selection::kept()` keeps.
 //! Source: pg_stat_user_indexes, pg_index, pg_class, pg_constraint,
-//! pg_stat_database.stats_reset. Scope: every database.
+//! pg_stat_database.stats_reset. Scope: every database; one statement.
 //! PostgreSQL 14+.
 //!
 //! "Unused" means no scan since the statistics were last reset, so the reset
@@ -25,6 +25,8 @@ use crate::collectors::{
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
+use crate::rows::Row;
+use const_format::concatcp;
 
 mod duplicates;
 
@@ -41,10 +43,16 @@ use duplicates::{duplicates_of, IndexDef};
 /// a foreign key depends on it (the index a foreign key's `conindid` names is
 /// the one its pg_depend entry points at: read from pg_constraint, which is
 /// far smaller than pg_depend),
-/// whether it is a partitioned index, and the root partitioned index it is
-/// attached to (0: none). No size functions here: they take locks and stat
+/// whether it is a partitioned index, the root partitioned index it is
+/// attached to (0: none), and whether it is NULLS NOT DISTINCT (`SQL_14`,
+/// `SQL_15`). No size functions here: they take locks and stat
 /// files, so sizes come from the cached `sizes` collector.
-const SQL: &str = "WITH backing AS (
+///
+/// One statement per database (issue 22): the database's statistics reset
+/// time (NULL: never reset) is the last column, from a one-row subquery the
+/// indexes are LEFT JOINed to, so a database without indexes still gives one
+/// row, whose index columns are all NULL.
+const SQL_HEAD: &str = "WITH backing AS (
   SELECT conindid, conrelid, contype, conexclop FROM pg_constraint
    WHERE contype IN ('p', 'u', 'x') AND conindid <> 0
 ), fk_support AS (
@@ -86,21 +94,27 @@ SELECT x.nsp, x.tbl, x.name, x.scans, x.rd, x.ft,
        (fs.indexrelid IS NOT NULL),
        (d.refobjid IS NOT NULL),
        (ic.relkind = 'I'),
-       CASE WHEN ic.relispartition THEN pg_partition_root(i.indexrelid)::oid ELSE 0::oid END
-  FROM idx x
-  JOIN pg_index i ON i.indexrelid = x.indexrelid
-  JOIN pg_class ic ON ic.oid = x.indexrelid
-  LEFT JOIN backing k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
-  LEFT JOIN fk_support fs ON fs.indexrelid = i.indexrelid
-  LEFT JOIN depended d ON d.refobjid = i.indexrelid";
+       CASE WHEN ic.relispartition THEN pg_partition_root(i.indexrelid)::oid ELSE 0::oid END,
+       ";
+
+/// The indexes and their facts, LEFT JOINed to the one-row reset time.
+const SQL_TAIL: &str = ",
+       r.reset
+  FROM (SELECT (SELECT extract(epoch FROM stats_reset)::float8 FROM pg_stat_database
+                 WHERE datname = current_database()) AS reset) r
+  LEFT JOIN (idx x
+    JOIN pg_index i ON i.indexrelid = x.indexrelid
+    JOIN pg_class ic ON ic.oid = x.indexrelid
+    LEFT JOIN backing k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
+    LEFT JOIN fk_support fs ON fs.indexrelid = i.indexrelid
+    LEFT JOIN depended d ON d.refobjid = i.indexrelid) ON true";
+
+/// PostgreSQL 14: no NULLS NOT DISTINCT.
+const SQL_14: &str = concatcp!(SQL_HEAD, "false", SQL_TAIL);
 
 /// PostgreSQL 15+: unique indexes declared NULLS NOT DISTINCT (a different
 /// rule from an otherwise identical unique index: never its duplicate).
-const NULLS_NOT_DISTINCT_SQL: &str = "SELECT indexrelid FROM pg_index WHERE indnullsnotdistinct";
-
-/// One row: when this database's statistics were last reset (NULL: never).
-const STATS_RESET_SQL: &str = "SELECT extract(epoch FROM stats_reset)::float8
-  FROM pg_stat_database WHERE datname = current_database()";
+const SQL_15: &str = concatcp!(SQL_HEAD, "i.indnullsnotdistinct", SQL_TAIL);
 
 const L: &[&str] = &["datname", "schemaname", "relname", "indexrelname"];
 
@@ -208,32 +222,36 @@ impl Collector for Indexes {
         &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
-        let mut queries = vec![
-            selection::query(),
-            Query::new("indexes", SQL),
-            Query::new("stats_reset", STATS_RESET_SQL),
-        ];
-        if ctx.server.major() >= 15 {
-            queries.push(Query::new("nulls_not_distinct", NULLS_NOT_DISTINCT_SQL).optional());
-        }
-        Source::Sql(queries)
+        let sql = match ctx.server.major() {
+            ..=14 => SQL_14,
+            _ => SQL_15,
+        };
+        Source::Sql(vec![selection::query(), Query::new("indexes", sql)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let db = ctx.datname;
-        for row in input.rows("stats_reset")? {
-            out.gauge_opt(&STATS_RESET, &[db], num(row, 0)?);
+        let all = input.rows("indexes")?;
+        // Every row carries the reset time; with no index, one row with
+        // only that.
+        if let Some(row) = all.first() {
+            out.gauge_opt(&STATS_RESET, &[db], num(row, 27)?);
         }
+        // The index rows: those with an index (a NULL oid is the lone row
+        // of a database without any).
+        let rows: Vec<Row> = all
+            .iter()
+            .filter_map(|row| match row.try_get::<_, Option<u32>>(11) {
+                Ok(Some(_)) => Some(Ok(row)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()?;
         let kept = selection::kept(ctx, input)?;
-        let nnd: HashSet<u32> = match input.optional("nulls_not_distinct") {
-            Some(rows) => rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?,
-            None => HashSet::new(),
-        };
-        let rows = input.rows("indexes")?;
         let mut defs = Vec::with_capacity(rows.len());
         // Root partitioned index → (a partition of it is kept, scans of
         // its attached indexes).
         let mut roots: FxHashMap<u32, (bool, f64)> = FxHashMap::default();
-        for row in rows {
+        for &row in &rows {
             let oid: u32 = row.try_get(11)?;
             let root: u32 = row.try_get(25)?;
             if root != 0 {
@@ -254,7 +272,7 @@ impl Collector for Indexes {
                 ],
                 exclop: text_ref(row, 20)?,
                 unique: row.try_get(8)?,
-                nulls_not_distinct: nnd.contains(&oid),
+                nulls_not_distinct: row.try_get(26)?,
                 immediate: row.try_get(19)?,
                 exclusion: row.try_get(9)?,
                 primary: row.try_get(7)?,
@@ -272,9 +290,9 @@ impl Collector for Indexes {
             .iter()
             .zip(&defs)
             .filter(|(_, def)| named.contains(&def.oid))
-            .map(|(row, def)| Ok((def.oid, text_ref(row, 2)?)))
+            .map(|(&row, def)| Ok((def.oid, text_ref(row, 2)?)))
             .collect::<Result<_, CollectError>>()?;
-        for (row, def) in rows.iter().zip(&defs) {
+        for (&row, def) in rows.iter().zip(&defs) {
             let (schema, table, index) = (text_ref(row, 0)?, text_ref(row, 1)?, text_ref(row, 2)?);
             let partitioned: bool = row.try_get(24)?;
             let root: u32 = row.try_get(25)?;
