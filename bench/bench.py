@@ -150,7 +150,10 @@ def floor_sql():
     """Our exporter's per-table, per-index and shared selection SQL, from the source."""
     qs = []
     for f in ("tables", "selection", "indexes"):
-        src = open(os.path.join(ROOT, "src", "collectors", f + ".rs")).read()
+        path = os.path.join(ROOT, "src", "collectors", f + ".rs")
+        if not os.path.exists(path):  # a collector split into a directory (indexes/)
+            path = os.path.join(ROOT, "src", "collectors", f, "mod.rs")
+        src = open(path).read()
         # tables.rs has one statement per version range (SQL_14 for 14-17, SQL_18): the bench runs PostgreSQL 15.
         m = re.findall(r'const SQL(?:_14)?: &str = "(.*?)";\n', src, re.S)
         if not m:
