@@ -34,6 +34,9 @@ pub enum ConnError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// No socket to the server could be opened (`tls::connect`).
+    #[error("cannot connect to database {datname:?}: {reason}")]
+    Unreachable { datname: String, reason: String },
     /// A TLS problem, explained (see `tls/`).
     #[error("cannot connect to database {datname:?}: {reason}")]
     Tls { datname: String, reason: String },

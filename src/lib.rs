@@ -7,7 +7,8 @@
 //! - `config/` — `PGMAINT_*` variables → typed `Config`, one section at a time; the bottom
 //!   layer (imports only `dsn` and `error`); `dsn.rs` parses connection strings.
 //! - `pool.rs` — deadpool-postgres pools per database under one connection cap;
-//!   `tls/` — libpq's `sslmode` meanings on rustls, `connect`; `auth_guard.rs` — no password
+//!   `tls/` — libpq's `sslmode` meanings on rustls, `connect` on our own socket, closed only
+//!   once the server has (`tls/socket.rs`, the cap at every moment); `auth_guard.rs` — no password
 //!   to an unverified server (the stream wrapper `tls/` puts under each connection).
 //! - `scrape/` — the orchestrator: deadline, coalescing, discovery, fan-out, caches
 //!   (backup verifications included), self-metrics.

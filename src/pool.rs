@@ -23,16 +23,19 @@ use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleResult};
 use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 use crate::error::ConnError;
 use crate::tls::TlsPlan;
 
 /// A connection. Its slots are held by the task that drives its socket (see
-/// `Live`), so they are free again only once the socket is closed.
+/// `Live`), so they are free again only once the server has closed it.
 pub struct Slotted {
     client: ClientWrapper,
+    /// Dropped with the connection: tells its driver task to give up
+    /// after `CLOSE_BOUND` (see `SlotManager::create`).
+    _dropped: oneshot::Sender<()>,
     /// Something that may change session state ran on it since it was last
     /// reset (see `mark_dirty`): the next `recycle` resets the session.
     dirty: AtomicBool,
@@ -57,39 +60,28 @@ impl Slotted {
 
 /// A connection's socket and the slots it occupies (its own, plus one under
 /// a shared bound when the pools are one target among many: `SharedBound`).
-/// Fields drop in order: the socket is closed before the slots are freed, so
-/// a connection opened in a freed slot never overlaps the closed one and the
-/// server never sees more sessions than there are slots.
-struct Live<F> {
-    connection: std::pin::Pin<Box<F>>,
-    _slots: Slots,
+///
+/// The driver future ends only after the server closed the socket: the
+/// socket's shutdown reads until end of file (`tls::socket::SyncClose`),
+/// and PostgreSQL closes it only once the backend has left
+/// `pg_stat_activity` and freed its PGPROC. Fields drop in order, so the
+/// slots are freed after that, and a connection opened in a freed slot
+/// never overlaps the old session: the server never sees more sessions
+/// than there are slots (issue 22 measured 5-6 under a cap of 4 when a
+/// slot was freed as soon as our side had closed, and still some with a
+/// 20 ms grace).
+struct Live {
+    connection: crate::tls::Driver,
+    _slot: OwnedSemaphorePermit,
+    _shared: Option<OwnedSemaphorePermit>,
 }
 
-/// The slots of one connection. The server counts a session until its
-/// backend has exited, a few ms after our side closed the socket (longer on
-/// a loaded server): the slots are freed `EXIT_GRACE` after the socket
-/// closes, so a connection opened in them does not overlap the old session
-/// in `pg_stat_activity` (issue 22 measured 5 sessions under a cap of 4
-/// without this, at 100 databases on a loaded machine).
-struct Slots {
-    slot: Option<OwnedSemaphorePermit>,
-    shared: Option<OwnedSemaphorePermit>,
-}
-
-/// How long a closed connection's slots stay taken (see `Slots`).
-const EXIT_GRACE: Duration = Duration::from_millis(20);
-
-impl Drop for Slots {
-    fn drop(&mut self) {
-        let (slot, shared) = (self.slot.take(), self.shared.take());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                tokio::time::sleep(EXIT_GRACE).await;
-                drop((slot, shared));
-            });
-        }
-    }
-}
+/// How long a dropped connection's driver may still run: to finish a
+/// statement still in flight (a scrape that hit its deadline), write
+/// Terminate and see the server close (itself bounded by
+/// `tls::socket::CLOSE_WAIT`). Past it the socket is dropped and the
+/// slots freed, so a hung server cannot keep them.
+const CLOSE_BOUND: Duration = Duration::from_secs(5);
 
 impl Deref for Slotted {
     type Target = ClientWrapper;
@@ -110,7 +102,7 @@ pub enum ManagerError {
     NoSlot,
     #[error(transparent)]
     Pg(#[from] tokio_postgres::Error),
-    /// The socket of a guarded connection (`tls::connect`).
+    /// The socket could not be opened (`tls::connect`).
     #[error("{0}")]
     Socket(String),
 }
@@ -152,24 +144,36 @@ impl managed::Manager for SlotManager {
                 other => ManagerError::Socket(other.to_string()),
             })?;
         let live = Live {
-            connection: Box::pin(connection),
-            _slots: Slots {
-                slot: Some(slot),
-                shared,
-            },
+            connection,
+            _slot: slot,
+            _shared: shared,
         };
-        // Ends when the client is dropped (deadpool's wrapper aborts it).
-        let task = tokio::spawn(async move {
+        let (dropped, gone) = oneshot::channel::<()>();
+        // Ends once the client is dropped and the server has closed the
+        // socket, or `CLOSE_BOUND` after the client was dropped.
+        tokio::spawn(async move {
             // The whole of `live` (not only the field used) lives in the task.
             let mut live = live;
-            if let Err(e) = live.connection.as_mut().await {
-                tracing::debug!(error = %e, "connection closed with an error");
+            let bound = async {
+                let _ = gone.await;
+                tokio::time::sleep(CLOSE_BOUND).await;
+            };
+            tokio::select! {
+                done = live.connection.as_mut() => if let Err(e) = done {
+                    tracing::debug!(error = %e, "connection closed with an error");
+                },
+                () = bound => tracing::debug!("a dropped connection did not close in time; its socket is dropped"),
             }
         });
-        let client = ClientWrapper::new(client, task);
+        // deadpool's wrapper aborts the task it is given when dropped: an
+        // aborted driver would drop the socket without Terminate and free
+        // the slots while the backend still exits. It gets a task that has
+        // nothing to abort; the driver ends on its own (above).
+        let client = ClientWrapper::new(client, tokio::spawn(async {}));
         client.batch_execute(&self.session_setup).await?;
         Ok(Slotted {
             client,
+            _dropped: dropped,
             dirty: AtomicBool::new(false),
             leases: AtomicU32::new(0),
         })
@@ -394,21 +398,25 @@ impl Pools {
                     // idle one: the others stay warm for their next scrape.
                     let closed = self.close_lru_idle(datname);
                     if closed {
-                        // Its slot is free `EXIT_GRACE` after its socket closed.
+                        // Its slot is free once the server has closed it.
                         let _ = tokio::time::timeout(left, self.slots.acquire()).await;
-                    } else if self
+                    } else if let Some(shared) = self
                         .shared
                         .as_ref()
-                        .is_some_and(|s| s.close_idle_elsewhere(&self.pools))
+                        .filter(|s| s.close_idle_elsewhere(&self.pools))
                     {
-                        // The server counts a session until its backend has
-                        // exited, a few ms after the socket closed: let it go
-                        // before opening another in its slot.
-                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        // Likewise under the shared bound.
+                        let _ = tokio::time::timeout(left, shared.slots.acquire()).await;
                     } else {
                         // A peer is mid-connect or about to return one: retry shortly.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
+                }
+                Ok(Err(managed::PoolError::Backend(ManagerError::Socket(reason)))) => {
+                    return Err(ConnError::Unreachable {
+                        datname: datname.into(),
+                        reason,
+                    })
                 }
                 Ok(Err(managed::PoolError::Backend(ManagerError::Pg(source)))) => {
                     if let Some(reason) = TlsPlan::new(&self.config.dsn)

@@ -33,7 +33,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::Client;
@@ -42,8 +42,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::auth_guard::{AuthGuard, GuardConnect};
 use crate::dsn::{Dsn, SslMode};
 
+mod socket;
 mod verify;
 
+use socket::{Socket, SyncClose};
 use verify::{ChainOnly, NoVerify};
 
 /// The connector handed to deadpool-postgres.
@@ -349,47 +351,120 @@ pub enum ConnectError {
     },
 }
 
-/// Opens a connection; a guarding connector's goes through `AuthGuard`.
+/// Opens a connection: the hosts in order (each address of a name in
+/// turn), like tokio-postgres, but on our own socket, so every connection
+/// closes synchronously (`socket::SyncClose`) and, when the connector
+/// guards, goes through `AuthGuard`.
 pub async fn connect(pg: &tokio_postgres::Config, tls: &MakeTls) -> Result<(Client, Driver), ConnectError> {
-    let host = match pg.get_hosts() {
-        [Host::Tcp(h)] if tls.guards() => h.clone(),
-        _ => {
-            let (client, conn) = pg.connect(tls.clone()).await?;
-            return Ok((client, Box::pin(conn)));
+    let ports = pg.get_ports();
+    let mut last = None;
+    for (i, host) in pg.get_hosts().iter().enumerate() {
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        match connect_host(pg, tls, host, port).await {
+            Ok(done) => return Ok(done),
+            Err(e) => last = Some(e),
         }
-    };
-    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    }
+    Err(last.unwrap_or_else(|| ConnectError::Socket {
+        host: String::new(),
+        port: 5432,
+        source: io::Error::new(io::ErrorKind::InvalidInput, "no host to connect to"),
+    }))
+}
+
+async fn connect_host(
+    pg: &tokio_postgres::Config,
+    tls: &MakeTls,
+    host: &Host,
+    port: u16,
+) -> Result<(Client, Driver), ConnectError> {
     let timeout = pg
         .get_connect_timeout()
         .copied()
         .unwrap_or(Duration::from_secs(5));
+    let (name, sockets) = match host {
+        Host::Tcp(h) => {
+            let addrs = tokio::net::lookup_host((h.as_str(), port))
+                .await
+                .map_err(|source| ConnectError::Socket {
+                    host: h.clone(),
+                    port,
+                    source,
+                })?;
+            (h.clone(), addrs.map(Target::Tcp).collect::<Vec<_>>())
+        }
+        Host::Unix(dir) => (
+            String::new(),
+            vec![Target::Unix(dir.join(format!(".s.PGSQL.{port}")))],
+        ),
+    };
     let socket_error = |source| ConnectError::Socket {
-        host: host.clone(),
+        host: match host {
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(dir) => dir.display().to_string(),
+        },
         port,
         source,
     };
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(socket_error)?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
-    let mut socket = None;
-    for addr in addrs {
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                socket = Some(s);
-                break;
+    let mut last = socket_error(io::Error::new(
+        io::ErrorKind::NotFound,
+        "the host name has no address",
+    ));
+    for target in sockets {
+        let socket = match tokio::time::timeout(timeout, target.open(pg)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                last = socket_error(e);
+                continue;
             }
-            Ok(Err(e)) => last = e,
-            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+            Err(_) => {
+                last = socket_error(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+                continue;
+            }
+        };
+        let stream = AuthGuard::new(SyncClose::new(socket, socket::CLOSE_WAIT), tls.guards());
+        let connector = MakeTlsConnect::<GuardedSocket>::make_tls_connect(&mut tls.clone(), &name)
+            .map_err(|e| socket_error(io::Error::other(e.to_string())))?;
+        match pg.connect_raw(stream, connector).await {
+            Ok((client, conn)) => return Ok((client, Box::pin(conn))),
+            Err(e) => last = ConnectError::Pg(e),
         }
     }
-    let socket = socket.ok_or_else(|| socket_error(last))?;
-    // Best effort: the protocol works without it.
-    let _ = socket.set_nodelay(true);
-    let connector = MakeTlsConnect::<AuthGuard<TcpStream>>::make_tls_connect(&mut tls.clone(), &host)
-        .map_err(|e| socket_error(io::Error::other(e.to_string())))?;
-    let (client, conn) = pg.connect_raw(AuthGuard::new(socket, true), connector).await?;
-    Ok((client, Box::pin(conn)))
+    Err(last)
+}
+
+/// The stream tokio-postgres speaks over (TLS goes on top of it).
+type GuardedSocket = AuthGuard<SyncClose<Socket>>;
+
+/// One address to try.
+enum Target {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// Opens the socket with tokio-postgres' options: no Nagle delay, TCP
+    /// keepalives as configured.
+    async fn open(self, pg: &tokio_postgres::Config) -> io::Result<Socket> {
+        match self {
+            Target::Tcp(addr) => {
+                let s = TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                if pg.get_keepalives() {
+                    let mut keepalive = socket2::TcpKeepalive::new().with_time(pg.get_keepalives_idle());
+                    if let Some(interval) = pg.get_keepalives_interval() {
+                        keepalive = keepalive.with_interval(interval);
+                    }
+                    if let Some(retries) = pg.get_keepalives_retries() {
+                        keepalive = keepalive.with_retries(retries);
+                    }
+                    socket2::SockRef::from(&s).set_tcp_keepalive(&keepalive)?;
+                }
+                Ok(Socket::Tcp(s))
+            }
+            Target::Unix(path) => Ok(Socket::Unix(UnixStream::connect(path).await?)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -356,3 +356,98 @@ async fn sixty_databases_under_two_connections() {
         assert!(*n <= 9.0, "{n} statements per database in one scrape: {per_db:?}");
     }
 }
+
+/// Issue 22: the cap holds at every moment, not only between scrapes. A
+/// closed connection's slot is reused only once the server has closed the
+/// socket, which PostgreSQL does after the backend has left
+/// pg_stat_activity; freeing it when our side had closed let the next
+/// session overlap the exiting one (5–6 sessions seen under a cap of 4).
+#[tokio::test]
+async fn a_hundred_databases_never_see_more_sessions_than_the_cap() {
+    const N: usize = 100;
+    const CAP: i64 = 4;
+    let pg = harness::cluster();
+    let admin = pg.client("postgres").await;
+    let prefix = format!("cap{}_", std::process::id());
+    let template = format!("{prefix}tmpl");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {template}"))
+        .await
+        .unwrap();
+    pg.client(&template)
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);")
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..N).map(|i| format!("{prefix}{i}")).collect();
+    for name in &names {
+        // The template's session may take a moment to leave.
+        harness::eventually(Duration::from_secs(10), || async {
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .await
+                .ok()
+        })
+        .await;
+    }
+    let include = format!("{prefix}[0-9]+");
+    let exporter = pg
+        .spawn_exporter(
+            &names[0],
+            &[
+                ("PGMAINT_INCLUDE_DATABASES", &include),
+                ("PGMAINT_MAX_CONNECTIONS", "4"),
+                ("PGMAINT_SCRAPE_TIMEOUT", "60s"),
+            ],
+        )
+        .await;
+
+    // The sampler polls as fast as the server answers until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (stop, observer, names) = (stop.clone(), pg.client("postgres").await, names.clone());
+        tokio::spawn(async move {
+            let (mut peak, mut samples) = (0i64, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                let n: i64 = observer
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                          WHERE application_name = 'pgmaint-exporter' AND datname = ANY($1)",
+                        &[&names],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                peak = peak.max(n);
+                samples += 1;
+            }
+            (peak, samples)
+        })
+    };
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(exporter.scrape().await);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (peak, samples) = sampler.await.unwrap();
+    let m = last.unwrap();
+
+    assert!(samples > 20, "the sampler ran {samples} times");
+    assert!(
+        peak <= CAP,
+        "{peak} exporter sessions seen at once under PGMAINT_MAX_CONNECTIONS={CAP} ({samples} samples)"
+    );
+    assert!(peak >= 2, "the scrapes used {peak} connections at most");
+    assert_eq!(m.value("pgmaint_exporter_databases", &[]), Some(N as f64));
+    for name in &names {
+        assert_eq!(
+            m.value(
+                "pg_scrape_collector_success",
+                &[("collector", "tables"), ("datname", name.as_str())]
+            ),
+            Some(1.0),
+            "tables in {name}: {}",
+            exporter.logs()
+        );
+    }
+}
