@@ -198,35 +198,17 @@ async fn a_hung_discovery_ends_at_the_scrape_deadline() {
 async fn sixty_databases_under_two_connections() {
     const N: usize = 60;
     let pg = harness::cluster();
-    let admin = pg.client("postgres").await;
     let prefix = format!("many{}_", std::process::id());
     // One template with a table, an index and a sequence, copied server-side.
-    let template = format!("{prefix}tmpl");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {template}"))
-        .await
-        .unwrap();
-    {
-        let t = pg.client(&template).await;
-        t.batch_execute(
-            "CREATE EXTENSION pg_stat_statements;
-             CREATE TABLE t (id serial PRIMARY KEY, v text);
-             INSERT INTO t (v) SELECT g::text FROM generate_series(1, 50) g; ANALYZE t;",
-        )
-        .await
-        .unwrap();
-    }
-    let names: Vec<String> = (0..N).map(|i| format!("{prefix}{i}")).collect();
-    for name in &names {
-        // The template's session may take a moment to leave.
-        harness::eventually(Duration::from_secs(10), || async {
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-                .await
-                .ok()
-        })
-        .await;
-    }
+    let names = tenant_databases(
+        &pg,
+        &prefix,
+        N,
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE TABLE t (id serial PRIMARY KEY, v text);
+         INSERT INTO t (v) SELECT g::text FROM generate_series(1, 50) g; ANALYZE t;",
+    )
+    .await;
     let include = format!("{prefix}[0-9]+");
     let exporter = pg
         .spawn_exporter(
@@ -240,29 +222,7 @@ async fn sixty_databases_under_two_connections() {
         )
         .await;
 
-    // The sampler: polls until told to stop, keeps the most sessions seen.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (stop, observer, names) = (stop.clone(), pg.client("postgres").await, names.clone());
-        tokio::spawn(async move {
-            let (mut peak, mut samples) = (0i64, 0u32);
-            while !stop.load(Ordering::Relaxed) {
-                let n: i64 = observer
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_activity
-                          WHERE application_name = 'pgmaint-exporter' AND datname = ANY($1)",
-                        &[&names],
-                    )
-                    .await
-                    .unwrap()
-                    .get(0);
-                peak = peak.max(n);
-                samples += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            (peak, samples)
-        })
-    };
+    let (stop, sampler) = session_sampler(&pg, &names, Some(Duration::from_millis(10))).await;
 
     let stats = pg.client(&names[0]).await;
     let calls = || async {
@@ -276,9 +236,10 @@ async fn sixty_databases_under_two_connections() {
             .unwrap()
             .get::<_, i64>(0)
     };
-    // The first scrape starts the cached collectors. Bloat's first runs go on in the background after that scrape; counted
-    // while they run, their statements land in the windows below (9.6 per
-    // database seen under load). Measure once every database has its result.
+    // The first scrape starts the cached collectors. Bloat's first runs go
+    // on in the background after it; counted while they run, their
+    // statements land in the windows below (9.6 per database seen under
+    // load). Measure once every database has its result.
     exporter.scrape().await;
     harness::eventually(Duration::from_secs(120), || async {
         let m = exporter.scrape().await;
@@ -367,29 +328,14 @@ async fn a_hundred_databases_never_see_more_sessions_than_the_cap() {
     const N: usize = 100;
     const CAP: i64 = 4;
     let pg = harness::cluster();
-    let admin = pg.client("postgres").await;
     let prefix = format!("cap{}_", std::process::id());
-    let template = format!("{prefix}tmpl");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {template}"))
-        .await
-        .unwrap();
-    pg.client(&template)
-        .await
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);")
-        .await
-        .unwrap();
-    let names: Vec<String> = (0..N).map(|i| format!("{prefix}{i}")).collect();
-    for name in &names {
-        // The template's session may take a moment to leave.
-        harness::eventually(Duration::from_secs(10), || async {
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-                .await
-                .ok()
-        })
-        .await;
-    }
+    let names = tenant_databases(
+        &pg,
+        &prefix,
+        N,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    )
+    .await;
     let include = format!("{prefix}[0-9]+");
     let exporter = pg
         .spawn_exporter(
@@ -402,28 +348,8 @@ async fn a_hundred_databases_never_see_more_sessions_than_the_cap() {
         )
         .await;
 
-    // The sampler polls as fast as the server answers until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (stop, observer, names) = (stop.clone(), pg.client("postgres").await, names.clone());
-        tokio::spawn(async move {
-            let (mut peak, mut samples) = (0i64, 0u32);
-            while !stop.load(Ordering::Relaxed) {
-                let n: i64 = observer
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_activity
-                          WHERE application_name = 'pgmaint-exporter' AND datname = ANY($1)",
-                        &[&names],
-                    )
-                    .await
-                    .unwrap()
-                    .get(0);
-                peak = peak.max(n);
-                samples += 1;
-            }
-            (peak, samples)
-        })
-    };
+    // As fast as the server answers: no pause between samples.
+    let (stop, sampler) = session_sampler(&pg, &names, None).await;
     let mut last = None;
     for _ in 0..4 {
         last = Some(exporter.scrape().await);
@@ -450,4 +376,62 @@ async fn a_hundred_databases_never_see_more_sessions_than_the_cap() {
             exporter.logs()
         );
     }
+}
+
+/// `n` databases `{prefix}0`, `{prefix}1`, … copied server-side from a
+/// template `{prefix}tmpl` set up by `setup`: one tenant's schema, many
+/// tenants, in seconds.
+async fn tenant_databases(pg: &harness::Cluster, prefix: &str, n: usize, setup: &str) -> Vec<String> {
+    let admin = pg.client("postgres").await;
+    let template = format!("{prefix}tmpl");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {template}"))
+        .await
+        .unwrap();
+    pg.client(&template).await.batch_execute(setup).await.unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    for name in &names {
+        // The template's session may take a moment to leave.
+        harness::eventually(Duration::from_secs(10), || async {
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .await
+                .ok()
+        })
+        .await;
+    }
+    names
+}
+
+/// Counts the exporter's sessions in `names` (pg_stat_activity) until the
+/// returned flag is set, `pause` apart; the task yields the most seen at
+/// once and the number of samples.
+async fn session_sampler(
+    pg: &harness::Cluster,
+    names: &[String],
+    pause: Option<Duration>,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<(i64, u32)>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, observer, names) = (stop.clone(), pg.client("postgres").await, names.to_vec());
+    let task = tokio::spawn(async move {
+        let (mut peak, mut samples) = (0i64, 0u32);
+        while !flag.load(Ordering::Relaxed) {
+            let n: i64 = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE application_name = 'pgmaint-exporter' AND datname = ANY($1)",
+                    &[&names],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            peak = peak.max(n);
+            samples += 1;
+            if let Some(p) = pause {
+                tokio::time::sleep(p).await;
+            }
+        }
+        (peak, samples)
+    });
+    (stop, task)
 }
