@@ -116,7 +116,8 @@ pub struct SlotManager {
     slots: Arc<Semaphore>,
     /// Slots of a bound shared with other servers' pools, if any.
     shared: Option<Arc<Semaphore>>,
-    /// Run once on every new connection.
+    /// Run once on every new connection (empty: nothing, the settings went
+    /// in the startup options; see `session_setup`).
     session_setup: String,
     /// Run each time a connection is handed out again: `RESET ALL` and
     /// `RESET ROLE`, then `session_setup` (see `recycle`).
@@ -170,7 +171,9 @@ impl managed::Manager for SlotManager {
         // the slots while the backend still exits. It gets a task that has
         // nothing to abort; the driver ends on its own (above).
         let client = ClientWrapper::new(client, tokio::spawn(async {}));
-        client.batch_execute(&self.session_setup).await?;
+        if !self.session_setup.is_empty() {
+            client.batch_execute(&self.session_setup).await?;
+        }
         Ok(Slotted {
             client,
             _dropped: dropped,
@@ -207,22 +210,45 @@ impl managed::Manager for SlotManager {
 }
 
 /// Session settings of every exporter connection: read-only and bounded.
+/// The values are our own integers, not outside input.
+fn session_settings(config: &Config) -> [(&'static str, String); 4] {
+    [
+        ("default_transaction_read_only", "on".to_string()),
+        (
+            "statement_timeout",
+            config.statement_timeout.as_millis().to_string(),
+        ),
+        ("lock_timeout", config.lock_timeout.as_millis().to_string()),
+        ("idle_in_transaction_session_timeout", "60000".to_string()),
+    ]
+}
+
+/// How a database's connections get `session_settings`: the statement run
+/// right after connecting (empty: none) and the startup `options`.
 ///
-/// Set right after connecting rather than as startup options, so that
-/// `pg_settings.reset_val` in our own sessions still shows the server's
-/// values of these settings (the `settings` collector publishes them). One
-/// statement (`set_config(…, false)` is `SET`), not four: each new
-/// connection costs the server one statement (issue 22). The values are our
-/// own integers, not outside input.
-fn session_setup(config: &Config) -> String {
-    format!(
-        "SELECT set_config('default_transaction_read_only', 'on', false), \
-                set_config('statement_timeout', '{}', false), \
-                set_config('lock_timeout', '{}', false), \
-                set_config('idle_in_transaction_session_timeout', '60000', false)",
-        config.statement_timeout.as_millis(),
-        config.lock_timeout.as_millis()
-    )
+/// The DSN's database runs one statement (`set_config(…, false)` is `SET`),
+/// so that `pg_settings.reset_val` in that session still shows the server's
+/// values of these settings: the `settings` collector, cluster-wide, runs
+/// there and publishes them. Every other database gets them as startup
+/// options (`-c name=value`, PGC_S_CLIENT: they become the session's reset
+/// values, so `RESET ALL` keeps them): no statement and no round trip per
+/// new connection, which with many databases under a small cap is one per
+/// database and scrape (issue 22).
+fn session_setup(config: &Config, datname: &str) -> (String, Option<String>) {
+    let settings = session_settings(config);
+    if datname == config.main_database() {
+        let calls: Vec<String> = settings
+            .iter()
+            .map(|(name, value)| format!("set_config('{name}', '{value}', false)"))
+            .collect();
+        (format!("SELECT {}", calls.join(", ")), None)
+    } else {
+        let options: Vec<String> = settings
+            .iter()
+            .map(|(name, value)| format!("-c {name}={value}"))
+            .collect();
+        (String::new(), Some(options.join(" ")))
+    }
 }
 
 pub type Pool = managed::Pool<SlotManager>;
@@ -338,7 +364,11 @@ impl Pools {
                 datname: datname.into(),
                 reason,
             })?;
-        let pg = self.config.dsn.to_pg_config(datname);
+        let (setup, options) = session_setup(&self.config, datname);
+        let mut pg = self.config.dsn.to_pg_config(datname);
+        if let Some(o) = options {
+            pg.options(o);
+        }
         let inner = deadpool_postgres::Manager::from_config(
             pg.clone(),
             tls.clone(),
@@ -352,8 +382,8 @@ impl Pools {
             tls,
             slots: self.slots.clone(),
             shared: self.shared.as_ref().map(|s| s.slots.clone()),
-            session_setup: session_setup(&self.config),
-            session_reset: format!("RESET ALL; RESET ROLE; {}", session_setup(&self.config)),
+            session_reset: format!("RESET ALL; RESET ROLE; {setup}"),
+            session_setup: setup,
         })
         .max_size(self.config.max_connections)
         // The most recently used connection first: it has the built-in

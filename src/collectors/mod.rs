@@ -109,6 +109,11 @@ pub struct ServerInfo {
     pub superuser: bool,
     /// `wal_segment_size` in bytes (what a complete archived segment measures).
     pub wal_segment_size: Option<u64>,
+    /// The databases where a VACUUM showed in pg_stat_progress_vacuum, or an
+    /// autovacuum worker in pg_stat_activity, when the scrape began (read
+    /// once, cluster-wide, with these facts). `vacuum_progress` asks only
+    /// those (issue 22). `None`: not known, every database is asked.
+    pub vacuuming: Option<Vec<String>>,
 }
 
 impl ServerInfo {

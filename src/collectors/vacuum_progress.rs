@@ -161,11 +161,26 @@ const META: Meta = Meta {
 
 pub struct VacuumProgress;
 
+/// True when the scrape's server facts show no VACUUM and no autovacuum
+/// worker in this database: nothing to ask it (issue 22: one statement and
+/// a fresh backend's planning of two statistics views saved per database).
+/// A VACUUM that starts after those facts were read shows from the next
+/// scrape on.
+fn quiet(ctx: &Ctx) -> bool {
+    ctx.server
+        .vacuuming
+        .as_ref()
+        .is_some_and(|dbs| !dbs.iter().any(|d| d == ctx.datname))
+}
+
 impl Collector for VacuumProgress {
     fn meta(&self) -> &'static Meta {
         &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
+        if quiet(ctx) {
+            return Source::Sql(vec![]);
+        }
         let progress = match ctx.server.major() {
             ..=16 => PROGRESS_SQL,
             _ => PROGRESS_17_SQL,
@@ -174,6 +189,12 @@ impl Collector for VacuumProgress {
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let db = ctx.datname;
+        if quiet(ctx) {
+            if ctx.server.read_all_stats {
+                out.gauge(&WORKERS_BUSY, &[db], 0.0);
+            }
+            return Ok(());
+        }
         let rows = input.rows("progress")?;
         // Other roles' sessions hide backend_type: no count rather than 0.
         if ctx.server.read_all_stats {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::{join_all, BoxFuture, FutureExt, Shared};
 use tracing::{debug, warn};
@@ -155,6 +155,24 @@ impl Scraper {
             runs.push(run);
         }
         runs
+    }
+
+    /// A collector whose plan asks nothing of the database this time: mapped
+    /// from the scrape's facts alone, with no connection.
+    pub(super) fn map_only(&self, c: &'static dyn Collector, ctx: &Ctx<'_>) -> Run {
+        let started = Instant::now();
+        let mut sink = Sink::default();
+        let mapped = c
+            .map(ctx, &Fetched::default(), &mut sink)
+            .and_then(|_| sink.checked().map_err(CollectError::Other));
+        let (success, sink) = match mapped {
+            Ok(sink) => (true, Arc::new(sink)),
+            Err(e) => {
+                warn!(collector = c.name(), datname = %ctx.datname, error = %e, "collector failed");
+                (false, Default::default())
+            }
+        };
+        Run::new(c, &self.config, ctx.datname, success, started.elapsed(), sink).with_age(Duration::ZERO)
     }
 
     /// Runs a host collector (files, programs) within the deadline.

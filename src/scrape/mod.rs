@@ -91,6 +91,8 @@ pub struct Scraper {
     config: Config,
     pools: Pools,
     discovered: Mutex<Option<(Instant, Vec<String>)>>,
+    /// The discovered databases by oid (`ServerInfo::vacuuming`).
+    database_oids: Mutex<HashMap<u32, String>>,
     cache: Mutex<HashMap<(&'static str, String), Cached>>,
     refreshing: Mutex<HashSet<(&'static str, String)>>,
     /// Turns for background refreshes: half the connection cap (at least 1).
@@ -122,6 +124,7 @@ impl Scraper {
             config,
             custom,
             discovered: Mutex::new(None),
+            database_oids: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashSet::new()),
             last_good: Mutex::new(HashMap::new()),

@@ -18,6 +18,14 @@ use crate::keywords::quote_ident;
 use crate::pool::Lease;
 
 /// Server facts read first in every scrape; the role checks run here too.
+/// Last, the oids of the databases where a VACUUM runs
+/// (`ServerInfo::vacuuming`, named after discovery): the functions behind
+/// pg_stat_progress_vacuum and pg_stat_activity, whose views join
+/// pg_database, which this statement must not wait for (it decides pg_up;
+/// `a_hung_discovery_ends_at_the_scrape_deadline`). `pg_stat_get_progress_info`
+/// shows every backend's database whatever the role's privileges
+/// (pgstatfuncs.c hides only the table and the counters), so a database
+/// missing here has no VACUUM for `vacuum_progress` to report.
 const SERVER_SQL: &str = "SELECT current_setting('server_version_num')::int4,
        current_setting('server_version'),
        extract(epoch FROM pg_postmaster_start_time())::float8,
@@ -27,13 +35,28 @@ const SERVER_SQL: &str = "SELECT current_setting('server_version_num')::int4,
        pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
        pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER'),
        current_user::text,
-       pg_size_bytes(current_setting('wal_segment_size'))";
+       pg_size_bytes(current_setting('wal_segment_size')),
+       ARRAY(SELECT datid FROM pg_stat_get_progress_info('VACUUM')
+             UNION
+             SELECT datid FROM pg_stat_get_activity(NULL)
+              WHERE backend_type = 'autovacuum worker' AND datid IS NOT NULL)";
 
-/// Databases the per-database collectors may visit.
-const DATABASES_SQL: &str = "SELECT datname::text FROM pg_database
+/// Databases the per-database collectors may visit, with their oids.
+const DATABASES_SQL: &str = "SELECT datname::text, oid FROM pg_database
  WHERE datallowconn AND NOT datistemplate
    AND has_database_privilege(datname, 'CONNECT')
  ORDER BY datname";
+
+/// What the first statement in the DSN's database gives: its connection,
+/// the server facts, the postmaster's start time, the role's privileges, and
+/// the oids of the databases where a VACUUM runs.
+type Main = (
+    Lease,
+    ServerInfo,
+    Option<f64>,
+    Vec<(&'static str, bool)>,
+    Option<Vec<u32>>,
+);
 
 impl Scraper {
     /// Runs one scrape that ends by `timeout` whatever the database does.
@@ -73,13 +96,14 @@ impl Scraper {
         if !self.was_up.swap(true, Ordering::Relaxed) {
             info!(datname = %main_db, "PostgreSQL is reachable again");
         }
-        let (lease, server, start_time, privileges) = main;
+        let (lease, mut server, start_time, privileges, vacuuming) = main;
         snap.up = true;
         snap.postmaster_start = start_time;
         snap.privileges = privileges;
 
         let databases = self.databases(&lease, &main_db, deadline).await;
         snap.databases = databases.clone();
+        server.vacuuming = self.named(vacuuming);
 
         // The main database: its per-database collectors, then the
         // cluster-wide ones. Queries are pipelined in this order, so the
@@ -125,11 +149,7 @@ impl Scraper {
         snap
     }
 
-    async fn connect_main(
-        &self,
-        main_db: &str,
-        deadline: Instant,
-    ) -> Result<(Lease, ServerInfo, Option<f64>, Vec<(&'static str, bool)>), CollectError> {
+    async fn connect_main(&self, main_db: &str, deadline: Instant) -> Result<Main, CollectError> {
         let lease = self.pools.get(main_db, deadline).await?;
         // Prepared once per connection like the collectors' SQL: one round
         // trip per scrape instead of two, and no planning.
@@ -156,6 +176,7 @@ impl Scraper {
             wal_segment_size: row
                 .try_get::<_, Option<i64>>(9)?
                 .and_then(|b| u64::try_from(b).ok()),
+            vacuuming: None,
         };
         if !server.read_all_stats && !self.privilege_warned.swap(true, Ordering::Relaxed) {
             let user: String = row.try_get(8)?;
@@ -172,7 +193,18 @@ impl Scraper {
             ("pg_read_all_stats", superuser || monitor || read_stats),
             ("pg_read_all_settings", superuser || monitor || read_settings),
         ];
-        Ok((lease, server, row.try_get(2)?, privileges))
+        let vacuuming: Option<Vec<u32>> = row.try_get(10)?;
+        Ok((lease, server, row.try_get(2)?, privileges, vacuuming))
+    }
+
+    /// The discovered databases among `oids` (`ServerInfo::vacuuming`);
+    /// `None` when discovery has not named any database yet.
+    fn named(&self, oids: Option<Vec<u32>>) -> Option<Vec<String>> {
+        let names = self.database_oids.lock().unwrap();
+        if names.is_empty() {
+            return None;
+        }
+        Some(oids?.iter().filter_map(|o| names.get(o).cloned()).collect())
     }
 
     /// Discovered databases (cached for `PGMAINT_DATABASE_REFRESH_INTERVAL`),
@@ -194,11 +226,16 @@ impl Scraper {
                 warn!("database discovery did not answer before the scrape deadline; using the databases found before");
                 return self.known_databases(main_db);
             }
-            Ok(Ok(rows)) => rows
-                .iter()
-                .filter_map(|r| r.try_get::<_, String>(0).ok())
-                .filter(|d| self.config.database_wanted(d))
-                .collect::<Vec<_>>(),
+            Ok(Ok(rows)) => {
+                let found: Vec<(String, u32)> = rows
+                    .iter()
+                    .filter_map(|r| Some((r.try_get::<_, String>(0).ok()?, r.try_get::<_, u32>(1).ok()?)))
+                    .filter(|(d, _)| self.config.database_wanted(d))
+                    .collect();
+                *self.database_oids.lock().unwrap() =
+                    found.iter().map(|(d, oid)| (*oid, d.clone())).collect();
+                found.into_iter().map(|(d, _)| d).collect::<Vec<_>>()
+            }
             Ok(Err(e)) => {
                 warn!(error = %e, "database discovery failed; using the DSN's database only");
                 vec![main_db.to_string()]
@@ -296,6 +333,11 @@ impl Scraper {
                             .cached()
                             .with_age(age),
                     );
+                }
+                // Nothing to ask this database this time (vacuum_progress
+                // where no VACUUM runs): mapped from the scrape's facts.
+                (None, Source::Sql(queries)) if queries.is_empty() => {
+                    runs.push(self.map_only(c, &ctx));
                 }
                 // Cached collectors are slow by nature: even their first run
                 // happens beside the scrape, not in it (see `await_first_runs`).

@@ -167,6 +167,24 @@ async fn pooled_sessions_are_read_only_with_timeouts() {
         "read_only_sql_transaction"
     );
     assert_eq!(pools.open_connections(), 1);
+
+    // Another database gets the same settings as startup options (no
+    // statement per new connection, issue 22); RESET ALL keeps them.
+    let other = pools
+        .get("postgres", Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap();
+    let show = |s: &'static str| {
+        let c = &other.conn;
+        async move { c.query_one(s, &[]).await.unwrap().get::<_, String>(0) }
+    };
+    other.conn.batch_execute("RESET ALL").await.unwrap();
+    assert_eq!(show("SHOW default_transaction_read_only").await, "on");
+    assert_eq!(show("SHOW statement_timeout").await, "3s");
+    assert_eq!(show("SHOW lock_timeout").await, "700ms");
+    assert_eq!(show("SHOW idle_in_transaction_session_timeout").await, "1min");
+    assert_eq!(show("SHOW application_name").await, "pgmaint-exporter");
+    assert_eq!(pools.open_connections(), 2);
 }
 
 #[tokio::test]

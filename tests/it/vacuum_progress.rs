@@ -150,3 +150,44 @@ async fn slow_autovacuum_counts_as_busy_worker() {
     );
     assert_eq!(m.value("pg_autovacuum_workers_busy", &[d[0]]), None);
 }
+
+/// Issue 22: the scrape's first statement learns, cluster-wide, where a
+/// VACUUM runs, so a database without one is not asked (a statement and a
+/// fresh backend's planning of two statistics views saved per database) and
+/// still reports `pg_autovacuum_workers_busy 0`. An autovacuum worker may
+/// visit the database at any moment (the launcher rotates through every
+/// database), which sends the statement for that scrape: over three scrapes
+/// at most one may ask.
+#[tokio::test]
+async fn a_database_without_vacuum_is_not_asked() {
+    let pg = harness::cluster();
+    let db = pg.fresh_db().await;
+    db.batch("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; CREATE TABLE t (id int)")
+        .await;
+    let exporter = pg.spawn_exporter(&db.name, &[]).await;
+    // The collector's statement (`activity` names pg_stat_progress_vacuum too).
+    let asked = || async {
+        db.scalar_f64(
+            "SELECT coalesce(sum(calls), 0)::float8 FROM pg_stat_statements s
+               JOIN pg_database d ON d.oid = s.dbid
+              WHERE d.datname = current_database() AND s.query LIKE '%p.index_vacuum_count%'
+                AND s.query NOT LIKE '%pg_stat_statements%'",
+        )
+        .await
+    };
+    let before = asked().await;
+    for _ in 0..3 {
+        let m = exporter.scrape().await;
+        let l = [("collector", "vacuum_progress"), ("datname", db.name.as_str())];
+        assert_eq!(m.value("pg_scrape_collector_success", &l), Some(1.0));
+        let busy = m
+            .value("pg_autovacuum_workers_busy", &[("datname", db.name.as_str())])
+            .expect("pg_autovacuum_workers_busy");
+        assert!(busy <= 1.0, "{busy}");
+    }
+    let asked = asked().await - before;
+    assert!(
+        asked <= 1.0,
+        "the progress statement ran {asked} times in 3 scrapes"
+    );
+}
