@@ -38,6 +38,9 @@
 #   5. the floor: our exporter's per-table, per-index and selection SQL (the `const SQL` strings of
 #      src/collectors/tables.rs, selection/mod.rs, indexes/mod.rs) in one long-lived psql session per database
 #      with \timing (up to 100 databases);
+#      for the multi-database cases also the "fresh floor": the same SQL in a new session per database,
+#      PGMAINT_MAX_CONNECTIONS sessions at a time (pgbench -C), which is what PostgreSQL itself needs
+#      when the databases outnumber the connections (every backend plans on cold catalog caches);
 #   6. a burst of 4 simultaneous scrapes per exporter: wall time, statements sent, and whether all 4
 #      got HTTP 200 with a full body (size within 5 % of the median);
 #   7. prints a table per size and the ratios ours/peer and ours/floor.

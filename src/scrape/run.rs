@@ -310,6 +310,9 @@ impl Scraper {
         let mut runs = Vec::new();
         let mut todo = Vec::new();
         let mut first_runs = Vec::new();
+        // Cached collectors to refresh in the background once this
+        // database's queries are done (see `refresh_in_background`).
+        let mut stale = Vec::new();
         let mut host = Vec::new();
         for c in set {
             let ttl = c.cache_ttl(&self.config);
@@ -326,7 +329,7 @@ impl Scraper {
                 (_, Source::Host(requests)) => host.push((c, requests)),
                 (Some((age, success, sink)), _) => {
                     if age >= ttl {
-                        self.refresh_in_background(c, datname.clone(), server.clone());
+                        stale.push(c);
                     }
                     runs.push(
                         Run::new(c, &self.config, &datname, success, Duration::ZERO, sink)
@@ -342,7 +345,7 @@ impl Scraper {
                 // Cached collectors are slow by nature: even their first run
                 // happens beside the scrape, not in it (see `await_first_runs`).
                 (None, Source::Sql(_)) if !ttl.is_zero() => {
-                    self.refresh_in_background(c, datname.clone(), server.clone());
+                    stale.push(c);
                     first_runs.push(c);
                 }
                 (None, Source::Sql(queries)) => todo.push((c, queries)),
@@ -353,6 +356,7 @@ impl Scraper {
         }
         if todo.is_empty() {
             drop(lease);
+            self.refresh_in_background(stale, datname.clone(), server.clone(), None);
             runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
             return runs;
         }
@@ -367,11 +371,13 @@ impl Scraper {
                 // More databases than the deadline lets the cap visit: this
                 // one's turn is a later scrape (it goes first then).
                 debug!(datname = %datname, "no connection before the deadline; serving the last results");
+                self.refresh_in_background(stale, datname.clone(), server.clone(), None);
                 runs.extend(todo.iter().map(|(c, _)| self.stale_or_failed(*c, &datname)));
                 return runs;
             }
             Err(e) => {
                 warn!(datname = %datname, error = %explain_conn(&e), "cannot reach database; its collectors report failure");
+                self.refresh_in_background(stale, datname.clone(), server.clone(), None);
                 runs.extend(todo.iter().map(|(c, _)| {
                     Run::new(
                         *c,
@@ -385,10 +391,17 @@ impl Scraper {
                 return runs;
             }
         };
-        let results = self
-            .execute(Arc::new(lease), &ctx, todo, deadline)
-            .instrument(span)
-            .await;
+        let lease = Arc::new(lease);
+        // Kept for the background refreshes, if any: handed over with a
+        // background turn once the queries are done and mapped, else back
+        // to the pool as soon as its last query is done.
+        let keep = (!stale.is_empty()).then(|| lease.clone());
+        let results = self.execute(lease, &ctx, todo, deadline).instrument(span).await;
+        let handover = keep.and_then(|l| Arc::try_unwrap(l).ok()).and_then(|lease| {
+            let turn = self.background.clone().try_acquire_owned().ok()?;
+            Some(super::cache::Handover { lease, turn })
+        });
+        self.refresh_in_background(stale, datname.clone(), server.clone(), handover);
         let late = Instant::now() >= deadline;
         let results = results.into_iter().map(|r| match (r.success, late) {
             (true, _) => {
