@@ -35,9 +35,9 @@
 #      floor): wall time (curl time_total), exporter CPU (utime+stime from /proc/PID/stat over the
 #      rounds ÷ scrapes), peak RSS (VmHWM), body bytes, series, statements and server execution time
 #      per scrape (pg_stat_statements, per role);
-#   5. the floor: our exporter's per-table, per-index and selection SQL (the `const SQL` strings of
-#      src/collectors/tables.rs, selection/mod.rs, indexes/mod.rs) in one long-lived psql session per database
-#      with \timing (up to 100 databases);
+#   5. the floor: our exporter's per-table and per-index SQL (the `const SQL` strings, the variant
+#      PostgreSQL 15 runs, of src/collectors/selection/mod.rs, which also carries tables' columns, and
+#      indexes/mod.rs) in one long-lived psql session per database with \timing (up to 100 databases);
 #   6. a burst of 4 simultaneous scrapes per exporter: wall time, statements sent, and whether all 4
 #      got HTTP 200 with a full body (size within 5 % of the median);
 #   7. prints a table per size and the ratios ours/peer and ours/floor.
