@@ -35,9 +35,9 @@
 #      floor): wall time (curl time_total), exporter CPU (utime+stime from /proc/PID/stat over the
 #      rounds ÷ scrapes), peak RSS (VmHWM), body bytes, series, statements and server execution time
 #      per scrape (pg_stat_statements, per role);
-#   5. the floor: our exporter's per-table, per-index and selection SQL (the `const SQL` strings of
-#      src/collectors/tables.rs, selection/mod.rs, indexes/mod.rs) in one long-lived psql session per database
-#      with \timing (up to 100 databases);
+#   5. the floor: our exporter's per-table and per-index SQL (the `const SQL` strings, the variant
+#      PostgreSQL 15 runs, of src/collectors/selection/mod.rs, which also carries tables' columns, and
+#      indexes/mod.rs) in one long-lived psql session per database with \timing (up to 100 databases);
 #      for the multi-database cases also the "fresh floor": the same SQL in a new session per database,
 #      PGMAINT_MAX_CONNECTIONS sessions at a time (pgbench -C), which is what PostgreSQL itself needs
 #      when the databases outnumber the connections (every backend plans on cold catalog caches);

@@ -97,8 +97,8 @@ impl Collector for Sizes {
     fn cache_ttl(&self, config: &Config) -> Duration {
         config.size_cache
     }
-    fn source(&self, _ctx: &Ctx) -> Source {
-        Source::Sql(vec![selection::query(), Query::new("sizes", SQL)])
+    fn source(&self, ctx: &Ctx) -> Source {
+        Source::Sql(vec![selection::query(ctx), Query::new("sizes", SQL)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let kept = selection::kept(ctx, input)?;

@@ -1,8 +1,15 @@
 //! `tables`: per-table tuple counts, vacuum/analyze history, frozen-xid
 //! age and — what no peer exporter publishes — the points at which autovacuum
 //! will act on each table, honouring its reloptions.
-//! Source: pg_stat_user_tables, pg_class, the autovacuum settings.
+//! Source: pg_stat_user_tables' columns (read with the pg_stat_get_*
+//! functions that define the view), pg_class, the autovacuum settings.
 //! Scope: every database. PostgreSQL 14+ (vacuum/analyze time totals 18+).
+//!
+//! No query of its own: `selection::query()` reads everything in its one
+//! pass over pg_class (`selection::stats()`), so a fresh connection plans
+//! one statement for both. Sizes are the cached `sizes` collector's: size
+//! functions lock and stat files, ~1 s per 10,000 tables, too slow for every
+//! scrape.
 //!
 //! Only tables `selection::kept()` keeps get series (filters and the
 //! per-database cap); `pgmaint_exporter_tables_omitted` counts the rest.
@@ -10,68 +17,10 @@
 //! partitions are reported instead. The trigger points come from `selection`,
 //! so the cap's "needs attention" and these series never disagree.
 
-use const_format::concatcp;
-
 use crate::collectors::selection;
-use crate::collectors::{
-    num, num_req, text_ref, Collector, Ctx, Fetched, Meta, Query, Scope, Source, MIN_SUPPORTED_MAJOR,
-};
+use crate::collectors::{text_ref, Collector, Ctx, Fetched, Meta, Scope, Source, MIN_SUPPORTED_MAJOR};
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
-
-/// One row per user table or materialized view (partitioned parents are left
-/// out) with its pg_stat_user_tables counters and XID age: the older of the
-/// heap's and its TOAST table's relfrozenxid (autovacuum vacuums the TOAST
-/// table on its own, and datfrozenxid is the minimum over both), and the
-/// same for relminmxid. Sizes
-/// are the cached `sizes` collector's: size functions lock and stat files,
-/// ~1 s per 10,000 tables, too slow for every scrape.
-/// The tuple counts and the vacuum/analyze counts are never NULL: the
-/// pg_stat_get_* functions behind the view return 0 for a table without a
-/// statistics entry (pgstatfuncs.c), so they are read with `num_req`; the
-/// timestamps are NULL for "never" and idx_scan for "no index".
-/// Built from the columns every version has (`TABLES_HEAD`), the four
-/// vacuum/analyze time totals (PostgreSQL 18+, NULL before), and the
-/// MultiXact age and the joins (`TABLES_TAIL`).
-const TABLES_HEAD: &str = "SELECT s.schemaname::text, s.relname::text,
-       s.n_live_tup::float8, s.n_dead_tup::float8,
-       s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
-       extract(epoch FROM s.last_vacuum)::float8,
-       extract(epoch FROM s.last_autovacuum)::float8,
-       extract(epoch FROM s.last_analyze)::float8,
-       extract(epoch FROM s.last_autoanalyze)::float8,
-       s.vacuum_count::float8, s.autovacuum_count::float8,
-       s.analyze_count::float8, s.autoanalyze_count::float8,
-       s.seq_scan::float8, s.idx_scan::float8,
-       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
-       ";
-
-/// The relminmxid age, and the tables: pg_stat_user_tables joined to the
-/// heap's and the TOAST table's pg_class rows.
-const TABLES_TAIL: &str = ",
-       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid))::float8
-  FROM pg_stat_user_tables s
-  JOIN pg_class c ON c.oid = s.relid
-  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
- WHERE c.relkind IN ('r', 'm')
-   AND s.schemaname !~ '^pg_toast'
-   AND s.schemaname NOT LIKE 'pg_temp%'";
-
-/// PostgreSQL 14–17: no time totals.
-const SQL_14: &str = concatcp!(
-    TABLES_HEAD,
-    "NULL::float8, NULL::float8, NULL::float8, NULL::float8",
-    TABLES_TAIL
-);
-
-/// PostgreSQL 18+: the time spent in each kind of vacuum and analyze (ms
-/// converted to s).
-const SQL_18: &str = concatcp!(
-    TABLES_HEAD,
-    "s.total_vacuum_time / 1000, s.total_autovacuum_time / 1000,
-       s.total_analyze_time / 1000, s.total_autoanalyze_time / 1000",
-    TABLES_TAIL
-);
 
 const L: &[&str] = &["datname", "schemaname", "relname"];
 
@@ -258,44 +207,44 @@ impl Collector for Tables {
         &META
     }
     fn source(&self, ctx: &Ctx) -> Source {
-        let sql = if ctx.server.major() >= 18 { SQL_18 } else { SQL_14 };
-        Source::Sql(vec![selection::query(), Query::new("tables", sql)])
+        Source::Sql(vec![selection::query(ctx)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let kept = selection::kept(ctx, input)?;
         let db = ctx.datname;
         out.gauge(&OMITTED, &[db], kept.omitted as f64);
-        for row in input.rows("tables")? {
+        for row in input.rows(selection::NAME)? {
             let (schema, table) = (text_ref(row, 0)?, text_ref(row, 1)?);
             let Some(av) = kept.autovacuum(schema, table) else {
                 continue;
             };
+            let s = selection::stats(row)?;
             let l = &[db, schema, table];
-            out.gauge(&LIVE, l, num_req(row, 2)?);
-            out.gauge(&DEAD, l, num_req(row, 3)?);
-            out.gauge(&MODIFIED, l, num_req(row, 4)?);
-            out.gauge_opt(&INSERTED, l, num(row, 5)?);
+            out.gauge(&LIVE, l, s.live);
+            out.gauge(&DEAD, l, s.dead);
+            out.gauge(&MODIFIED, l, s.modified);
+            out.gauge(&INSERTED, l, s.inserted);
             // Never vacuumed/analyzed → no sample, never a 1970 timestamp.
-            out.gauge_opt(&LAST_VACUUM, l, num(row, 6)?);
-            out.gauge_opt(&LAST_AUTOVACUUM, l, num(row, 7)?);
-            out.gauge_opt(&LAST_ANALYZE, l, num(row, 8)?);
-            out.gauge_opt(&LAST_AUTOANALYZE, l, num(row, 9)?);
-            out.counter(&VACUUMS, l, num_req(row, 10)?);
-            out.counter(&AUTOVACUUMS, l, num_req(row, 11)?);
-            out.counter(&ANALYZES, l, num_req(row, 12)?);
-            out.counter(&AUTOANALYZES, l, num_req(row, 13)?);
-            out.counter_opt(&SEQ_SCANS, l, num(row, 14)?);
-            out.counter_opt(&IDX_SCANS, l, num(row, 15)?);
-            out.gauge_opt(&FROZEN_AGE, l, num(row, 16)?);
-            out.counter_opt(&VACUUM_TIME, l, num(row, 17)?);
-            out.counter_opt(&AUTOVACUUM_TIME, l, num(row, 18)?);
-            out.counter_opt(&ANALYZE_TIME, l, num(row, 19)?);
-            out.counter_opt(&AUTOANALYZE_TIME, l, num(row, 20)?);
+            out.gauge_opt(&LAST_VACUUM, l, s.last_vacuum);
+            out.gauge_opt(&LAST_AUTOVACUUM, l, s.last_autovacuum);
+            out.gauge_opt(&LAST_ANALYZE, l, s.last_analyze);
+            out.gauge_opt(&LAST_AUTOANALYZE, l, s.last_autoanalyze);
+            out.counter(&VACUUMS, l, s.vacuums);
+            out.counter(&AUTOVACUUMS, l, s.autovacuums);
+            out.counter(&ANALYZES, l, s.analyzes);
+            out.counter(&AUTOANALYZES, l, s.autoanalyzes);
+            out.counter(&SEQ_SCANS, l, s.seq_scans);
+            out.counter_opt(&IDX_SCANS, l, s.idx_scans);
+            out.gauge(&FROZEN_AGE, l, s.frozen_age);
+            out.counter_opt(&VACUUM_TIME, l, s.vacuum_time);
+            out.counter_opt(&AUTOVACUUM_TIME, l, s.autovacuum_time);
+            out.counter_opt(&ANALYZE_TIME, l, s.analyze_time);
+            out.counter_opt(&AUTOANALYZE_TIME, l, s.autoanalyze_time);
             out.gauge(&VACUUM_TRIGGER, l, av.vacuum_trigger);
             out.gauge_opt(&INSERT_TRIGGER, l, av.insert_trigger);
             out.gauge(&ANALYZE_TRIGGER, l, av.analyze_trigger);
             out.gauge(&FREEZE_MAX_AGE, l, av.freeze_max_age);
-            out.gauge_opt(&MIN_MXID_AGE, l, num(row, 21)?);
+            out.gauge(&MIN_MXID_AGE, l, s.min_mxid_age);
             out.gauge(&MXID_FREEZE_MAX_AGE, l, av.multixact_freeze_max_age);
             out.gauge(&ENABLED, l, if av.enabled { 1.0 } else { 0.0 });
         }

@@ -458,3 +458,204 @@ async fn counts_of_tables_without_activity_are_zero_not_missing() {
     assert_eq!(m.value("pg_table_dead_tuples", &l), Some(0.0));
     assert_eq!(m.value("pg_table_idx_scans_total", &l), None, "no index");
 }
+
+/// Every `pg_table_*` family `tables` reads from pg_stat_user_tables, and the
+/// XID/MultiXact ages it reads from pg_class, as the view itself gives them.
+const STAT_FAMILIES: &[&str] = &[
+    "pg_table_live_tuples",
+    "pg_table_dead_tuples",
+    "pg_table_modified_since_analyze_tuples",
+    "pg_table_inserted_since_vacuum_tuples",
+    "pg_table_last_vacuum_timestamp_seconds",
+    "pg_table_last_autovacuum_timestamp_seconds",
+    "pg_table_last_analyze_timestamp_seconds",
+    "pg_table_last_autoanalyze_timestamp_seconds",
+    "pg_table_vacuums_total",
+    "pg_table_autovacuums_total",
+    "pg_table_analyzes_total",
+    "pg_table_autoanalyzes_total",
+    "pg_table_seq_scans_total",
+    "pg_table_idx_scans_total",
+    "pg_table_vacuum_time_seconds_total",
+    "pg_table_autovacuum_time_seconds_total",
+    "pg_table_analyze_time_seconds_total",
+    "pg_table_autoanalyze_time_seconds_total",
+    "pg_table_frozen_xid_age",
+    "pg_table_min_mxid_age",
+];
+
+/// The same columns, in `STAT_FAMILIES` order, straight from the view (the
+/// PostgreSQL 18 time totals through to_jsonb, NULL before 18).
+const STAT_SQL: &str = "SELECT s.schemaname::text, s.relname::text,
+       s.n_live_tup::float8, s.n_dead_tup::float8, s.n_mod_since_analyze::float8, s.n_ins_since_vacuum::float8,
+       extract(epoch FROM s.last_vacuum)::float8, extract(epoch FROM s.last_autovacuum)::float8,
+       extract(epoch FROM s.last_analyze)::float8, extract(epoch FROM s.last_autoanalyze)::float8,
+       s.vacuum_count::float8, s.autovacuum_count::float8, s.analyze_count::float8, s.autoanalyze_count::float8,
+       s.seq_scan::float8, s.idx_scan::float8,
+       (to_jsonb(s) ->> 'total_vacuum_time')::float8 / 1000, (to_jsonb(s) ->> 'total_autovacuum_time')::float8 / 1000,
+       (to_jsonb(s) ->> 'total_analyze_time')::float8 / 1000, (to_jsonb(s) ->> 'total_autoanalyze_time')::float8 / 1000,
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8,
+       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid))::float8
+  FROM pg_stat_user_tables s
+  JOIN pg_class c ON c.oid = s.relid
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid";
+
+/// What `tables` publishes besides the statistics: the trigger points, one
+/// of each per table here (no table turns the insert trigger off).
+const TRIGGER_FAMILIES: &[&str] = &[
+    "pg_table_autovacuum_vacuum_trigger_tuples",
+    "pg_table_autovacuum_insert_trigger_tuples",
+    "pg_table_autovacuum_analyze_trigger_tuples",
+    "pg_table_autovacuum_freeze_max_age",
+    "pg_table_autovacuum_multixact_freeze_max_age",
+    "pg_table_autovacuum_enabled",
+];
+
+type Keyed = std::collections::BTreeMap<(String, String, String), f64>;
+
+/// pg_stat_user_tables read directly: (family, schema, table) → value,
+/// NULL columns left out (the exporter publishes no sample for them).
+async fn stat_user_tables(db: &harness::Db) -> Keyed {
+    let mut out = Keyed::new();
+    for row in db.client.query(STAT_SQL, &[]).await.unwrap() {
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        for (i, family) in STAT_FAMILIES.iter().enumerate() {
+            if let Some(v) = row.get::<_, Option<f64>>(i + 2) {
+                out.insert((family.to_string(), schema.clone(), table.clone()), v);
+            }
+        }
+    }
+    out
+}
+
+/// Seeds activity of every kind `tables` reports and compares the full set
+/// of `pg_table_*` series of the database with pg_stat_user_tables (exact
+/// values, timestamps as epoch seconds). A cluster of its own, so no other
+/// test moves the XID ages; autovacuum (naptime 1 s) works on one table
+/// only, so its counters and timestamps are real too. Statistics and ages
+/// may still move between two reads (autovacuum on catalogs, PostgreSQL 14's
+/// statistics collector): a scrape counts only when the view read just
+/// before and just after it agree.
+async fn counters_match_pg_stat_user_tables(bindir: Option<&str>) {
+    let pg = harness::start_cluster(bindir, &["autovacuum_naptime = 1"]);
+    let db = pg.fresh_db().await;
+    db.batch(
+        "CREATE TABLE indexed (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = off);
+         INSERT INTO indexed SELECT g, g FROM generate_series(1, 2000) g;
+         DELETE FROM indexed WHERE id % 5 = 0;
+         UPDATE indexed SET v = 0 WHERE id % 7 = 0;
+         CREATE TABLE noindex (v int) WITH (autovacuum_enabled = off);
+         INSERT INTO noindex SELECT generate_series(1, 300);
+         CREATE TABLE toasty (id int, body text)
+           WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off);
+         INSERT INTO toasty SELECT g, string_agg(md5(g::text || h::text), '')
+           FROM generate_series(1, 20) g, generate_series(1, 200) h GROUP BY g;
+         CREATE TABLE auto (v int) WITH (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0,
+           autovacuum_analyze_threshold = 0, autovacuum_analyze_scale_factor = 0);
+         INSERT INTO auto SELECT generate_series(1, 100);
+         DELETE FROM auto WHERE v <= 10;
+         CREATE MATERIALIZED VIEW mv AS SELECT v FROM noindex;
+         REFRESH MATERIALIZED VIEW mv;",
+    )
+    .await;
+    for manual in ["VACUUM indexed", "ANALYZE noindex", "VACUUM ANALYZE toasty"] {
+        db.batch(manual).await;
+    }
+    db.batch(
+        "SET enable_seqscan = off; SELECT v FROM indexed WHERE id = 3; SELECT v FROM indexed WHERE id = 4;
+         RESET enable_seqscan; SELECT count(*) FROM noindex; SELECT count(*) FROM mv;",
+    )
+    .await;
+    // 15+ flushes on demand; 14's backend reports when idle (the loop's
+    // `SELECT 1` gives it idle points).
+    let flush = "DO $$ BEGIN
+                   IF current_setting('server_version_num')::int >= 150000 THEN
+                     PERFORM pg_stat_force_next_flush();
+                   END IF;
+                 END $$";
+    let exporter = pg
+        .spawn_exporter(&db.name, &[("PGMAINT_COLLECTORS", "tables")])
+        .await;
+    let key = |f: &str, t: &str| (f.to_string(), "public".to_string(), t.to_string());
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let (m, want) = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the activity never showed in pg_stat_user_tables, or never held still across a scrape"
+        );
+        db.batch(flush).await;
+        db.batch("SELECT 1").await;
+        let before = stat_user_tables(&db).await;
+        // The seeded activity, including autovacuum's, is all visible.
+        let seen = |f: &str, t: &str| before.get(&key(f, t)).copied().unwrap_or(0.0);
+        let ready = seen("pg_table_autovacuums_total", "auto") >= 1.0
+            && seen("pg_table_autoanalyzes_total", "auto") >= 1.0
+            && seen("pg_table_idx_scans_total", "indexed") >= 2.0
+            && seen("pg_table_seq_scans_total", "mv") >= 1.0
+            && seen("pg_table_vacuums_total", "indexed") >= 1.0
+            && seen("pg_table_analyzes_total", "noindex") >= 1.0;
+        if !ready {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        }
+        let m = exporter.scrape().await;
+        if stat_user_tables(&db).await == before {
+            break (m, before);
+        }
+    };
+    let mut got = Keyed::new();
+    let mut trigger_keys = std::collections::BTreeSet::new();
+    for s in m
+        .series
+        .iter()
+        .filter(|s| s.name.starts_with("pg_table_") && s.labels.get("datname") == Some(&db.name))
+    {
+        let k = (
+            s.name.clone(),
+            s.labels["schemaname"].clone(),
+            s.labels["relname"].clone(),
+        );
+        if STAT_FAMILIES.contains(&s.name.as_str()) {
+            got.insert(k, s.value);
+        } else {
+            trigger_keys.insert(k);
+        }
+    }
+    assert_eq!(got, want, "exporter (left) vs pg_stat_user_tables (right)");
+    let tables: std::collections::BTreeSet<_> = want.keys().map(|(_, s, t)| (s.clone(), t.clone())).collect();
+    let names: Vec<_> = tables.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(names, ["auto", "indexed", "mv", "noindex", "toasty"]);
+    let want_triggers: std::collections::BTreeSet<_> = TRIGGER_FAMILIES
+        .iter()
+        .flat_map(|f| tables.iter().map(|(s, t)| (f.to_string(), s.clone(), t.clone())))
+        .collect();
+    assert_eq!(trigger_keys, want_triggers);
+    // The situations are there: never vacuumed stays absent, no index has
+    // no idx_scan, the time totals exist exactly from PostgreSQL 18.
+    assert!(!want.contains_key(&key("pg_table_last_vacuum_timestamp_seconds", "noindex")));
+    assert!(!want.contains_key(&key("pg_table_idx_scans_total", "noindex")));
+    assert!(want.contains_key(&key("pg_table_idx_scans_total", "indexed")));
+    let major = db
+        .scalar_f64("SELECT current_setting('server_version_num')::float8")
+        .await as i64
+        / 10000;
+    assert_eq!(
+        want.contains_key(&key("pg_table_vacuum_time_seconds_total", "indexed")),
+        major >= 18
+    );
+}
+
+#[tokio::test]
+async fn counters_match_pg_stat_user_tables_on_15() {
+    counters_match_pg_stat_user_tables(None).await;
+}
+
+#[tokio::test]
+async fn counters_match_pg_stat_user_tables_on_14() {
+    counters_match_pg_stat_user_tables(Some(&crate::versions::bindir(14))).await;
+}
+
+#[tokio::test]
+async fn counters_match_pg_stat_user_tables_on_18() {
+    counters_match_pg_stat_user_tables(Some(&crate::versions::bindir(18))).await;
+}

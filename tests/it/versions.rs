@@ -37,7 +37,7 @@ fn versions_dir() -> PathBuf {
 
 /// The bin directory of a major version: Debian's for 15, else the one
 /// scripts/pg-versions.sh listed. Panics (never skips) when it is missing.
-fn bindir(major: i32) -> String {
+pub(crate) fn bindir(major: i32) -> String {
     if major == 15 {
         return "/usr/lib/postgresql/15/bin".into();
     }

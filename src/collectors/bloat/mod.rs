@@ -140,7 +140,7 @@ impl Collector for Bloat {
     }
     fn source(&self, ctx: &Ctx) -> Source {
         let mut queries = vec![
-            selection::query(),
+            selection::query(ctx),
             Query::new("heap", HEAP_SQL),
             Query::new("btree", BTREE_SQL),
         ];

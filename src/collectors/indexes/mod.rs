@@ -226,7 +226,7 @@ impl Collector for Indexes {
             ..=14 => SQL_14,
             _ => SQL_15,
         };
-        Source::Sql(vec![selection::query(), Query::new("indexes", sql)])
+        Source::Sql(vec![selection::query(ctx), Query::new("indexes", sql)])
     }
     fn map(&self, ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
         let db = ctx.datname;

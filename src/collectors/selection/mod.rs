@@ -1,13 +1,15 @@
 //! Which tables of a database get per-table series, and when autovacuum will
 //! act on each: the cardinality controls and trigger points shared by
-//! `tables`, `indexes` and `bloat`.
+//! `tables`, `indexes`, `sizes` and `bloat`. The same single pass over
+//! pg_class also reads every pg_stat_user_tables column `tables` publishes,
+//! so `tables` has no query of its own (`stats()`).
 //!
 //! `PGMAINT_INCLUDE_SCHEMAS` / `PGMAINT_EXCLUDE_SCHEMAS` / `PGMAINT_EXCLUDE_TABLES`
 //! (full-match regexes, applied here in Rust so the syntax is one everywhere)
 //! filter first; then `PGMAINT_MAX_TABLES_PER_DATABASE` keeps every table that
 //! needs attention, then the largest. What is left out is counted, never
 //! silently dropped. Each collector runs `query()` beside its own queries
-//! (pipelined on the same connection) and calls `kept()`, so all three agree.
+//! (pipelined on the same connection) and calls `kept()`, so they all agree.
 //!
 //! "Needs attention" uses the same per-table trigger points `tables` publishes
 //! (`Autovacuum`): they are computed once, here, from the global settings and
@@ -16,10 +18,12 @@
 
 mod autovacuum;
 
+use const_format::concatcp;
 use rustc_hash::FxHashMap;
 
 use crate::collectors::{num, num_req, text_ref, Ctx, Fetched, Query};
 use crate::error::CollectError;
+use crate::rows::Row;
 
 pub use autovacuum::{
     age_forces_vacuum, freeze_max_age, multixact_freeze_max_age, Autovacuum, RelOptions, Settings,
@@ -38,19 +42,26 @@ pub const NAME: &str = "selection";
 /// relfrozenxid age and reloptions (NULL without one: autovacuum vacuums a
 /// TOAST table on its own, with its own reloptions, or its parent's when it
 /// has none), autovacuum_multixact_freeze_max_age, and the relminmxid ages of
-/// the heap and the TOAST table. The counters are read with the pg_stat_get_* functions, not
-/// pg_stat_user_tables, whose per-table index join we do not need here.
+/// the heap and the TOAST table; then (`STATS`) the rest of what `tables`
+/// publishes from pg_stat_user_tables, and (`SQL_14`/`SQL_18`) the four
+/// vacuum/analyze time totals. The counters are read with the pg_stat_get_*
+/// functions that define pg_stat_all_tables (system_views.sql), not the
+/// view: the view's rewrite and its GROUP BY over pg_index cost planning
+/// time on every fresh connection, and `tables` needs no second pass over
+/// pg_class (issue 22).
 ///
-/// NULL only means "does not exist" here: relallfrozen before 18,
-/// autovacuum_vacuum_max_threshold before 18, and the TOAST columns of a
-/// table without one. Every other column is never NULL and read with
-/// `num_req`: pg_class.reltuples/relpages are NOT NULL, the pg_stat_get_*
-/// counters return 0 without a statistics entry (pgstatfuncs.c), age() and
-/// mxid_age() return INT_MAX for a permanent id (xid.c), current_setting()
-/// without missing_ok errors instead of returning NULL, and the size
-/// coalesces the TOAST and index pages to 0 because a table without a TOAST
-/// table or indexes has no pages there.
-const SQL: &str = "WITH g AS (
+/// NULL only means "does not exist" or "never" here: relallfrozen before 18,
+/// autovacuum_vacuum_max_threshold before 18, the TOAST columns of a
+/// table without one, the last vacuum/analyze timestamps of a table never
+/// vacuumed/analyzed, idx_scan of a table without indexes (the view's
+/// sum() over no pg_index rows) and the time totals before 18. Every other
+/// column is never NULL and read with `num_req`: pg_class.reltuples/relpages
+/// are NOT NULL, the pg_stat_get_* counters return 0 without a statistics
+/// entry (pgstatfuncs.c), age() and mxid_age() return INT_MAX for a
+/// permanent id (xid.c), current_setting() without missing_ok errors instead
+/// of returning NULL, and the size coalesces the TOAST and index pages to 0
+/// because a table without a TOAST table or indexes has no pages there.
+const HEAD: &str = "WITH g AS (
   SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool AS active,
          current_setting('autovacuum_vacuum_threshold')::float8 AS vac_thresh,
          current_setting('autovacuum_vacuum_scale_factor')::float8 AS vac_scale,
@@ -65,7 +76,11 @@ const SQL: &str = "WITH g AS (
 ), invalid AS (
   SELECT DISTINCT indrelid FROM pg_index WHERE NOT indisvalid
 ), idx AS (
-  SELECT i.indrelid, sum(ic.relpages)::float8 AS relpages
+  SELECT i.indrelid, sum(ic.relpages)::float8 AS relpages,
+         /* an index lives in its table's schema: no statistics look-up for
+            the catalogs' and TOAST tables' indexes, whose rows we drop */
+         (sum(pg_stat_get_numscans(i.indexrelid))
+            FILTER (WHERE ic.relnamespace NOT IN ('pg_catalog'::regnamespace, 'pg_toast'::regnamespace)))::float8 AS scans
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
    GROUP BY i.indrelid
 )
@@ -83,7 +98,23 @@ SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.reloptions::text
        g.active, g.vac_thresh, g.vac_scale, g.ins_thresh, g.ins_scale,
        g.anl_thresh, g.anl_scale, g.freeze_max_age, g.vac_max_thresh,
        age(t.relfrozenxid)::float8, t.reloptions::text[],
-       g.mxid_freeze_max_age, mxid_age(c.relminmxid)::float8, mxid_age(t.relminmxid)::float8
+       g.mxid_freeze_max_age, mxid_age(c.relminmxid)::float8, mxid_age(t.relminmxid)::float8,
+       ";
+
+/// pg_stat_all_tables' n_live_tup, last_(auto)vacuum/(auto)analyze as epoch
+/// seconds, the four counts, seq_scan and idx_scan (from 26 on).
+const STATS: &str = "pg_stat_get_live_tuples(c.oid)::float8,
+       extract(epoch FROM pg_stat_get_last_vacuum_time(c.oid))::float8,
+       extract(epoch FROM pg_stat_get_last_autovacuum_time(c.oid))::float8,
+       extract(epoch FROM pg_stat_get_last_analyze_time(c.oid))::float8,
+       extract(epoch FROM pg_stat_get_last_autoanalyze_time(c.oid))::float8,
+       pg_stat_get_vacuum_count(c.oid)::float8, pg_stat_get_autovacuum_count(c.oid)::float8,
+       pg_stat_get_analyze_count(c.oid)::float8, pg_stat_get_autoanalyze_count(c.oid)::float8,
+       pg_stat_get_numscans(c.oid)::float8, idx.scans,
+       ";
+
+/// The tables, with their TOAST table and index aggregates.
+const TAIL: &str = "
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   CROSS JOIN g
@@ -95,11 +126,89 @@ SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.reloptions::text
    AND n.nspname !~ '^pg_toast'
    AND n.nspname NOT LIKE 'pg_temp%'";
 
+/// PostgreSQL 14–17: no vacuum/analyze time totals.
+const SQL_14: &str = concatcp!(
+    HEAD,
+    STATS,
+    "NULL::float8, NULL::float8, NULL::float8, NULL::float8",
+    TAIL
+);
+
+/// PostgreSQL 18+: the time spent in each kind of vacuum and analyze (ms
+/// converted to s), as pg_stat_all_tables.total_*_time.
+const SQL_18: &str = concatcp!(
+    HEAD,
+    STATS,
+    "pg_stat_get_total_vacuum_time(c.oid) / 1000, pg_stat_get_total_autovacuum_time(c.oid) / 1000,
+       pg_stat_get_total_analyze_time(c.oid) / 1000, pg_stat_get_total_autoanalyze_time(c.oid) / 1000",
+    TAIL
+);
+
 /// How many of the oldest-relfrozenxid tables always count as needing attention.
 const OLDEST_FROZEN_KEPT: usize = 10;
 
-pub fn query() -> Query {
-    Query::new(NAME, SQL)
+/// The selection for this server. Every collector that needs it asks for
+/// the same text, so a scrape runs it once per database.
+pub fn query(ctx: &Ctx) -> Query {
+    Query::new(NAME, if ctx.server.major() >= 18 { SQL_18 } else { SQL_14 })
+}
+
+/// What `tables` publishes of a selection row beside the trigger points:
+/// pg_stat_user_tables' columns and the XID/MultiXact ages.
+#[derive(Debug)]
+pub struct Stats {
+    pub live: f64,
+    pub dead: f64,
+    pub modified: f64,
+    pub inserted: f64,
+    /// Epoch seconds; None: never.
+    pub last_vacuum: Option<f64>,
+    pub last_autovacuum: Option<f64>,
+    pub last_analyze: Option<f64>,
+    pub last_autoanalyze: Option<f64>,
+    pub vacuums: f64,
+    pub autovacuums: f64,
+    pub analyzes: f64,
+    pub autoanalyzes: f64,
+    pub seq_scans: f64,
+    /// None: the table has no index.
+    pub idx_scans: Option<f64>,
+    /// Seconds; None before PostgreSQL 18.
+    pub vacuum_time: Option<f64>,
+    pub autovacuum_time: Option<f64>,
+    pub analyze_time: Option<f64>,
+    pub autoanalyze_time: Option<f64>,
+    /// The older of the heap's and the TOAST table's relfrozenxid.
+    pub frozen_age: f64,
+    /// The older of the heap's and the TOAST table's relminmxid.
+    pub min_mxid_age: f64,
+}
+
+/// Reads `Stats` from a row of `query()`.
+pub fn stats(row: Row<'_>) -> Result<Stats, CollectError> {
+    let older = |heap: f64, toast: Option<f64>| toast.map_or(heap, |t| t.max(heap));
+    Ok(Stats {
+        live: num_req(row, 26)?,
+        dead: num_req(row, 4)?,
+        modified: num_req(row, 6)?,
+        inserted: num_req(row, 5)?,
+        last_vacuum: num(row, 27)?,
+        last_autovacuum: num(row, 28)?,
+        last_analyze: num(row, 29)?,
+        last_autoanalyze: num(row, 30)?,
+        vacuums: num_req(row, 31)?,
+        autovacuums: num_req(row, 32)?,
+        analyzes: num_req(row, 33)?,
+        autoanalyzes: num_req(row, 34)?,
+        seq_scans: num_req(row, 35)?,
+        idx_scans: num(row, 36)?,
+        vacuum_time: num(row, 37)?,
+        autovacuum_time: num(row, 38)?,
+        analyze_time: num(row, 39)?,
+        autoanalyze_time: num(row, 40)?,
+        frozen_age: older(num_req(row, 8)?, num(row, 21)?),
+        min_mxid_age: older(num_req(row, 24)?, num(row, 25)?),
+    })
 }
 
 /// The tables that get series, their trigger points, and how many were left
