@@ -14,6 +14,7 @@
 #   --no-multi skip the multi-database cases
 #   --no-pg-exporter  skip nbari/pg_exporter
 #   --out FILE also write the result tables (markdown) to FILE
+#   PGMAINT_BENCH_BINARY=PATH  run that build of our exporter instead of building this tree's
 #
 # What it does, all in one run (absolute times drift on shared machines; compare within a run):
 #   1. starts a throwaway PostgreSQL 15 cluster (scripts/pgcluster.sh; stopped on exit), creates one
@@ -145,11 +146,17 @@ if [ "$pgx" = 1 ]; then
 fi
 
 # --- our exporter ----------------------------------------------------------------------------
-say "cargo build --release"
-cargo build --release --quiet
-target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-ours=$target_dir/release/pgmaint-exporter
+if [ -n "${PGMAINT_BENCH_BINARY:-}" ]; then
+    # Another build of ours (e.g. an older commit's, for a before/after on one machine).
+    ours=$PGMAINT_BENCH_BINARY
+    say "our exporter: $ours (PGMAINT_BENCH_BINARY)"
+else
+    say "cargo build --release"
+    cargo build --release --quiet
+    target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    ours=$target_dir/release/pgmaint-exporter
+fi
 
 # --- the cluster -----------------------------------------------------------------------------
 read -r pgdir pgport < <(scripts/pgcluster.sh start) || true
