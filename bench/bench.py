@@ -410,6 +410,7 @@ def run_case(args, cl, title, dbs, work, multi=False):
             e.hwm = e.hwm_mib()
             e.series = series_count(e.body)
             e.failed = failed_collectors(e.body) if e.name == "ours" else None
+            e.ages = result_ages(e.body) if e.name == "ours" else None
         # Burst: 4 simultaneous scrapes of each exporter in turn.
         for e in exps:
             s0 = cl.statements()
@@ -444,6 +445,18 @@ def failed_collectors(path):
     return n
 
 
+def result_ages(path):
+    """pg_scrape_collector_age_seconds in our last body, cached collectors (bloat, sizes) left out as
+    PgmaintCollectorDataStale leaves them: (read in this scrape, served with an age, the largest age)."""
+    ages = []
+    with open(path, "rb") as f:
+        for line in f:
+            if (line.startswith(b"pg_scrape_collector_age_seconds{")
+                    and b'collector="bloat"' not in line and b'collector="sizes"' not in line):
+                ages.append(float(line.rsplit(None, 1)[1]))
+    return (sum(1 for a in ages if a == 0), sum(1 for a in ages if a > 0), max(ages, default=0.0))
+
+
 def fmt_t(xs):
     if any(x != x for x in xs):
         return "—"
@@ -463,6 +476,8 @@ def report(title, exps, floor, ndbs, activity, fresh=None):
         ("statements / database", [f"{statistics.median(e.stmts) / ndbs:.1f}" for e in exps] + [str(len(floor.queries))]),
         ("server exec ms / scrape", [f"{statistics.median(e.exec_ms):.0f}" for e in exps] + ["—"]),
         ("collectors failed (success 0)", [str(e.failed) if e.failed is not None else "—" for e in exps] + ["—"]),
+        ("per-database results (bloat, sizes aside): this scrape's / older (max age s)",
+         [f"{e.ages[0]:,} / {e.ages[1]:,} ({e.ages[2]:.0f})" if e.ages else "—" for e in exps] + ["—"]),
         ("burst of 4: wall s", [f"{e.burst_wall:.2f}" for e in exps] + ["—"]),
         ("burst of 4: statements", [str(e.burst_stmts) for e in exps] + ["—"]),
         ("burst of 4: HTTP 200 + full body", [f"{e.burst_ok}/4" for e in exps] + ["—"]),

@@ -12,6 +12,7 @@ use crate::collectors::{
 };
 use crate::error::CollectError;
 use crate::metrics::{Family, Sink};
+use const_format::concatcp;
 
 /// One row: archive counters, the last success and failure as Unix time and
 /// as age (NULL when it never happened), and the last statistics reset.
@@ -33,6 +34,18 @@ const WALDIR_SQL: &str = "SELECT coalesce(sum(size), 0)::float8,
 /// One row: segments waiting for archive_command (`.ready` files in
 /// pg_wal/archive_status).
 const READY_SQL: &str = "SELECT count(*)::float8 FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'";
+
+/// `WALDIR_SQL` and `READY_SQL` in one statement (issue 22: fewer statements
+/// per scrape). Both functions need the same privilege (superuser or
+/// pg_monitor, which PostgreSQL grants EXECUTE on both), so the optional
+/// query fails or succeeds as the two did.
+const WAL_FILES_SQL: &str = concatcp!(
+    "SELECT w.*, r.* FROM (",
+    WALDIR_SQL,
+    ") w CROSS JOIN (",
+    READY_SQL,
+    ") r"
+);
 
 static ARCHIVED: Family = Family::counter(
     "pg_archiver_archived_total",
@@ -117,8 +130,7 @@ impl Collector for Archiver {
     fn source(&self, _ctx: &Ctx) -> Source {
         Source::Sql(vec![
             Query::new("archiver", ARCHIVER_SQL),
-            Query::new("waldir", WALDIR_SQL).optional(),
-            Query::new("ready", READY_SQL).optional(),
+            Query::new("waldir", WAL_FILES_SQL).optional(),
         ])
     }
     fn map(&self, _ctx: &Ctx, input: &Fetched, out: &mut Sink) -> Result<(), CollectError> {
@@ -134,9 +146,7 @@ impl Collector for Archiver {
         for row in input.optional("waldir").unwrap_or_default() {
             out.gauge(&WALDIR_SIZE, &[], num_req(row, 0)?);
             out.gauge(&WALDIR_SEGMENTS, &[], num_req(row, 1)?);
-        }
-        for row in input.optional("ready").unwrap_or_default() {
-            out.gauge(&READY, &[], num_req(row, 0)?);
+            out.gauge(&READY, &[], num_req(row, 2)?);
         }
         Ok(())
     }

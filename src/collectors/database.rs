@@ -36,16 +36,20 @@ const DATABASES_SQL: &str = "SELECT datname::text, age(datfrozenxid)::float8, mx
   FROM pg_database
  WHERE datconnlimit <> -2";
 
-/// One row per non-template database with its cumulative counters. The row
-/// for shared objects (datid 0, datname NULL) is dropped by the join.
+/// One row per non-template database with its cumulative counters, then the
+/// WAL generated since the last reset of pg_stat_wal (one row, the same on
+/// every row: one statement instead of two, issue 22). The row for shared
+/// objects (datid 0, datname NULL) is dropped by the join; with no
+/// non-template database at all there is one row, datname NULL, for the WAL.
 const STAT_SQL: &str = "SELECT s.datname::text,
        s.xact_commit::float8, s.xact_rollback::float8, s.blks_read::float8, s.blks_hit::float8,
        s.tup_returned::float8, s.tup_fetched::float8, s.tup_inserted::float8,
        s.tup_updated::float8, s.tup_deleted::float8, s.temp_files::float8, s.temp_bytes::float8,
        s.deadlocks::float8, s.conflicts::float8, s.checksum_failures::float8,
-       extract(epoch FROM s.stats_reset)::float8
-  FROM pg_stat_database s JOIN pg_database d ON d.oid = s.datid
- WHERE NOT d.datistemplate";
+       extract(epoch FROM s.stats_reset)::float8,
+       w.wal_records::float8, w.wal_fpi::float8, w.wal_bytes::float8
+  FROM pg_stat_wal w
+  LEFT JOIN (pg_stat_database s JOIN pg_database d ON d.oid = s.datid AND NOT d.datistemplate) ON true";
 
 /// One row: bytes in pg_multixact/members, the multixacts in use (the
 /// oldest datminmxid's age, as ReadMultiXactCounts() counts them),
@@ -59,9 +63,6 @@ const MEMBERS_SQL: &str =
        (SELECT max(mxid_age(datminmxid)) FROM pg_database WHERE datconnlimit <> -2)::float8,
        current_setting('autovacuum_multixact_freeze_max_age')::float8,
        current_setting('block_size')::float8";
-
-/// One row: WAL generated since the last reset of pg_stat_wal.
-const WAL_SQL: &str = "SELECT wal_records::float8, wal_fpi::float8, wal_bytes::float8 FROM pg_stat_wal";
 
 pub static FROZEN_XID_AGE: Family = Family::gauge(
     "pg_database_frozen_xid_age",
@@ -249,7 +250,6 @@ impl Collector for Database {
         Source::Sql(vec![
             Query::new("databases", DATABASES_SQL),
             Query::new("stat", STAT_SQL),
-            Query::new("wal", WAL_SQL),
             Query::new("members", MEMBERS_SQL).optional(),
         ])
     }
@@ -260,8 +260,12 @@ impl Collector for Database {
             out.gauge_opt(&MIN_MXID_AGE, &[&db], num(row, 2)?);
             out.gauge_opt(&CONNECTION_LIMIT, &[&db], num(row, 3)?);
         }
-        for row in input.rows("stat")? {
-            let db = text(row, 0)?;
+        let stat = input.rows("stat")?;
+        for row in stat {
+            // The lone WAL row when no non-template database exists.
+            let Some(db) = row.try_get::<_, Option<&str>>(0)? else {
+                continue;
+            };
             for (i, family) in COUNTERS.iter().enumerate() {
                 // checksum_failures is NULL when data checksums are off.
                 out.counter_opt(family, &[&db], num(row, i + 1)?);
@@ -280,10 +284,11 @@ impl Collector for Database {
                 members_freeze_threshold(members, multixacts, setting),
             );
         }
-        for row in input.rows("wal")? {
-            out.counter(&WAL_RECORDS, &[], num_req(row, 0)?);
-            out.counter(&WAL_FPI, &[], num_req(row, 1)?);
-            out.counter(&WAL_BYTES, &[], num_req(row, 2)?);
+        let wal = COUNTERS.len() + 2;
+        if let Some(row) = stat.first() {
+            out.counter(&WAL_RECORDS, &[], num_req(row, wal)?);
+            out.counter(&WAL_FPI, &[], num_req(row, wal + 1)?);
+            out.counter(&WAL_BYTES, &[], num_req(row, wal + 2)?);
         }
         Ok(())
     }
