@@ -250,8 +250,12 @@ class FreshFloor:
 
     def run_once(self):
         shares = [self.dbs[i::self.cap] for i in range(self.cap)]
-        with concurrent.futures.ThreadPoolExecutor(self.cap) as pool:
-            sums = list(pool.map(lambda share: sum(self.one(db) for db in share), shares))
+        try:
+            with concurrent.futures.ThreadPoolExecutor(self.cap) as pool:
+                sums = list(pool.map(lambda share: sum(self.one(db) for db in share), shares))
+        except RuntimeError as e:
+            log(f"  fresh floor: {e}")
+            return float("nan")
         return max(sums)
 
 

@@ -159,7 +159,9 @@ else
 fi
 
 # --- the cluster -----------------------------------------------------------------------------
-read -r pgdir pgport < <(scripts/pgcluster.sh start) || true
+# The peers with auto-discovery hold a connection per database each, and the floor a psql session per
+# database: at 100 databases, over the harness's 300.
+read -r pgdir pgport < <(PGMAINT_PG_CONF="max_connections = 700" scripts/pgcluster.sh start) || true
 [ -n "${pgport:-}" ] || { echo "bench/run.sh: could not start PostgreSQL" >&2; exit 1; }
 say "PostgreSQL at 127.0.0.1:$pgport ($pgdir); tables $tables, $rounds rounds, multi-database $multi"
 
