@@ -268,9 +268,9 @@ impl Collector for Database {
             };
             for (i, family) in COUNTERS.iter().enumerate() {
                 // checksum_failures is NULL when data checksums are off.
-                out.counter_opt(family, &[&db], num(row, i + 1)?);
+                out.counter_opt(family, &[db], num(row, i + 1)?);
             }
-            out.gauge_opt(&STATS_RESET, &[&db], num(row, COUNTERS.len() + 1)?);
+            out.gauge_opt(&STATS_RESET, &[db], num(row, COUNTERS.len() + 1)?);
         }
         for row in input.optional("members").unwrap_or_default() {
             let (bytes, multixacts) = (num_req(row, 0)?, num_req(row, 1)?);
