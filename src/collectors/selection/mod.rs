@@ -78,7 +78,7 @@ const HEAD: &str = "WITH g AS (
 ), idx AS (
   SELECT i.indrelid, sum(ic.relpages)::float8 AS relpages,
          /* an index lives in its table's schema: no statistics look-up for
-            the catalogs' and TOAST tables' indexes, whose rows we drop */
+            the catalogs' and TOAST tables' indexes, whose rows are left out */
          (sum(pg_stat_get_numscans(i.indexrelid))
             FILTER (WHERE ic.relnamespace NOT IN ('pg_catalog'::regnamespace, 'pg_toast'::regnamespace)))::float8 AS scans
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
