@@ -116,11 +116,8 @@ impl Scraper {
                     {
                         Some(e) => Err(e),
                         None => {
-                            let mut sink = Sink::default();
                             let t0 = Instant::now();
-                            let mapped = c
-                                .map(ctx, &fetched, &mut sink)
-                                .and_then(|_| sink.checked().map_err(CollectError::Other));
+                            let mapped = map_rows(c, ctx, &fetched);
                             debug!(
                                 collector = c.name(),
                                 ms = t0.elapsed().as_millis() as u64,
@@ -135,13 +132,7 @@ impl Scraper {
         });
         let mut runs = Vec::new();
         for (c, duration, outcome) in join_all(work).await {
-            let run = match outcome {
-                Ok(sink) => Run::new(c, &self.config, ctx.datname, true, duration, Arc::new(sink)),
-                Err(e) => {
-                    warn!(collector = c.name(), datname = %ctx.datname, error = %e, "collector failed");
-                    Run::new(c, &self.config, ctx.datname, false, duration, Default::default())
-                }
-            };
+            let run = self.finished(c, ctx.datname, duration, outcome);
             if !c.cache_ttl(&self.config).is_zero() {
                 self.cache.lock().unwrap().insert(
                     (c.name(), ctx.datname.to_string()),
@@ -161,18 +152,9 @@ impl Scraper {
     /// from the scrape's facts alone, with no connection.
     pub(super) fn map_only(&self, c: &'static dyn Collector, ctx: &Ctx<'_>) -> Run {
         let started = Instant::now();
-        let mut sink = Sink::default();
-        let mapped = c
-            .map(ctx, &Fetched::default(), &mut sink)
-            .and_then(|_| sink.checked().map_err(CollectError::Other));
-        let (success, sink) = match mapped {
-            Ok(sink) => (true, Arc::new(sink)),
-            Err(e) => {
-                warn!(collector = c.name(), datname = %ctx.datname, error = %e, "collector failed");
-                (false, Default::default())
-            }
-        };
-        Run::new(c, &self.config, ctx.datname, success, started.elapsed(), sink).with_age(Duration::ZERO)
+        let outcome = map_rows(c, ctx, &Fetched::default());
+        self.finished(c, ctx.datname, started.elapsed(), outcome)
+            .with_age(Duration::ZERO)
     }
 
     /// Runs a host collector (files, programs) within the deadline.
@@ -193,33 +175,36 @@ impl Scraper {
                     host,
                     ..Default::default()
                 };
-                let mut sink = Sink::default();
-                c.map(ctx, &fetched, &mut sink)
-                    .and_then(|_| sink.checked().map_err(CollectError::Other))
+                map_rows(c, ctx, &fetched)
             }
         };
+        self.finished(c, ctx.datname, started.elapsed(), outcome)
+    }
+
+    /// A collector's outcome as its `Run`; a failure is logged.
+    fn finished(
+        &self,
+        c: &'static dyn Collector,
+        datname: &str,
+        duration: Duration,
+        outcome: Result<Sink, CollectError>,
+    ) -> Run {
         match outcome {
-            Ok(sink) => Run::new(
-                c,
-                &self.config,
-                ctx.datname,
-                true,
-                started.elapsed(),
-                Arc::new(sink),
-            ),
+            Ok(sink) => Run::new(c, &self.config, datname, true, duration, Arc::new(sink)),
             Err(e) => {
-                warn!(collector = c.name(), error = %e, "collector failed");
-                Run::new(
-                    c,
-                    &self.config,
-                    ctx.datname,
-                    false,
-                    started.elapsed(),
-                    Default::default(),
-                )
+                warn!(collector = c.name(), datname = %datname, error = %e, "collector failed");
+                Run::new(c, &self.config, datname, false, duration, Default::default())
             }
         }
     }
+}
+
+/// What a collector makes of its rows (or host results): its mapping, then
+/// the sink's own checks.
+fn map_rows(c: &dyn Collector, ctx: &Ctx<'_>, fetched: &Fetched) -> Result<Sink, CollectError> {
+    let mut sink = Sink::default();
+    c.map(ctx, fetched, &mut sink)
+        .and_then(|_| sink.checked().map_err(CollectError::Other))
 }
 
 /// Runs one query and packs its rows as they arrive (`rows.rs`): no
