@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::{join_all, FutureExt};
 use tracing::{debug, info, warn, Instrument};
 
+use super::cache::Handover;
 use super::execute::{explain, explain_conn};
 use super::{Run, Scraper, Snapshot};
 use crate::collectors::{self, Collector, Ctx, Scope, ServerInfo, Source};
@@ -354,16 +355,43 @@ impl Scraper {
         for (c, requests) in host {
             runs.push(self.execute_host(c, &ctx, requests, deadline).await);
         }
-        if todo.is_empty() {
+        // Without a query of this scrape's there is no connection to hand
+        // over, and nothing keeps the first runs from being waited for.
+        let (read, handover, reached) = if todo.is_empty() {
             drop(lease);
-            self.refresh_in_background(stale, datname.clone(), server.clone(), None);
+            (vec![], None, true)
+        } else {
+            self.read_database(lease, &ctx, todo, !stale.is_empty(), deadline)
+                .instrument(span)
+                .await
+        };
+        runs.extend(read);
+        self.refresh_in_background(stale, datname.clone(), server.clone(), handover);
+        if reached {
             runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
-            return runs;
         }
+        runs
+    }
 
+    /// Runs `todo` in the database of `ctx` on `lease`, else on a connection
+    /// it waits for. With `hand_over`, the connection is kept once the
+    /// queries are done and mapped, and given back with a background turn
+    /// for the database's stale cached collectors (when a turn is free);
+    /// otherwise it goes back to the pool as soon as its last query is done.
+    /// The flag is false when the database could not be reached: its first
+    /// runs are not waited for then.
+    async fn read_database(
+        &self,
+        lease: Option<Lease>,
+        ctx: &Ctx<'_>,
+        todo: Vec<(&'static dyn Collector, Vec<collectors::Query>)>,
+        hand_over: bool,
+        deadline: Instant,
+    ) -> (Vec<Run>, Option<Handover>, bool) {
+        let datname = ctx.datname;
         let lease = match lease {
             Some(l) => Ok(l),
-            None => self.pools.get(&datname, deadline).instrument(span.clone()).await,
+            None => self.pools.get(datname, deadline).await,
         };
         let lease = match lease {
             Ok(l) => l,
@@ -371,55 +399,47 @@ impl Scraper {
                 // More databases than the deadline lets the cap visit: this
                 // one's turn is a later scrape (it goes first then).
                 debug!(datname = %datname, "no connection before the deadline; serving the last results");
-                self.refresh_in_background(stale, datname.clone(), server.clone(), None);
-                runs.extend(todo.iter().map(|(c, _)| self.stale_or_failed(*c, &datname)));
-                return runs;
+                let runs = todo.iter().map(|(c, _)| self.stale_or_failed(*c, datname));
+                return (runs.collect(), None, false);
             }
             Err(e) => {
                 warn!(datname = %datname, error = %explain_conn(&e), "cannot reach database; its collectors report failure");
-                self.refresh_in_background(stale, datname.clone(), server.clone(), None);
-                runs.extend(todo.iter().map(|(c, _)| {
+                let runs = todo.iter().map(|(c, _)| {
                     Run::new(
                         *c,
                         &self.config,
-                        &datname,
+                        datname,
                         false,
                         Duration::ZERO,
                         Default::default(),
                     )
-                }));
-                return runs;
+                });
+                return (runs.collect(), None, false);
             }
         };
         let lease = Arc::new(lease);
-        // Kept for the background refreshes, if any: handed over with a
-        // background turn once the queries are done and mapped, else back
-        // to the pool as soon as its last query is done.
-        let keep = (!stale.is_empty()).then(|| lease.clone());
-        let results = self.execute(lease, &ctx, todo, deadline).instrument(span).await;
+        let keep = hand_over.then(|| lease.clone());
+        let results = self.execute(lease, ctx, todo, deadline).await;
         let handover = keep.and_then(|l| Arc::try_unwrap(l).ok()).and_then(|lease| {
             let turn = self.background.clone().try_acquire_owned().ok()?;
-            Some(super::cache::Handover { lease, turn })
+            Some(Handover { lease, turn })
         });
-        self.refresh_in_background(stale, datname.clone(), server.clone(), handover);
         let late = Instant::now() >= deadline;
         let results = results.into_iter().map(|r| match (r.success, late) {
             (true, _) => {
                 if self.rotating() {
-                    self.last_good
-                        .lock()
-                        .unwrap()
-                        .insert((r.collector, datname.clone()), (Instant::now(), r.sink.clone()));
+                    self.last_good.lock().unwrap().insert(
+                        (r.collector, datname.to_string()),
+                        (Instant::now(), r.sink.clone()),
+                    );
                 }
                 r.with_age(Duration::ZERO)
             }
             // Cut off by the deadline: the last good result, with its age.
-            (false, true) if self.rotating() => self.stale_by_name(r, &datname),
+            (false, true) if self.rotating() => self.stale_by_name(r, datname),
             (false, _) => r,
         });
-        runs.extend(results);
-        runs.extend(self.await_first_runs(&first_runs, &datname, deadline).await);
-        runs
+        (results.collect(), handover, true)
     }
 
     /// True when there are more databases than connections: each database's
