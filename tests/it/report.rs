@@ -652,20 +652,7 @@ async fn multixact_age_is_found_with_a_vacuumdb_plan() {
     let db = pg.fresh_db().await;
     db.batch("CREATE TABLE locks (id int PRIMARY KEY); INSERT INTO locks SELECT generate_series(1, 25000);")
         .await;
-    let holder = db.session().await;
-    holder
-        .batch_execute("BEGIN; SELECT count(*) FROM (SELECT id FROM locks FOR SHARE) s;")
-        .await
-        .unwrap();
-    db.batch(
-        "DO $$ BEGIN
-           FOR i IN 1..25000 LOOP
-             PERFORM id FROM locks WHERE id = i FOR SHARE;
-             COMMIT;
-           END LOOP;
-         END $$;",
-    )
-    .await;
+    let holder = db.multixacts("locks", 25000).await;
     let age = db
         .scalar_f64("SELECT mxid_age(datminmxid)::float8 FROM pg_database WHERE datname = current_database()")
         .await;

@@ -267,20 +267,7 @@ async fn shared_row_locks_age_the_table_in_multixacts() {
     .await;
     let age_sql = "SELECT mxid_age(relminmxid)::float8 FROM pg_class WHERE relname = 'shared'";
     let age_start = db.scalar_f64(age_sql).await;
-    let holder = db.session().await;
-    holder
-        .batch_execute("BEGIN; SELECT count(*) FROM (SELECT * FROM shared FOR SHARE) s;")
-        .await
-        .unwrap();
-    db.batch(&format!(
-        "DO $$ BEGIN
-           FOR i IN 1..{ROWS} LOOP
-             PERFORM 1 FROM shared WHERE id = i FOR SHARE;
-             COMMIT;
-           END LOOP;
-         END $$;"
-    ))
-    .await;
+    let holder = db.multixacts("shared", ROWS).await;
     holder.batch_execute("COMMIT").await.unwrap();
     let multis = db
         .scalar_f64(
@@ -368,20 +355,7 @@ async fn a_table_past_its_multixact_freeze_max_age_needs_attention() {
     assert!(!kept(&m).contains(&"shared".to_string()), "{:?}", kept(&m));
     assert!(kept(&m).contains(&"filler10".to_string()), "{:?}", kept(&m));
 
-    let holder = db.session().await;
-    holder
-        .batch_execute("BEGIN; SELECT count(*) FROM (SELECT * FROM shared FOR SHARE) s;")
-        .await
-        .unwrap();
-    db.batch(&format!(
-        "DO $$ BEGIN
-           FOR i IN 1..{MULTIS} LOOP
-             PERFORM 1 FROM shared WHERE id = i FOR SHARE;
-             COMMIT;
-           END LOOP;
-         END $$;"
-    ))
-    .await;
+    let holder = db.multixacts("shared", MULTIS).await;
     holder.batch_execute("COMMIT").await.unwrap();
     let age = db
         .scalar_f64("SELECT mxid_age(relminmxid)::float8 FROM pg_class WHERE relname = 'shared'")

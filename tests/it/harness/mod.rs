@@ -245,6 +245,31 @@ impl Db {
         connect(&self.url).await
     }
 
+    /// Makes `n` MultiXacts in `table` (rows with `id` 1..=n): a second
+    /// session share-locks every row in a transaction it keeps open, and each
+    /// row is share-locked again by a short transaction of its own. Returns
+    /// that session, still in its transaction: while it lasts nothing can
+    /// freeze them; `COMMIT` on it lets them go.
+    pub async fn multixacts(&self, table: &str, n: i64) -> Client {
+        let holder = self.session().await;
+        holder
+            .batch_execute(&format!(
+                "BEGIN; SELECT count(*) FROM (SELECT id FROM {table} FOR SHARE) s;"
+            ))
+            .await
+            .unwrap();
+        self.batch(&format!(
+            "DO $$ BEGIN
+               FOR i IN 1..{n} LOOP
+                 PERFORM 1 FROM {table} WHERE id = i FOR SHARE;
+                 COMMIT;
+               END LOOP;
+             END $$;"
+        ))
+        .await;
+        holder
+    }
+
     pub async fn scalar_f64(&self, sql: &str) -> f64 {
         self.client
             .query_one(sql, &[])
