@@ -220,51 +220,7 @@ async fn demo_shows_the_scenario_and_alerts_and_cleans_up() {
         Some(m)
     })
     .await;
-    let table = [
-        ("datname", "meetings"),
-        ("schemaname", "public"),
-        ("relname", "meetings"),
-    ];
-    let dead = m.value("pg_table_dead_tuples", &table).unwrap();
-    let trigger = m
-        .value("pg_table_autovacuum_vacuum_trigger_tuples", &table)
-        .unwrap();
-    // 50,000 rows, every 4th deleted (12,500 dead); trigger 50 + 0.2 × 50,000 = 10,050.
-    assert!(
-        (12000.0..=12500.0).contains(&dead),
-        "dead tuples on meetings: {dead}"
-    );
-    assert!(
-        (9000.0..=11000.0).contains(&trigger),
-        "vacuum trigger of meetings: {trigger}"
-    );
-    assert!(dead > trigger, "dead {dead} above the trigger {trigger}");
-    assert_eq!(m.value("pg_table_autovacuum_enabled", &table), Some(0.0));
-    let index = |name: &'static str| {
-        [
-            ("datname", "meetings"),
-            ("schemaname", "public"),
-            ("relname", "meetings"),
-            ("indexrelname", name),
-        ]
-    };
-    assert_eq!(
-        m.value("pg_index_unused", &index("meetings_title_idx")),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.value("pg_index_unused", &index("meetings_title_idx2")),
-        Some(1.0)
-    );
-    // The primary key enforces a constraint: never "unused".
-    assert_eq!(m.value("pg_index_unused", &index("meetings_pkey")), Some(0.0));
-    let dup = m
-        .value("pg_index_duplicate", &index("meetings_title_idx"))
-        .unwrap()
-        + m.value("pg_index_duplicate", &index("meetings_title_idx2"))
-            .unwrap();
-    assert_eq!(dup, 1.0, "exactly one of the two identical indexes is flagged");
-    assert_eq!(m.value("pg_index_duplicate", &index("meetings_pkey")), Some(0.0));
+    assert_meetings_findings(&m);
     // The session the script leaves idle in a transaction.
     let idle = m
         .value(
@@ -341,4 +297,57 @@ async fn demo_shows_the_scenario_and_alerts_and_cleans_up() {
     }
     let left = demo.group_members();
     assert!(left.is_empty(), "processes left behind by demo.sh: {left}");
+}
+
+/// What the meetings scenario plants in the `meetings` table, as a scrape
+/// shows it: dead tuples past the vacuum trigger with autovacuum off, two
+/// identical unused indexes (one flagged duplicate), and a primary key that
+/// is never "unused". `scripts/demo.sh` and the compose files'
+/// `deploy/compose/initdb/02-meetings.sql` seed the same scenario.
+pub(crate) fn assert_meetings_findings(m: &Samples) {
+    let table = [
+        ("datname", "meetings"),
+        ("schemaname", "public"),
+        ("relname", "meetings"),
+    ];
+    let dead = m.value("pg_table_dead_tuples", &table).unwrap();
+    let trigger = m
+        .value("pg_table_autovacuum_vacuum_trigger_tuples", &table)
+        .unwrap();
+    // 50,000 rows, every 4th deleted (12,500 dead); trigger 50 + 0.2 × 50,000 = 10,050.
+    assert!(
+        (12000.0..=12500.0).contains(&dead),
+        "dead tuples on meetings: {dead}"
+    );
+    assert!(
+        (9000.0..=11000.0).contains(&trigger),
+        "vacuum trigger of meetings: {trigger}"
+    );
+    assert!(dead > trigger, "dead {dead} above the trigger {trigger}");
+    assert_eq!(m.value("pg_table_autovacuum_enabled", &table), Some(0.0));
+    let index = |name: &'static str| {
+        [
+            ("datname", "meetings"),
+            ("schemaname", "public"),
+            ("relname", "meetings"),
+            ("indexrelname", name),
+        ]
+    };
+    assert_eq!(
+        m.value("pg_index_unused", &index("meetings_title_idx")),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("pg_index_unused", &index("meetings_title_idx2")),
+        Some(1.0)
+    );
+    // The primary key enforces a constraint: never "unused".
+    assert_eq!(m.value("pg_index_unused", &index("meetings_pkey")), Some(0.0));
+    let dup = m
+        .value("pg_index_duplicate", &index("meetings_title_idx"))
+        .unwrap()
+        + m.value("pg_index_duplicate", &index("meetings_title_idx2"))
+            .unwrap();
+    assert_eq!(dup, 1.0, "exactly one of the two identical indexes is flagged");
+    assert_eq!(m.value("pg_index_duplicate", &index("meetings_pkey")), Some(0.0));
 }

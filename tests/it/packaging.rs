@@ -299,39 +299,5 @@ async fn compose_init_scripts_seed_the_scenario() {
     let m = exporter.scrape().await;
     let _ = std::fs::remove_file(&secret);
     assert_eq!(m.value("pg_up", &[]), Some(1.0), "{}", exporter.logs());
-    let table = [
-        ("datname", "meetings"),
-        ("schemaname", "public"),
-        ("relname", "meetings"),
-    ];
-    let dead = m
-        .value("pg_table_dead_tuples", &table)
-        .expect("dead tuples of meetings");
-    let trigger = m
-        .value("pg_table_autovacuum_vacuum_trigger_tuples", &table)
-        .unwrap();
-    assert!(
-        (12000.0..=12500.0).contains(&dead) && dead > trigger,
-        "dead {dead}, trigger {trigger}"
-    );
-    assert_eq!(m.value("pg_table_autovacuum_enabled", &table), Some(0.0));
-    let index = |name: &'static str| {
-        [
-            ("datname", "meetings"),
-            ("schemaname", "public"),
-            ("relname", "meetings"),
-            ("indexrelname", name),
-        ]
-    };
-    assert_eq!(
-        m.value("pg_index_unused", &index("meetings_title_idx")),
-        Some(1.0)
-    );
-    assert_eq!(m.value("pg_index_unused", &index("meetings_pkey")), Some(0.0));
-    let dup = m
-        .value("pg_index_duplicate", &index("meetings_title_idx"))
-        .unwrap()
-        + m.value("pg_index_duplicate", &index("meetings_title_idx2"))
-            .unwrap();
-    assert_eq!(dup, 1.0);
+    crate::demo::assert_meetings_findings(&m);
 }
